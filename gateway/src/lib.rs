@@ -1,0 +1,4 @@
+//! The Tongban hub.
+pub mod identity;
+pub mod record;
+pub mod store;

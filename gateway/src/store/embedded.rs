@@ -1,0 +1,1 @@
+//! The embedded store: SQLite in one local file.

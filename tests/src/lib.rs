@@ -1,0 +1,2 @@
+//! Shared harness of the black-box tests.
+pub mod db;
