@@ -23,7 +23,9 @@ pub enum Identity {
 impl Identity {
     /// Parses the SAN URI form, e.g. `urn:tongban:department:tax`.
     pub fn from_uri(uri: &str) -> Result<Identity, IdentityError> {
-        let rest = uri.strip_prefix(URN_PREFIX).ok_or_else(|| IdentityError::NotTongban(uri.to_owned()))?;
+        let rest = uri
+            .strip_prefix(URN_PREFIX)
+            .ok_or_else(|| IdentityError::NotTongban(uri.to_owned()))?;
         rest.parse()
     }
 
@@ -61,7 +63,11 @@ impl Identity {
     /// Every identity the development PKI issues a certificate for.
     pub fn dev_identities() -> Vec<Identity> {
         let mut all: Vec<Identity> = Department::ALL.into_iter().map(Identity::Department).collect();
-        all.extend([Identity::Platform, Identity::Steward("steward".to_owned()), Identity::Ops]);
+        all.extend([
+            Identity::Platform,
+            Identity::Steward("steward".to_owned()),
+            Identity::Ops,
+        ]);
         all
     }
 }
@@ -96,7 +102,11 @@ impl FromStr for Identity {
 }
 
 fn is_valid_steward_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,7 +129,10 @@ mod tests {
             assert_eq!(Identity::from_uri(&id.to_uri()), Ok(id.clone()));
             assert_eq!(Identity::from_name(id.folder_name()), Ok(id));
         }
-        assert_eq!(Identity::from_uri("urn:tongban:department:tax"), Ok(Identity::Department(Department::Tax)));
+        assert_eq!(
+            Identity::from_uri("urn:tongban:department:tax"),
+            Ok(Identity::Department(Department::Tax))
+        );
         assert!(Identity::from_uri("urn:tongban:department:police").is_err());
         assert!(Identity::from_uri("urn:other:ops").is_err());
         assert!(Identity::from_uri("urn:tongban:steward:").is_err());

@@ -1,4 +1,31 @@
-//! The Tongban hub.
+//! The Tongban hub: a gRPC service that takes each department's records over mutual
+//! TLS, validates them, keeps every version, and answers for each one.
+//!
+//! Map of the crate, in the order a pushed record flows through it:
+//! - [`tls`]: the accept loop; only connections with a client certificate of the
+//!   configured CA (and not revoked) get through, each tagged with its [`tls::Peer`].
+//! - [`identity`]: who the certificate says the caller is (`department:tax`, ...).
+//! - [`grpc`]: the gRPC services, wire ⇄ domain conversions, and the one place where
+//!   errors become a `tonic::Status`.
+//! - [`pipeline`]: authorise → validate (JSON Schemas from [`schemas`]) → commit.
+//! - [`store`]: the store interface and its two implementations, PostgreSQL and an
+//!   embedded SQLite file. The only module with SQL in it.
+//! - [`record`]: the domain types the stages pass along.
+//! - [`server`]: assembles all of the above on a socket, with health and reflection.
+//!
+//! Around the hub: [`config`] (the typed configuration of `tongban serve`), [`pki`]
+//! (development PKI, client certificates), [`client`] (the department connector
+//! behind `tongban push`), and [`cli`] (the subcommands of the `tongban` binary).
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod grpc;
 pub mod identity;
+pub mod pipeline;
+pub mod pki;
 pub mod record;
+pub mod schemas;
+pub mod server;
 pub mod store;
+pub mod tls;

@@ -65,11 +65,21 @@ pub struct RecordError {
 
 impl RecordError {
     pub fn payload(pointer: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
-        RecordError { scope: ErrorScope::Payload, pointer: pointer.into(), message: message.into(), code: code.to_owned() }
+        RecordError {
+            scope: ErrorScope::Payload,
+            pointer: pointer.into(),
+            message: message.into(),
+            code: code.to_owned(),
+        }
     }
 
     pub fn envelope(field: &str, code: &str, message: impl Into<String>) -> Self {
-        RecordError { scope: ErrorScope::Envelope, pointer: format!("/{field}"), message: message.into(), code: code.to_owned() }
+        RecordError {
+            scope: ErrorScope::Envelope,
+            pointer: format!("/{field}"),
+            message: message.into(),
+            code: code.to_owned(),
+        }
     }
 
     /// The same version of a record arrived with different content: the department's
@@ -122,8 +132,8 @@ pub struct RecordResult {
     pub source_id: String,
     pub source_version: i64,
     pub outcome: Outcome,
-    /// The version held as current after this batch (0 when the record is unknown).
-    pub current_version: i64,
+    /// The version held as current after this batch; `None` when none is held.
+    pub current_version: Option<i64>,
     pub errors: Vec<RecordError>,
     /// Set for rejections: the quarantine entry that keeps the record.
     pub quarantine_id: Option<String>,

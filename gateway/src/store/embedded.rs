@@ -1,1 +1,582 @@
 //! The embedded store: SQLite in one local file.
+//!
+//! For a single gateway without a database server. One connection does all the work,
+//! behind a mutex and on tokio's blocking threads; SQLite allows one writer at a time
+//! anyway. A batch is one `BEGIN IMMEDIATE` transaction, which takes the write lock up
+//! front, so nothing else can change the records it reads before it commits.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::{
+    envelope_of, errors_from_json, errors_to_json, fill_current_versions, pending_result, records_in_lock_order,
+    sql_limit, unknown_records, Decision, QuarantineEntry, Receipt, RecordKey, Store, StoreError, StoredVersion,
+    VersionWrite,
+};
+use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
+
+/// Tuning of the embedded store.
+#[derive(Debug, Clone)]
+pub struct EmbeddedSettings {
+    /// How long to wait for another process's lock on the file before giving up with
+    /// [`StoreError::Unavailable`].
+    pub busy_timeout: Duration,
+}
+
+impl Default for EmbeddedSettings {
+    fn default() -> Self {
+        EmbeddedSettings {
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The SQLite [`Store`]. Clones share one connection.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if need be) the database file at `path` with default settings and
+    /// brings its schema up to date. Blocking: call it before serving, or from
+    /// `spawn_blocking`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        EmbeddedStore::open_with(path, &EmbeddedSettings::default())
+    }
+
+    /// [`EmbeddedStore::open`] with explicit settings.
+    pub fn open_with(path: &Path, settings: &EmbeddedSettings) -> Result<Self, StoreError> {
+        // A fresh deployment's data folder may not exist yet.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let mut connection = Connection::open(path).map_err(classify)?;
+        configure(&connection, settings)?;
+        migrate(&mut connection)?;
+        Ok(EmbeddedStore {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Runs `work` on the connection on a blocking thread.
+    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave a transaction open (rusqlite rolls
+            // back when a `Transaction` is dropped, unwinding included), so the connection
+            // is still sound and the poison can be ignored.
+            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut connection)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("embedded store task failed: {e}")))?
+    }
+}
+
+/// Per-connection settings; none of them persists in the file except the journal mode.
+fn configure(connection: &Connection, settings: &EmbeddedSettings) -> Result<(), StoreError> {
+    // First, so that switching the journal mode below also waits for other processes.
+    connection.busy_timeout(settings.busy_timeout).map_err(classify)?;
+    // WAL: readers do not block the writer, and a commit is one append to the log.
+    let mode: String = connection
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(classify)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!(
+            "the embedded database cannot use write-ahead logging (journal mode is {mode:?})"
+        )));
+    }
+    // FULL: the log is synced at every commit, so an acknowledged batch survives a power
+    // failure (NORMAL, the usual WAL choice, may lose the last commits).
+    connection
+        .pragma_update(None, "synchronous", "FULL")
+        .map_err(classify)?;
+    connection.pragma_update(None, "foreign_keys", true).map_err(classify)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Migrations
+
+struct Migration {
+    version: i64,
+    sql: &'static str,
+}
+
+/// Applied in order, each once; never edit one that has shipped, add a new one.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("migrations/embedded/0001_initial.sql"),
+}];
+
+/// Applies the migrations not yet recorded in `schema_migrations`, each in its own
+/// transaction; `BEGIN IMMEDIATE` keeps two processes opening the file at once apart.
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    for migration in MIGRATIONS {
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 applied_at INTEGER NOT NULL
+             ) STRICT",
+        )
+        .map_err(classify)?;
+        let applied = tx
+            .query_row(
+                "SELECT 1 FROM schema_migrations WHERE version = ?1",
+                [migration.version],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(classify)?
+            .is_some();
+        if !applied {
+            tx.execute_batch(migration.sql).map_err(classify)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![migration.version, unix_millis(SystemTime::now())],
+            )
+            .map_err(classify)?;
+        }
+        tx.commit().map_err(classify)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The store
+
+impl Store for EmbeddedStore {
+    async fn commit(&self, receipt: &Receipt, batch: Vec<Submission>) -> Result<Vec<RecordResult>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let receipt = receipt.clone();
+        self.run(move |connection| {
+            let tx = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(classify)?;
+            let results = apply_batch(&tx, &receipt, &batch)?;
+            // Dropping `tx` on an error above rolls the whole batch back.
+            tx.commit().map_err(classify)?;
+            Ok(results)
+        })
+        .await
+    }
+
+    async fn versions(&self, record_type: &str, source_id: &str) -> Result<Vec<StoredVersion>, StoreError> {
+        let key = (record_type.to_owned(), source_id.to_owned());
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT source_version, deleted, payload FROM source_record_versions
+                     WHERE record_type = ?1 AND source_id = ?2
+                     ORDER BY source_version",
+                )
+                .map_err(classify)?;
+            let rows = statement
+                .query_map(params![key.0, key.1], stored_version)
+                .map_err(classify)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(classify)
+        })
+        .await
+    }
+
+    async fn current(&self, record_type: &str, source_id: &str) -> Result<Option<StoredVersion>, StoreError> {
+        let key = (record_type.to_owned(), source_id.to_owned());
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT v.source_version, v.deleted, v.payload
+                     FROM source_records r
+                     JOIN source_record_versions v
+                       ON v.record_type = r.record_type
+                      AND v.source_id = r.source_id
+                      AND v.source_version = r.current_version
+                     WHERE r.record_type = ?1 AND r.source_id = ?2",
+                )
+                .map_err(classify)?;
+            statement
+                .query_row(params![key.0, key.1], stored_version)
+                .optional()
+                .map_err(classify)
+        })
+        .await
+    }
+
+    async fn quarantine(&self, identity: Option<&str>, limit: usize) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let identity = identity.map(str::to_owned);
+        let limit = sql_limit(limit);
+        self.run(move |connection| {
+            // Two statements rather than `?1 IS NULL OR identity = ?1`, which SQLite
+            // cannot answer from the (identity, id) index.
+            let rows = match identity {
+                Some(identity) => connection
+                    .prepare_cached(&format!("{QUARANTINE_SELECT} WHERE identity = ?1 ORDER BY id LIMIT ?2"))
+                    .and_then(|mut statement| {
+                        statement
+                            .query_map(params![identity, limit], QuarantineRow::read)?
+                            .collect::<Result<Vec<_>, _>>()
+                    }),
+                None => connection
+                    .prepare_cached(&format!("{QUARANTINE_SELECT} ORDER BY id LIMIT ?1"))
+                    .and_then(|mut statement| {
+                        statement
+                            .query_map(params![limit], QuarantineRow::read)?
+                            .collect::<Result<Vec<_>, _>>()
+                    }),
+            };
+            rows.map_err(classify)?
+                .into_iter()
+                .map(QuarantineRow::into_entry)
+                .collect()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Reads the file, not just the connection object.
+        self.run(|connection| {
+            connection
+                .query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(()))
+                .map_err(classify)
+        })
+        .await
+    }
+}
+
+/// Applies every item of `batch` inside `tx`; the results are final only once `tx` commits.
+/// The same steps as the PostgreSQL store, where the order of the first one matters; here
+/// the write lock is held already and the first step only creates the rows of new records
+/// before their versions, which reference them.
+fn apply_batch(tx: &Transaction<'_>, receipt: &Receipt, batch: &[Submission]) -> Result<Vec<RecordResult>, StoreError> {
+    let identity = receipt.identity.to_string();
+
+    let mut current: HashMap<RecordKey, Option<i64>> = HashMap::new();
+    for key in records_in_lock_order(batch) {
+        let version = open_record(tx, &key)?;
+        current.insert(key, version);
+    }
+
+    let mut results = Vec::with_capacity(batch.len());
+    for item in batch {
+        let result = match item {
+            Submission::Valid(record) => apply_record(tx, receipt, &identity, item, record, &mut current)?,
+            Submission::Rejected(rejection) => {
+                let id = insert_quarantine(tx, receipt, &identity, &rejection.envelope, &rejection.errors)?;
+                pending_result(item, Outcome::Rejected, rejection.errors.clone(), Some(id))
+            }
+        };
+        results.push(result);
+    }
+
+    let mut current: HashMap<RecordKey, i64> = current
+        .into_iter()
+        .filter_map(|(key, version)| Some((key, version?)))
+        .collect();
+    for key in unknown_records(&results, &current) {
+        if let Some(version) = current_version(tx, &key)? {
+            current.insert(key, version);
+        }
+    }
+    fill_current_versions(&mut results, &current);
+    Ok(results)
+}
+
+/// Returns a record's current version, or creates its row and returns `None` if it is new.
+/// A new row holds a placeholder version until the batch's first version of the record
+/// replaces it (the deferred foreign key refuses to commit a placeholder).
+fn open_record(tx: &Transaction<'_>, (record_type, source_id): &RecordKey) -> Result<Option<i64>, StoreError> {
+    let created = tx
+        .prepare_cached(
+            "INSERT INTO source_records (record_type, source_id, current_version) VALUES (?1, ?2, 0)
+             ON CONFLICT (record_type, source_id) DO NOTHING",
+        )
+        .and_then(|mut statement| statement.execute(params![record_type, source_id]))
+        .map_err(classify)?;
+    if created == 1 {
+        return Ok(None);
+    }
+    current_version(tx, &(record_type.clone(), source_id.clone()))?
+        .map(Some)
+        .ok_or_else(|| StoreError::Internal(format!("record ({record_type}, {source_id}) vanished in a transaction")))
+}
+
+/// Applies one valid record under the version rules.
+fn apply_record(
+    tx: &Transaction<'_>,
+    receipt: &Receipt,
+    identity: &str,
+    item: &Submission,
+    record: &SourceRecord,
+    current: &mut HashMap<RecordKey, Option<i64>>,
+) -> Result<RecordResult, StoreError> {
+    let key = (record.record_type.clone(), record.source_id.clone());
+    let Some(current) = current.get_mut(&key) else {
+        return Err(StoreError::Internal(format!(
+            "record {key:?} was not opened before being written"
+        )));
+    };
+    let write = insert_version(tx, receipt, identity, record)?;
+    let result = match Decision::new(write, *current, record.source_version) {
+        Decision::BecomesCurrent => {
+            set_current_version(tx, record)?;
+            *current = Some(record.source_version);
+            pending_result(item, Outcome::Accepted, Vec::new(), None)
+        }
+        Decision::Stale => pending_result(item, Outcome::Stale, Vec::new(), None),
+        Decision::Unchanged => pending_result(item, Outcome::Unchanged, Vec::new(), None),
+        Decision::Conflict => {
+            let errors = vec![RecordError::version_conflict(record.source_version)];
+            let id = insert_quarantine(tx, receipt, identity, &envelope_of(record), &errors)?;
+            pending_result(item, Outcome::Rejected, errors, Some(id))
+        }
+    };
+    Ok(result)
+}
+
+/// Keeps `record` as a new version unless that version is already held, in which case it
+/// compares the content. Payloads are canonical JSON text, so equal text is equal content;
+/// parsing them to compare would be no better (serde_json rounds large numbers).
+fn insert_version(
+    tx: &Transaction<'_>,
+    receipt: &Receipt,
+    identity: &str,
+    record: &SourceRecord,
+) -> Result<VersionWrite, StoreError> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO source_record_versions
+                 (record_type, source_id, source_version, deleted, payload,
+                  received_at, received_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (record_type, source_id, source_version) DO NOTHING",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                record.record_type,
+                record.source_id,
+                record.source_version,
+                record.deleted,
+                record.payload,
+                unix_millis(receipt.received_at),
+                identity,
+            ])
+        })
+        .map_err(classify)?;
+    if inserted == 1 {
+        return Ok(VersionWrite::Inserted);
+    }
+    let same_content = tx
+        .prepare_cached(
+            "SELECT deleted = ?4 AND payload = ?5
+             FROM source_record_versions
+             WHERE record_type = ?1 AND source_id = ?2 AND source_version = ?3",
+        )
+        .and_then(|mut statement| {
+            statement.query_row(
+                params![
+                    record.record_type,
+                    record.source_id,
+                    record.source_version,
+                    record.deleted,
+                    record.payload
+                ],
+                |row| row.get(0),
+            )
+        })
+        .map_err(classify)?;
+    Ok(VersionWrite::AlreadyHeld { same_content })
+}
+
+fn set_current_version(tx: &Transaction<'_>, record: &SourceRecord) -> Result<(), StoreError> {
+    let updated = tx
+        .prepare_cached(
+            "UPDATE source_records SET current_version = ?3
+             WHERE record_type = ?1 AND source_id = ?2",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![record.record_type, record.source_id, record.source_version])
+        })
+        .map_err(classify)?;
+    if updated != 1 {
+        return Err(StoreError::Internal(format!(
+            "record ({}, {}) vanished in a transaction",
+            record.record_type, record.source_id
+        )));
+    }
+    Ok(())
+}
+
+fn current_version(tx: &Transaction<'_>, (record_type, source_id): &RecordKey) -> Result<Option<i64>, StoreError> {
+    tx.prepare_cached("SELECT current_version FROM source_records WHERE record_type = ?1 AND source_id = ?2")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![record_type, source_id], |row| row.get(0))
+                .optional()
+        })
+        .map_err(classify)
+}
+
+/// Keeps a rejected envelope; returns the entry's id.
+fn insert_quarantine(
+    tx: &Transaction<'_>,
+    receipt: &Receipt,
+    identity: &str,
+    envelope: &Envelope,
+    errors: &[RecordError],
+) -> Result<String, StoreError> {
+    let errors = errors_to_json(errors)?;
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO quarantine
+                 (received_at, identity, record_type, source_id, source_version, deleted,
+                  payload, errors)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             RETURNING id",
+        )
+        .and_then(|mut statement| {
+            statement.query_row(
+                params![
+                    unix_millis(receipt.received_at),
+                    identity,
+                    envelope.record_type,
+                    envelope.source_id,
+                    envelope.source_version,
+                    envelope.deleted,
+                    envelope.payload,
+                    errors,
+                ],
+                |row| row.get(0),
+            )
+        })
+        .map_err(classify)?;
+    Ok(id.to_string())
+}
+
+const QUARANTINE_SELECT: &str = "SELECT id, identity, received_at, record_type, source_id,
+                                        source_version, deleted, payload, errors
+                                 FROM quarantine";
+
+fn stored_version(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredVersion> {
+    Ok(StoredVersion {
+        source_version: row.get(0)?,
+        deleted: row.get(1)?,
+        payload: row.get(2)?,
+    })
+}
+
+/// A quarantine row as read, before its errors are decoded (which can fail with a
+/// [`StoreError`], not a `rusqlite::Error`).
+struct QuarantineRow {
+    entry: QuarantineEntry,
+    errors: String,
+}
+
+impl QuarantineRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantineRow> {
+        let id: i64 = row.get(0)?;
+        Ok(QuarantineRow {
+            entry: QuarantineEntry {
+                id: id.to_string(),
+                identity: row.get(1)?,
+                received_at: from_unix_millis(row.get(2)?),
+                envelope: Envelope {
+                    record_type: row.get(3)?,
+                    source_id: row.get(4)?,
+                    source_version: row.get(5)?,
+                    deleted: row.get(6)?,
+                    payload: row.get(7)?,
+                },
+                errors: Vec::new(),
+            },
+            errors: row.get(8)?,
+        })
+    }
+
+    fn into_entry(self) -> Result<QuarantineEntry, StoreError> {
+        Ok(QuarantineEntry {
+            errors: errors_from_json(&self.errors)?,
+            ..self.entry
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Time and errors
+
+/// Milliseconds since the Unix epoch (negative before it).
+fn unix_millis(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |millis| -millis),
+    }
+}
+
+fn from_unix_millis(millis: i64) -> SystemTime {
+    let offset = Duration::from_millis(millis.unsigned_abs());
+    let time = if millis >= 0 {
+        UNIX_EPOCH.checked_add(offset)
+    } else {
+        UNIX_EPOCH.checked_sub(offset)
+    };
+    // Only a corrupted row can be out of range; the epoch is as good an answer as any.
+    time.unwrap_or(UNIX_EPOCH)
+}
+
+/// Lock contention (another process holds the file), I/O trouble, a file that cannot be
+/// opened or written, or a full disk may pass, so they are `Unavailable`; anything else
+/// (constraint violations, SQL errors, a corrupted file) is `Internal`.
+fn classify(error: rusqlite::Error) -> StoreError {
+    let transient = matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::DiskFull
+                | ErrorCode::FileLockingProtocolFailed
+        )
+    );
+    let message = format!("SQLite: {error}");
+    if transient {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Internal(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_millis_round_trip() {
+        for millis in [0, 1, 1_700_000_000_123, -86_400_000] {
+            assert_eq!(unix_millis(from_unix_millis(millis)), millis);
+        }
+    }
+
+    #[test]
+    fn busy_is_unavailable_and_constraint_is_internal() {
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        assert!(matches!(classify(busy), StoreError::Unavailable(_)));
+        let constraint =
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT), None);
+        assert!(matches!(classify(constraint), StoreError::Internal(_)));
+    }
+}

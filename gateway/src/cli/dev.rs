@@ -1,0 +1,74 @@
+//! `tongban dev`: the hub on a laptop, ready in seconds.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::Limits;
+use crate::identity::Identity;
+use crate::pki::PkiLayout;
+use crate::server::{self, ServerSettings};
+use crate::store::embedded::EmbeddedStore;
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Folder for the embedded store and the development PKI.
+    #[arg(long, default_value_os_t = super::default_data_dir())]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    listen: SocketAddr,
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let pki = PkiLayout::new(args.data_dir.join("pki"));
+    let created = pki.ensure_dev().context("creating the development PKI")?;
+    let db_path = args.data_dir.join("tongban.db");
+    let store = EmbeddedStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
+    let tls = crate::tls::server_config(
+        &pki.ca_cert(),
+        &pki.server_dir().join("cert.pem"),
+        &pki.server_dir().join("key.pem"),
+        Default::default(),
+    )?;
+    let settings = ServerSettings {
+        tls,
+        limits: Limits::default(),
+        handshake_timeout: Duration::from_secs(10),
+        probe_interval: Duration::from_secs(2),
+    };
+    let listener = server::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    print_next_steps(&pki, created, addr, &db_path);
+    server::serve(listener, settings, store, super::shutdown_signal()).await?;
+    Ok(())
+}
+
+fn print_next_steps(pki: &PkiLayout, created: bool, addr: SocketAddr, db: &std::path::Path) {
+    let tax = pki.identity_dir(&Identity::Department(tongban_adapters::Department::Tax));
+    println!("Tongban dev hub listening on https://{addr} (mutual TLS)");
+    println!(
+        "  store: {} (embedded)\n  PKI:   {} ({})",
+        db.display(),
+        pki.root.display(),
+        if created { "created now" } else { "reused" }
+    );
+    println!();
+    println!("What to do next:");
+    println!("  push a department's file (one JSON envelope per line):");
+    println!(
+        "    tongban push --endpoint https://{addr} --identity {} --file records.jsonl",
+        tax.display()
+    );
+    println!("  explore the API with any gRPC client (reflection is on), e.g.:");
+    println!(
+        "    grpcurl -cacert {ca} -cert {dir}/cert.pem -key {dir}/key.pem {addr} list",
+        ca = pki.ca_cert().display(),
+        dir = tax.display()
+    );
+    println!("  client certificates for every identity: {}/<tax|hrss|market|realestate|housingfund|construction|civil|platform|steward|ops>/", pki.root.display());
+    println!("Press Ctrl-C to stop.");
+}

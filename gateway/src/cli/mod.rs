@@ -1,0 +1,75 @@
+//! The subcommands of the `tongban` binary. Each lives in its own file; this one
+//! declares them and dispatches.
+
+mod certs;
+mod demo;
+mod dev;
+mod push;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Tongban (通办): the city's data-exchange hub.
+#[derive(Debug, Parser)]
+#[command(name = "tongban", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub for development: embedded store and a development PKI under a local
+    /// folder, TLS on 127.0.0.1:7443.
+    Dev(dev::DevArgs),
+    /// Run the hub in production from a configuration file (PostgreSQL, real certificates).
+    Serve(serve::ServeArgs),
+    /// Make certificates: a CA, a server certificate, or a client certificate for an identity.
+    Certs(certs::CertsArgs),
+    /// Push a JSON-lines file of envelopes to the hub as a department.
+    Push(push::PushArgs),
+    /// Start a hub in a temporary folder, push a generated sample from all seven
+    /// departments, and print what happened to every record type.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs a parsed command line; the error is printed by `main`.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Certs(args) => certs::run(args),
+        Command::Push(args) => push::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+/// The default development folder, `./tongban-data`.
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("tongban-data")
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

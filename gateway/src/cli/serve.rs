@@ -1,0 +1,68 @@
+//! `tongban serve --config FILE`: the production hub.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::{Config, StoreConfig};
+use crate::server::{self, ServerSettings};
+use crate::store::embedded::{EmbeddedSettings, EmbeddedStore};
+use crate::store::postgres::{PostgresSettings, PostgresStore};
+use crate::store::AnyStore;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file; see deploy/tongban.example.toml for every setting.
+    #[arg(long, env = "TONGBAN_CONFIG")]
+    config: PathBuf,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let store = open_store(&config.store).await?;
+    let tls = crate::tls::server_config(
+        &config.tls.client_ca,
+        &config.tls.cert,
+        &config.tls.key,
+        config.tls.revoked_serials.iter().cloned().collect(),
+    )?;
+    let settings = ServerSettings {
+        tls,
+        limits: config.limits.clone(),
+        handshake_timeout: Duration::from_secs(config.tls.handshake_timeout_secs.max(1)),
+        probe_interval: config.health.probe_interval(),
+    };
+    let listener = server::bind(config.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, "tongban serving");
+    server::serve(listener, settings, store, super::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Opens the configured store, applying migrations.
+pub async fn open_store(config: &StoreConfig) -> anyhow::Result<AnyStore> {
+    Ok(match config {
+        StoreConfig::Postgres(pg) => {
+            let settings = PostgresSettings {
+                url: pg.url.clone(),
+                pool_size: pg.pool_size,
+                connect_timeout: Duration::from_millis(pg.connect_timeout_ms),
+                wait_timeout: Duration::from_millis(pg.wait_timeout_ms),
+                statement_timeout: Duration::from_millis(pg.statement_timeout_ms),
+            };
+            PostgresStore::connect(&settings)
+                .await
+                .context("connecting to PostgreSQL")?
+                .into()
+        }
+        StoreConfig::Embedded(e) => {
+            let settings = EmbeddedSettings {
+                busy_timeout: Duration::from_millis(e.busy_timeout_ms),
+            };
+            EmbeddedStore::open_with(&e.path, &settings)
+                .with_context(|| format!("opening {}", e.path.display()))?
+                .into()
+        }
+    })
+}

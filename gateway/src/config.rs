@@ -1,0 +1,298 @@
+//! Configuration of `tongban serve`, parsed once into typed structs.
+//!
+//! The file format is TOML; `deploy/tongban.example.toml` documents every setting and
+//! is checked against this module by a test. Secrets can come from the environment
+//! instead of the file (see [`Config::apply_env`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Environment variable that overrides `store.postgres.url` (it carries a password).
+pub const ENV_DATABASE_URL: &str = "TONGBAN_DATABASE_URL";
+/// Environment variable that overrides `tls.key` (the server key's path).
+pub const ENV_TLS_KEY: &str = "TONGBAN_TLS_KEY";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the gRPC listener (TLS only).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    pub tls: TlsConfig,
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the CA that issues client certificates; only its certificates are let in.
+    pub client_ca: PathBuf,
+    /// PEM file of the server's certificate chain.
+    pub cert: PathBuf,
+    /// PEM file of the server's private key.
+    pub key: PathBuf,
+    /// Serial numbers (hex, colons optional) of client certificates that are refused.
+    #[serde(default)]
+    pub revoked_serials: Vec<String>,
+    /// Seconds a client gets to complete the TLS handshake.
+    #[serde(default = "default_handshake_timeout_secs")]
+    pub handshake_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StoreConfig {
+    Postgres(PostgresConfig),
+    Embedded(EmbeddedConfig),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`; prefer TONGBAN_DATABASE_URL for the password.
+    #[serde(default)]
+    pub url: String,
+    /// Connections kept by this process.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Milliseconds to open a new connection before the store counts as unavailable.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Milliseconds a request waits for a free connection before it gets UNAVAILABLE.
+    #[serde(default = "default_wait_timeout_ms")]
+    pub wait_timeout_ms: u64,
+    /// Milliseconds any one SQL statement may run.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// The database file; created with its folder if missing.
+    pub path: PathBuf,
+    /// Milliseconds a write waits for a lock held by another process before UNAVAILABLE.
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
+}
+
+/// Limits that protect the service from oversized or runaway input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest gRPC message accepted, in bytes (bigger ones get RESOURCE_EXHAUSTED).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Most envelopes in one batch (more get INVALID_ARGUMENT).
+    #[serde(default = "default_max_batch_records")]
+    pub max_batch_records: usize,
+    /// Largest payload of one record, in bytes (bigger ones are rejected and quarantined).
+    #[serde(default = "default_max_payload_bytes")]
+    pub max_payload_bytes: usize,
+    /// Answers a PushStream keeps ready for a client that is slow to read them; once
+    /// they are all unread the hub stops reading the stream (backpressure).
+    #[serde(default = "default_stream_window")]
+    pub stream_window: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: default_max_message_bytes(),
+            max_batch_records: default_max_batch_records(),
+            max_payload_bytes: default_max_payload_bytes(),
+            stream_window: default_stream_window(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Milliseconds between probes of the store that drive gRPC health.
+    #[serde(default = "default_probe_interval_ms")]
+    pub probe_interval_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            probe_interval_ms: default_probe_interval_ms(),
+        }
+    }
+}
+
+impl HealthConfig {
+    pub fn probe_interval(&self) -> Duration {
+        Duration::from_millis(self.probe_interval_ms.max(100))
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid configuration: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads, parses, applies environment overrides and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.apply_env(|name| std::env::var(name).ok());
+        config.resolve_relative_paths(path.parent().unwrap_or(Path::new(".")));
+        config.check()?;
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Secrets may be given in the environment instead of the file.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let (StoreConfig::Postgres(pg), Some(url)) = (&mut self.store, var(ENV_DATABASE_URL)) {
+            pg.url = url;
+        }
+        if let Some(key) = var(ENV_TLS_KEY) {
+            self.tls.key = PathBuf::from(key);
+        }
+    }
+
+    /// Relative paths in a configuration file are relative to that file, so that a
+    /// service manager's working directory does not matter.
+    fn resolve_relative_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.tls.client_ca);
+        resolve(&mut self.tls.cert);
+        resolve(&mut self.tls.key);
+        if let StoreConfig::Embedded(e) = &mut self.store {
+            resolve(&mut e.path);
+        }
+    }
+
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let StoreConfig::Postgres(pg) = &self.store {
+            if pg.url.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "store.postgres: no database URL; set `url` or the {ENV_DATABASE_URL} environment variable"
+                )));
+            }
+            if pg.pool_size == 0 {
+                return Err(ConfigError::Invalid("store.pool_size must be at least 1".into()));
+            }
+        }
+        let l = &self.limits;
+        if l.max_batch_records == 0 || l.max_message_bytes < 1024 || l.max_payload_bytes == 0 || l.stream_window == 0 {
+            return Err(ConfigError::Invalid(
+                "limits: max_batch_records, max_payload_bytes and stream_window must be positive, \
+                 max_message_bytes at least 1024"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7443))
+}
+fn default_handshake_timeout_secs() -> u64 {
+    10
+}
+fn default_pool_size() -> usize {
+    16
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_wait_timeout_ms() -> u64 {
+    5_000
+}
+fn default_statement_timeout_ms() -> u64 {
+    30_000
+}
+fn default_busy_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_message_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_max_batch_records() -> usize {
+    1_000
+}
+fn default_max_payload_bytes() -> usize {
+    256 * 1024
+}
+fn default_stream_window() -> usize {
+    4
+}
+fn default_probe_interval_ms() -> u64 {
+    2_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../deploy/tongban.example.toml");
+
+    #[test]
+    fn the_documented_example_parses_and_checks() {
+        let mut config = Config::parse(EXAMPLE).expect("deploy/tongban.example.toml parses");
+        config.apply_env(|name| (name == ENV_DATABASE_URL).then(|| "postgres://u:p@db/tongban".to_owned()));
+        config.check().expect("example is valid");
+        match &config.store {
+            StoreConfig::Postgres(pg) => assert_eq!(pg.url, "postgres://u:p@db/tongban"),
+            other => panic!("example should configure postgres, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let text = EXAMPLE.replace("[limits]", "[limits]\nmax_bogus = 1");
+        assert!(Config::parse(&text).is_err());
+    }
+
+    #[test]
+    fn missing_database_url_is_explained() {
+        let config = Config::parse(
+            r#"
+            [tls]
+            client_ca = "ca.pem"
+            cert = "c.pem"
+            key = "k.pem"
+            [store]
+            kind = "postgres"
+            "#,
+        )
+        .expect("parses");
+        let err = config.check().expect_err("no url");
+        assert!(err.to_string().contains(ENV_DATABASE_URL));
+    }
+}

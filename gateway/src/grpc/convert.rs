@@ -1,0 +1,75 @@
+//! Wire types ⇄ domain types.
+
+use tongban_proto::v1 as pb;
+
+use crate::record::{Envelope, ErrorScope, Outcome, RecordError, RecordResult};
+
+impl From<pb::Envelope> for Envelope {
+    fn from(e: pb::Envelope) -> Self {
+        Envelope {
+            record_type: e.record_type,
+            source_id: e.source_id,
+            source_version: e.source_version,
+            deleted: e.deleted,
+            payload: e.payload,
+        }
+    }
+}
+
+impl From<Outcome> for pb::Outcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Accepted => pb::Outcome::Accepted,
+            Outcome::Unchanged => pb::Outcome::Unchanged,
+            Outcome::Stale => pb::Outcome::Stale,
+            Outcome::Rejected => pb::Outcome::Rejected,
+        }
+    }
+}
+
+impl From<RecordError> for pb::RecordError {
+    fn from(e: RecordError) -> Self {
+        let scope = match e.scope {
+            ErrorScope::Payload => pb::ErrorScope::Payload,
+            ErrorScope::Envelope => pb::ErrorScope::Envelope,
+        };
+        pb::RecordError {
+            scope: scope.into(),
+            pointer: e.pointer,
+            message: e.message,
+            code: e.code,
+        }
+    }
+}
+
+impl From<RecordResult> for pb::RecordResult {
+    fn from(r: RecordResult) -> Self {
+        pb::RecordResult {
+            record_type: r.record_type,
+            source_id: r.source_id,
+            source_version: r.source_version,
+            outcome: pb::Outcome::from(r.outcome).into(),
+            current_version: r.current_version,
+            errors: r.errors.into_iter().map(Into::into).collect(),
+            quarantine_id: r.quarantine_id.unwrap_or_default(),
+        }
+    }
+}
+
+/// A response with its results and their counts.
+pub fn push_response(batch_id: String, results: Vec<RecordResult>) -> pb::PushResponse {
+    let mut counts = pb::OutcomeCounts::default();
+    for r in &results {
+        match r.outcome {
+            Outcome::Accepted => counts.accepted += 1,
+            Outcome::Unchanged => counts.unchanged += 1,
+            Outcome::Stale => counts.stale += 1,
+            Outcome::Rejected => counts.rejected += 1,
+        }
+    }
+    pb::PushResponse {
+        batch_id,
+        results: results.into_iter().map(Into::into).collect(),
+        counts: Some(counts),
+    }
+}

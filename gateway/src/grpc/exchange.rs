@@ -1,0 +1,90 @@
+//! The `tongban.v1.Exchange` service: departments push batches of records.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tongban_proto::v1 as pb;
+use tongban_proto::v1::exchange_server::Exchange;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::push_response;
+use super::status::from_inbound;
+use crate::identity::Identity;
+use crate::pipeline::Pipeline;
+use crate::record::Envelope;
+use crate::store::Store;
+
+pub struct ExchangeService<S> {
+    pipeline: Arc<Pipeline<S>>,
+    /// Answers kept ready per PushStream before the hub stops reading it.
+    stream_window: usize,
+    /// The configured message limit, named in RESOURCE_EXHAUSTED answers.
+    max_message_bytes: usize,
+}
+
+impl<S: Store> ExchangeService<S> {
+    pub fn new(pipeline: Arc<Pipeline<S>>, stream_window: usize, max_message_bytes: usize) -> Self {
+        ExchangeService {
+            pipeline,
+            stream_window: stream_window.max(1),
+            max_message_bytes,
+        }
+    }
+}
+
+async fn push_batch<S: Store>(
+    pipeline: &Pipeline<S>,
+    identity: &Identity,
+    request: pb::PushRequest,
+) -> Result<pb::PushResponse, Status> {
+    let envelopes: Vec<Envelope> = request.envelopes.into_iter().map(Envelope::from).collect();
+    let results = pipeline.push(identity, envelopes).await?;
+    Ok(push_response(request.batch_id, results))
+}
+
+type PushStreamResponses = Pin<Box<dyn Stream<Item = Result<pb::PushResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<S: Store> Exchange for ExchangeService<S> {
+    async fn push(&self, request: Request<pb::PushRequest>) -> Result<Response<pb::PushResponse>, Status> {
+        let identity = super::caller(&request)?;
+        let response = push_batch(&self.pipeline, &identity, request.into_inner()).await?;
+        Ok(Response::new(response))
+    }
+
+    type PushStreamStream = PushStreamResponses;
+
+    /// Batches are processed one at a time, in order. Answers go through a channel of
+    /// `stream_window` slots: when the client stops reading them the task stops
+    /// reading requests, and HTTP/2 flow control pushes back on the client. A batch
+    /// that fails ends the stream with its status; the batches answered before it are
+    /// committed, those after it were never read.
+    async fn push_stream(
+        &self,
+        request: Request<Streaming<pb::PushRequest>>,
+    ) -> Result<Response<Self::PushStreamStream>, Status> {
+        let identity = super::caller(&request)?;
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(self.stream_window);
+        let pipeline = self.pipeline.clone();
+        let limit = self.max_message_bytes;
+        tokio::spawn(async move {
+            loop {
+                let answer = match inbound.message().await {
+                    Ok(Some(batch)) => push_batch(&pipeline, &identity, batch).await,
+                    Ok(None) => return,
+                    Err(status) => Err(from_inbound(status, limit)),
+                };
+                let failed = answer.is_err();
+                if tx.send(answer).await.is_err() || failed {
+                    // The client went away, or the stream ends with this error.
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,20 @@
+//! The gRPC boundary: services, conversions between wire and domain types, and the
+//! one place where errors become a `tonic::Status` ([`status`]).
+//!
+//! **Invariant: only this module knows `tonic::Status` and the generated wire types.**
+
+pub mod convert;
+pub mod exchange;
+pub mod message_limit;
+pub mod status;
+
+use tonic::Request;
+
+use crate::identity::Identity;
+use crate::tls::Peer;
+
+/// The identity of the caller of `request`, from the connection's client certificate.
+pub fn caller<T>(request: &Request<T>) -> Result<Identity, status::AuthError> {
+    let peer = request.extensions().get::<Peer>().ok_or(status::AuthError::NoPeer)?;
+    peer.identity.clone().map_err(status::AuthError::NoIdentity)
+}

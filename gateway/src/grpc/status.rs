@@ -1,0 +1,135 @@
+//! Errors become a `tonic::Status` here and nowhere else, each with the gRPC code a
+//! client can act on and google.rpc error details (tonic-types).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::pipeline::PushError;
+use crate::store::StoreError;
+
+/// The `domain` of every google.rpc.ErrorInfo the hub sends.
+pub const ERROR_DOMAIN: &str = "tongban.gov";
+/// How long a client should wait before retrying after UNAVAILABLE.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Why a caller could not be identified.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Only possible if a service were mounted outside the TLS accept loop.
+    #[error("the connection carries no verified client certificate")]
+    NoPeer,
+    #[error("{0}")]
+    NoIdentity(String),
+}
+
+impl From<AuthError> for Status {
+    fn from(e: AuthError) -> Status {
+        Status::with_error_details(
+            Code::Unauthenticated,
+            e.to_string(),
+            ErrorDetails::with_error_info("NO_TONGBAN_IDENTITY", ERROR_DOMAIN, HashMap::new()),
+        )
+    }
+}
+
+impl From<PushError> for Status {
+    fn from(e: PushError) -> Status {
+        let message = e.to_string();
+        match e {
+            PushError::NotADepartment { identity } => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                ErrorDetails::with_error_info(
+                    "NOT_A_DEPARTMENT",
+                    ERROR_DOMAIN,
+                    HashMap::from([("identity".to_owned(), identity.to_string())]),
+                ),
+            ),
+            PushError::NotOwner {
+                identity,
+                record_type,
+                owner,
+            } => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                ErrorDetails::with_error_info(
+                    "RECORD_TYPE_NOT_OWNED",
+                    ERROR_DOMAIN,
+                    HashMap::from([
+                        ("identity".to_owned(), identity.to_string()),
+                        ("record_type".to_owned(), record_type.to_string()),
+                        ("owner".to_owned(), owner.to_string()),
+                    ]),
+                ),
+            ),
+            PushError::EmptyBatch => Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request_violation("envelopes", "send at least one envelope"),
+            ),
+            PushError::TooManyRecords { max, .. } => Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request_violation(
+                    "envelopes",
+                    format!("split the batch into at most {max} envelopes"),
+                ),
+            ),
+            PushError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Status {
+        match e {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %e, "store unavailable");
+                Status::with_error_details(
+                    Code::Unavailable,
+                    "the hub's store is unavailable; nothing of this request was stored, send it again",
+                    ErrorDetails::with_retry_info(Some(RETRY_DELAY)),
+                )
+            }
+            StoreError::Internal(_) => {
+                tracing::error!(error = %e, "store failure");
+                Status::internal("internal error of the hub's store; nothing of this request was stored")
+            }
+        }
+    }
+}
+
+/// The status for a message above the configured size limit.
+pub fn message_too_large(found: Option<&str>, limit: usize) -> Status {
+    let detail = match found {
+        Some(found) => format!("a message of {found} bytes exceeds the limit of {limit} bytes"),
+        None => format!("a message exceeds the limit of {limit} bytes"),
+    };
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("{detail}; send smaller batches"),
+        ErrorDetails::with_error_info(
+            "MESSAGE_TOO_LARGE",
+            ERROR_DOMAIN,
+            HashMap::from([("limit_bytes".to_owned(), limit.to_string())]),
+        ),
+    )
+}
+
+/// tonic reports an over-limit inbound message as OUT_OF_RANGE; gRPC's convention, and
+/// our contract, is RESOURCE_EXHAUSTED. Other statuses pass through.
+pub fn from_inbound(status: Status, limit: usize) -> Status {
+    const TONIC_TOO_LARGE: &str = "decoded message length too large";
+    if status.code() == Code::OutOfRange && status.message().contains(TONIC_TOO_LARGE) {
+        let found = status
+            .message()
+            .split("found ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next());
+        return message_too_large(found, limit);
+    }
+    status
+}

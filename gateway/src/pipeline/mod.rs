@@ -1,0 +1,104 @@
+//! The pipeline of a pushed batch: authorise → validate → commit → answer.
+//!
+//! Data flows one way: envelopes in, [`RecordResult`]s out. Later issues add the adapt,
+//! normalise and resolve stages between validation and commit.
+
+pub mod validate;
+
+use std::time::SystemTime;
+
+use tongban_adapters::{Department, RecordType};
+
+use crate::config::Limits;
+use crate::identity::Identity;
+use crate::record::{Envelope, RecordResult};
+use crate::store::{Receipt, Store, StoreError};
+
+pub use validate::{SchemaError, Validator};
+
+/// Why a whole batch was refused; nothing of it was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("{identity} is not a department and may not push records")]
+    NotADepartment { identity: Identity },
+    #[error("{identity} may not push {record_type} records; they belong to {owner}")]
+    NotOwner {
+        identity: Identity,
+        record_type: RecordType,
+        owner: Department,
+    },
+    #[error("the batch holds no envelopes")]
+    EmptyBatch,
+    #[error("the batch holds {count} envelopes; at most {max} are accepted per batch")]
+    TooManyRecords { count: usize, max: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The stages a batch goes through, built once at start-up and shared by every call.
+pub struct Pipeline<S> {
+    validator: Validator,
+    store: S,
+    max_batch_records: usize,
+}
+
+impl<S: Store> Pipeline<S> {
+    pub fn new(store: S, limits: &Limits) -> Result<Self, SchemaError> {
+        Ok(Pipeline {
+            validator: Validator::new(limits.max_payload_bytes)?,
+            store,
+            max_batch_records: limits.max_batch_records,
+        })
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Pushes one batch. Either every envelope gets a result, all committed, or the
+    /// batch fails as a whole and nothing of it is acknowledged.
+    pub async fn push(&self, identity: &Identity, envelopes: Vec<Envelope>) -> Result<Vec<RecordResult>, PushError> {
+        self.authorise(identity, &envelopes)?;
+        let batch = envelopes
+            .into_iter()
+            .map(|envelope| self.validator.check(envelope))
+            .collect();
+        let receipt = Receipt {
+            identity: identity.clone(),
+            received_at: SystemTime::now(),
+        };
+        Ok(self.store.commit(&receipt, batch).await?)
+    }
+
+    /// A department pushes only its own record types; the batch must be of a sane size.
+    /// An unknown record type is not refused here: it is a defect of that one record,
+    /// rejected and quarantined with the others' results intact.
+    fn authorise(&self, identity: &Identity, envelopes: &[Envelope]) -> Result<(), PushError> {
+        if !matches!(identity, Identity::Department(_)) {
+            return Err(PushError::NotADepartment {
+                identity: identity.clone(),
+            });
+        }
+        if envelopes.is_empty() {
+            return Err(PushError::EmptyBatch);
+        }
+        if envelopes.len() > self.max_batch_records {
+            return Err(PushError::TooManyRecords {
+                count: envelopes.len(),
+                max: self.max_batch_records,
+            });
+        }
+        for envelope in envelopes {
+            if let Ok(record_type) = envelope.record_type.parse::<RecordType>() {
+                if !identity.may_push(record_type) {
+                    return Err(PushError::NotOwner {
+                        identity: identity.clone(),
+                        record_type,
+                        owner: record_type.department(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}

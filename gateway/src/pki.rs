@@ -1,0 +1,339 @@
+//! Certificates: the development PKI of `tongban dev`, client certificates issued by
+//! `tongban certs`, and reading an identity out of a presented certificate.
+//!
+//! Layout of a PKI folder (what `--identity` of the client verbs expects):
+//! ```text
+//! pki/ca.pem               the CA certificate (clients verify the server with it)
+//! pki/ca-key.pem           the CA key (dev only; keep a real CA's key elsewhere)
+//! pki/server/cert.pem      server certificate for localhost and 127.0.0.1
+//! pki/server/key.pem
+//! pki/<identity>/cert.pem  tax, hrss, ..., civil, platform, steward, ops
+//! pki/<identity>/key.pem
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
+};
+use rustls_pki_types::CertificateDer;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::identity::Identity;
+
+/// Why a certificate could not be made, read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A certificate with its private key, both PEM.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// Serial number in the form of [`normalise_serial`], for revocation lists.
+    pub serial: String,
+}
+
+impl IssuedCertificate {
+    /// Writes `cert.pem` and `key.pem` (owner-only) into `dir`, creating it.
+    pub fn write_to(&self, dir: &Path) -> Result<(), PkiError> {
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        write_file(&dir.join("cert.pem"), &self.cert_pem, false)?;
+        write_file(&dir.join("key.pem"), &self.key_pem, true)
+    }
+}
+
+/// A certificate authority able to issue server and client certificates.
+pub struct CertificateAuthority {
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+}
+
+impl CertificateAuthority {
+    /// A new self-signed CA.
+    pub fn generate(common_name: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name = distinguished_name(common_name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.serial_number = Some(random_serial()?);
+        let cert = params.self_signed(&key)?;
+        Ok(CertificateAuthority {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Loads a CA from its certificate and key PEM files.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, PkiError> {
+        let cert_pem = fs::read_to_string(cert_path).map_err(io_error(cert_path))?;
+        let key_pem = fs::read_to_string(key_path).map_err(io_error(key_path))?;
+        let key = KeyPair::from_pem(&key_pem)
+            .map_err(|e| PkiError::Invalid(format!("{}: not a private key: {e}", key_path.display())))?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)
+            .map_err(|e| PkiError::Invalid(format!("{}: not a CA certificate: {e}", cert_path.display())))?;
+        Ok(CertificateAuthority { issuer, cert_pem })
+    }
+
+    /// Writes `ca.pem` and `ca-key.pem` (owner-only) into the PKI folder.
+    pub fn save(&self, layout: &PkiLayout) -> Result<(), PkiError> {
+        fs::create_dir_all(&layout.root).map_err(io_error(&layout.root))?;
+        write_file(&layout.ca_cert(), self.cert_pem(), false)?;
+        write_file(&layout.ca_key(), &self.key_pem(), true)
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    /// A server certificate for the given DNS names and IP addresses.
+    pub fn issue_server(&self, names: &[&str]) -> Result<IssuedCertificate, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = distinguished_name("Tongban gateway");
+        for name in names {
+            params.subject_alt_names.push(match name.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*name).try_into()?),
+            });
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.issue(params)
+    }
+
+    /// A client certificate carrying `identity` as its SAN URI.
+    pub fn issue_client(&self, identity: &Identity) -> Result<IssuedCertificate, PkiError> {
+        self.issue_client_for_uri(&identity.to_uri())
+    }
+
+    /// A client certificate with an arbitrary SAN URI (tests use it for certificates
+    /// that are valid but carry no Tongban identity).
+    pub fn issue_client_for_uri(&self, uri: &str) -> Result<IssuedCertificate, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = distinguished_name(&format!("Tongban client {uri}"));
+        params.subject_alt_names.push(SanType::URI(uri.try_into()?));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params)
+    }
+
+    fn issue(&self, mut params: CertificateParams) -> Result<IssuedCertificate, PkiError> {
+        let serial = random_serial()?;
+        let serial_hex = hex(serial.as_ref());
+        params.serial_number = Some(serial);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(IssuedCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            serial: normalise_serial(&serial_hex),
+        })
+    }
+}
+
+fn distinguished_name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Tongban");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+/// 16 random bytes from the pinned crypto provider, top bit clear so the DER integer
+/// stays positive and first byte non-zero so every tool prints the same digits.
+fn random_serial() -> Result<SerialNumber, PkiError> {
+    let mut bytes = [0u8; 16];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| PkiError::Invalid("no system randomness for a serial number".into()))?;
+    bytes[0] = (bytes[0] & 0x7f) | 0x01;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The canonical form of a serial number: lower-case hex, no colons or spaces, no
+/// leading zeros. `0A:1B:...`, `0a1b...` and `a1b...` are all the same serial.
+pub fn normalise_serial(serial: &str) -> String {
+    let hex: String = serial
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let trimmed = hex.trim_start_matches('0');
+    if trimmed.is_empty() {
+        "0".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// What the hub reads from a client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedCertificate {
+    /// In the form of [`normalise_serial`].
+    pub serial: String,
+    /// The SAN URIs under `urn:tongban:`.
+    pub tongban_uris: Vec<String>,
+}
+
+impl PresentedCertificate {
+    pub fn parse(der: &CertificateDer<'_>) -> Result<Self, PkiError> {
+        let (_, cert) = X509Certificate::from_der(der.as_ref())
+            .map_err(|e| PkiError::Invalid(format!("unreadable certificate: {e}")))?;
+        let serial = normalise_serial(&hex(cert.raw_serial()));
+        let mut tongban_uris = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                if let GeneralName::URI(uri) = name {
+                    if uri.starts_with("urn:tongban:") {
+                        tongban_uris.push((*uri).to_owned());
+                    }
+                }
+            }
+        }
+        Ok(PresentedCertificate { serial, tongban_uris })
+    }
+
+    /// The caller's identity: exactly one Tongban SAN URI is required.
+    pub fn identity(&self) -> Result<Identity, String> {
+        match self.tongban_uris.as_slice() {
+            [uri] => Identity::from_uri(uri).map_err(|e| e.to_string()),
+            [] => Err("the client certificate carries no urn:tongban: SAN URI".to_owned()),
+            _ => Err("the client certificate carries several urn:tongban: SAN URIs".to_owned()),
+        }
+    }
+}
+
+/// The files of a PKI folder laid out as in the module documentation.
+#[derive(Debug, Clone)]
+pub struct PkiLayout {
+    pub root: PathBuf,
+}
+
+impl PkiLayout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        PkiLayout { root: root.into() }
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("ca.pem")
+    }
+    pub fn ca_key(&self) -> PathBuf {
+        self.root.join("ca-key.pem")
+    }
+    pub fn server_dir(&self) -> PathBuf {
+        self.root.join("server")
+    }
+    pub fn identity_dir(&self, identity: &Identity) -> PathBuf {
+        self.root.join(identity.folder_name())
+    }
+
+    /// Creates the development PKI unless the CA already exists; returns whether it
+    /// created one. Every identity of [`Identity::dev_identities`] gets a certificate.
+    pub fn ensure_dev(&self) -> Result<bool, PkiError> {
+        if self.ca_cert().exists() && self.ca_key().exists() {
+            return Ok(false);
+        }
+        let ca = CertificateAuthority::generate("Tongban development CA")?;
+        ca.save(self)?;
+        ca.issue_server(&["localhost", "127.0.0.1", "::1"])?
+            .write_to(&self.server_dir())?;
+        for identity in Identity::dev_identities() {
+            ca.issue_client(&identity)?.write_to(&self.identity_dir(&identity))?;
+        }
+        Ok(true)
+    }
+}
+
+/// The CA certificate a client should trust, for an identity folder: `<dir>/ca.pem`,
+/// else the PKI root's `ca.pem` one level up.
+pub fn ca_for_identity_dir(dir: &Path) -> Option<PathBuf> {
+    [dir.join("ca.pem"), dir.join("..").join("ca.pem")]
+        .into_iter()
+        .find(|p| p.exists())
+}
+
+fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = options.open(path).map_err(io_error(path))?;
+    file.write_all(contents.as_bytes()).map_err(io_error(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn client_certificates_carry_identity_and_serial() {
+        let ca = CertificateAuthority::generate("test CA").expect("ca");
+        let tax = Identity::Department(tongban_adapters::Department::Tax);
+        let issued = ca.issue_client(&tax).expect("issue");
+        let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).expect("pem");
+        let presented = PresentedCertificate::parse(&der).expect("parse");
+        assert_eq!(presented.identity(), Ok(tax));
+        assert_eq!(presented.serial, issued.serial);
+        let other = ca.issue_client(&Identity::Ops).expect("issue");
+        assert_ne!(other.serial, issued.serial, "serials are unique");
+    }
+
+    #[test]
+    fn serials_normalise() {
+        assert_eq!(normalise_serial("0A:1b:FF"), "a1bff");
+        assert_eq!(normalise_serial("a1bff"), "a1bff");
+        assert_eq!(normalise_serial("00"), "0");
+    }
+
+    #[test]
+    fn dev_pki_is_made_once_and_a_ca_reloads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = PkiLayout::new(dir.path().join("pki"));
+        assert!(layout.ensure_dev().expect("create"));
+        assert!(!layout.ensure_dev().expect("second call"));
+        for identity in Identity::dev_identities() {
+            assert!(layout.identity_dir(&identity).join("cert.pem").exists());
+            assert_eq!(
+                ca_for_identity_dir(&layout.identity_dir(&identity)),
+                Some(layout.identity_dir(&identity).join("..").join("ca.pem"))
+            );
+        }
+        let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key()).expect("load");
+        ca.issue_client(&Identity::Platform).expect("issue from reloaded CA");
+    }
+}

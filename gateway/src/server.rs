@@ -1,0 +1,176 @@
+//! Assembles the hub: TLS accept loop, gRPC services (Exchange, health, reflection),
+//! and the health probe of the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tongban_proto::v1::exchange_server::ExchangeServer;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use crate::config::Limits;
+use crate::grpc::exchange::ExchangeService;
+use crate::grpc::message_limit::MessageLimitLayer;
+use crate::pipeline::{Pipeline, SchemaError};
+use crate::store::Store;
+use crate::tls::accept_loop;
+
+/// The gRPC service name health reports on besides the overall status ("").
+pub const EXCHANGE_SERVICE_NAME: &str = "tongban.v1.Exchange";
+
+/// Everything the server needs besides its store and listener.
+#[derive(Clone)]
+pub struct ServerSettings {
+    pub tls: Arc<ServerConfig>,
+    pub limits: Limits,
+    pub handshake_timeout: Duration,
+    /// Interval of the store probe behind gRPC health.
+    pub probe_interval: Duration,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("the server task failed: {0}")]
+    Join(String),
+}
+
+/// A hub serving on a socket, stopped by [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight calls finish, and waits for the server to end.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.wait().await
+    }
+
+    /// Waits until the server stops on its own (or fails).
+    pub async fn wait(&mut self) -> Result<(), ServerError> {
+        (&mut self.task).await.map_err(|e| ServerError::Join(e.to_string()))?
+    }
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+/// Starts the hub on `listener` over `store`.
+pub fn start<S: Store>(
+    listener: TcpListener,
+    settings: ServerSettings,
+    store: S,
+) -> Result<RunningServer, ServerError> {
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: "listener".into(),
+        source,
+    })?;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, settings, store, async {
+        let _ = stop_rx.await;
+    }));
+    Ok(RunningServer {
+        addr,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve<S: Store>(
+    listener: TcpListener,
+    settings: ServerSettings,
+    store: S,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let limits = settings.limits.clone();
+    let pipeline = Arc::new(Pipeline::new(store, &limits)?);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Known, and not serving, until the first probe of the store says otherwise: a
+    // health check never sees NOT_FOUND for our own service.
+    for service in ["", EXCHANGE_SERVICE_NAME] {
+        health.set_service_status(service, ServingStatus::NotServing).await;
+    }
+    let probe = tokio::spawn(probe_store(pipeline.clone(), health, settings.probe_interval));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Join(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServerError::Join(format!("reflection: {e}")))?;
+
+    let exchange = ExchangeServer::new(ExchangeService::new(
+        pipeline,
+        limits.stream_window,
+        limits.max_message_bytes,
+    ))
+    .max_decoding_message_size(limits.max_message_bytes)
+    .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
+
+    let incoming = accept_loop(listener, settings.tls.clone(), settings.handshake_timeout);
+    let result = tonic::transport::Server::builder()
+        .layer(MessageLimitLayer {
+            limit: limits.max_message_bytes,
+        })
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(exchange)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    probe.abort();
+    Ok(result?)
+}
+
+/// Drives gRPC health from the store: SERVING while it answers, NOT_SERVING while not.
+async fn probe_store<S: Store>(pipeline: Arc<Pipeline<S>>, health: HealthReporter, interval: Duration) {
+    let mut last = None;
+    loop {
+        let reachable = tokio::time::timeout(interval.max(Duration::from_secs(1)), pipeline.store().ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        let status = if reachable {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(reachable) {
+            if reachable {
+                tracing::info!("store reachable: serving");
+            } else {
+                tracing::warn!("store unreachable: not serving");
+            }
+            last = Some(reachable);
+        }
+        health.set_service_status("", status).await;
+        health.set_service_status(EXCHANGE_SERVICE_NAME, status).await;
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,280 @@
+//! Mutual TLS: the server's rustls configuration and the accept loop.
+//!
+//! tonic offers no hook for a custom client-certificate verifier, so the hub owns the
+//! accept loop: every TCP connection is handshaken here with rustls, and only
+//! connections that presented a certificate signed by the configured CA, whose serial
+//! is not revoked, are handed to tonic (`serve_with_incoming`).
+//!
+//! **Invariant: a connection without a valid client certificate never reaches a
+//! handler.** Each accepted connection carries a [`Peer`] that handlers read through
+//! `Request::extensions()`.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
+use rustls_pki_types::pem::PemObject;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tonic::transport::server::Connected;
+
+use crate::identity::Identity;
+use crate::pki::PresentedCertificate;
+
+/// Installs the one crypto provider of the process (ring). Call at the top of `main`
+/// and in every test helper; later calls are harmless.
+pub fn install_crypto_provider() {
+    // An error only means a provider is already installed: then it is ours.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Why the TLS set-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client CA: {0}")]
+    Verifier(String),
+}
+
+fn file_error(path: &Path, message: impl ToString) -> TlsError {
+    TlsError::File {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Reads every certificate of a PEM file.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(path, e))?;
+    if certs.is_empty() {
+        return Err(file_error(path, "no certificate in file"));
+    }
+    Ok(certs)
+}
+
+/// Builds the server's TLS configuration: client certificates required and verified
+/// against `client_ca`, revoked serials (any notation: hex, colons, either case)
+/// refused during the handshake, HTTP/2 only.
+pub fn server_config(
+    client_ca: &Path,
+    cert: &Path,
+    key: &Path,
+    revoked_serials: HashSet<String>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for ca in read_certificates(client_ca)? {
+        roots.add(ca).map_err(|e| file_error(client_ca, e))?;
+    }
+    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = Arc::new(RevocationAwareVerifier {
+        inner: webpki,
+        revoked: revoked_serials
+            .iter()
+            .map(|s| crate::pki::normalise_serial(s))
+            .collect(),
+    });
+    let chain = read_certificates(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The CA's verifier, plus a refusal of the serial numbers listed as revoked. The
+/// refusal happens in the handshake, so a revoked client sees a `certificate revoked`
+/// alert instead of a connection that works until its first call.
+#[derive(Debug)]
+struct RevocationAwareVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    revoked: HashSet<String>,
+}
+
+impl ClientCertVerifier for RevocationAwareVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let presented = PresentedCertificate::parse(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if self.revoked.contains(&presented.serial) {
+            tracing::warn!(serial = %presented.serial, "refused a revoked client certificate");
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// What a handler knows about the other end of its connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub remote_addr: SocketAddr,
+    /// Serial of the client certificate, as [`crate::pki::normalise_serial`] prints it.
+    pub serial: String,
+    /// The identity of the certificate, or why it has none the hub accepts.
+    pub identity: Result<Identity, String>,
+}
+
+/// A TLS connection whose client certificate passed verification.
+pub struct AuthenticatedConnection {
+    stream: TlsStream<TcpStream>,
+    peer: Peer,
+}
+
+impl Connected for AuthenticatedConnection {
+    type ConnectInfo = Peer;
+
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
+    }
+}
+
+impl AsyncRead for AuthenticatedConnection {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for AuthenticatedConnection {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Accepts TCP connections, handshakes each on its own task (a slow client cannot
+/// hold up the others), and yields the authenticated ones. The stream ends when the
+/// returned receiver is dropped.
+pub fn accept_loop(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    handshake_timeout: Duration,
+) -> tokio_stream::wrappers::ReceiverStream<Result<AuthenticatedConnection, io::Error>> {
+    // A small queue: handshaken connections are picked up by tonic immediately.
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote_addr) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = tx.closed() => return,
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        if let Some(connection) = authenticate(stream, remote_addr) {
+                            let _ = tx.send(Ok(connection)).await;
+                        }
+                    }
+                    Ok(Err(e)) => tracing::info!(%remote_addr, error = %e, "TLS handshake refused"),
+                    Err(_) => tracing::info!(%remote_addr, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+fn authenticate(stream: TlsStream<TcpStream>, remote_addr: SocketAddr) -> Option<AuthenticatedConnection> {
+    let (_, session) = stream.get_ref();
+    // The verifier made a certificate mandatory, so one is present after a handshake.
+    let end_entity = session.peer_certificates()?.first()?;
+    let presented = PresentedCertificate::parse(end_entity).ok()?;
+    let identity = presented.identity();
+    if let Err(reason) = &identity {
+        tracing::info!(%remote_addr, serial = %presented.serial, %reason, "client certificate without a Tongban identity");
+    }
+    Some(AuthenticatedConnection {
+        stream,
+        peer: Peer {
+            remote_addr,
+            serial: presented.serial,
+            identity,
+        },
+    })
+}

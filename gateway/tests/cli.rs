@@ -1,0 +1,342 @@
+//! The `tongban` binary as a department's engineer uses it: `tongban dev` in one
+//! terminal, `tongban push` in another; `tongban certs` and `tongban serve`; the demo.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const TONGBAN: &str = env!("CARGO_BIN_EXE_tongban");
+
+/// A child process killed when the test ends, whatever happens.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_for_port(port: u16, child: &mut Running) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("tongban exited early with {status}");
+        }
+        assert!(Instant::now() < deadline, "tongban did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tongban(args: &[&str], dir: &Path) -> Output {
+    Command::new(TONGBAN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run tongban")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A tax export with two good records, one the schema rejects, and a line that is not
+/// an envelope at all.
+fn write_tax_file(path: &Path) {
+    let good = |id: &str, date: &str| {
+        serde_json::json!({
+            "record_type": "tax.taxpayer", "source_id": id, "source_version": 1700000000000i64,
+            "payload": {"djxh": id, "nsrsbh": "370687198001010019", "nsrmc": "王 伟", "nsrlx": "3",
+                        "zjlx_dm": "201", "zcdz": "海阳市方圆街道", "djrq": date, "nsrzt_dm": "03",
+                        "swjg_dm": "13706870000"}
+        })
+        .to_string()
+    };
+    let mut file = std::fs::File::create(path).expect("create");
+    writeln!(file, "{}", good("50000000000000000001", "20190516")).expect("write");
+    writeln!(file, "{}", good("50000000000000000002", "2019-05-16")).expect("write");
+    writeln!(file, "this line is not JSON").expect("write");
+    writeln!(file, "{}", good("50000000000000000003", "20200101")).expect("write");
+}
+
+#[test]
+fn dev_hub_and_push_connector() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut dev = Running(
+        Command::new(TONGBAN)
+            .args(["dev", "--listen", &listen])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tongban dev"),
+    );
+    wait_for_port(port, &mut dev);
+    for identity in [
+        "tax",
+        "hrss",
+        "market",
+        "realestate",
+        "housingfund",
+        "construction",
+        "civil",
+        "platform",
+        "steward",
+        "ops",
+    ] {
+        let folder = dir.path().join("tongban-data/pki").join(identity);
+        assert!(
+            folder.join("cert.pem").exists() && folder.join("key.pem").exists(),
+            "{identity} certificate"
+        );
+    }
+    assert!(dir.path().join("tongban-data/pki/ca.pem").exists());
+
+    let file = dir.path().join("tax.jsonl");
+    write_tax_file(&file);
+    let endpoint = format!("https://{listen}");
+    let output = tongban(
+        &[
+            "push",
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "tongban-data/pki/tax",
+            "--file",
+            "tax.jsonl",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(
+        output.status.success(),
+        "push failed: {}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("2 accepted"), "{stdout}");
+    assert!(stdout.contains("1 rejected"), "{stdout}");
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("tax.jsonl.report.json")).expect("report"))
+            .expect("json");
+    assert_eq!(report["accepted"], 2);
+    assert_eq!(report["rejected"], 1);
+    assert_eq!(report["unreadable"], 1);
+    let rejection = &report["rejections"][0];
+    assert_eq!(rejection["line"], 2);
+    assert_eq!(rejection["source_id"], "50000000000000000002");
+    assert_eq!(rejection["errors"][0]["pointer"], "/djrq");
+    assert!(rejection["errors"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("2019-05-16"));
+    assert_eq!(report["unreadable_lines"][0]["line"], 3);
+
+    // Pushed again, the same file changes nothing.
+    let output = tongban(
+        &[
+            "push",
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "tongban-data/pki/tax",
+            "--file",
+            "tax.jsonl",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(text(&output.stdout).contains("2 unchanged"), "{}", text(&output.stdout));
+
+    // Another department's certificate cannot push tax records: the push stops, says why,
+    // and exits non-zero.
+    let output = tongban(
+        &[
+            "push",
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "tongban-data/pki/civil",
+            "--file",
+            "tax.jsonl",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("PermissionDenied"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn certs_and_serve_from_a_configuration_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let output = tongban(args, dir.path());
+        assert!(output.status.success(), "tongban {args:?}: {}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    run(&["certs", "ca", "--pki", "pki"]);
+    run(&[
+        "certs",
+        "server",
+        "--pki",
+        "pki",
+        "--name",
+        "localhost",
+        "--name",
+        "127.0.0.1",
+    ]);
+    let issued = run(&["certs", "client", "--pki", "pki", "--identity", "department:market"]);
+    let serial = issued
+        .split("serial ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("serial printed")
+        .to_owned();
+    run(&[
+        "certs",
+        "client",
+        "--pki",
+        "pki",
+        "--identity",
+        "market",
+        "--out",
+        "pki/market-revoked",
+    ]);
+    let revoked_issue = run(&[
+        "certs",
+        "client",
+        "--pki",
+        "pki",
+        "--identity",
+        "market",
+        "--out",
+        "pki/market-old",
+    ]);
+    let revoked = revoked_issue
+        .split("serial ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("serial")
+        .to_owned();
+    assert_ne!(serial, revoked);
+
+    let port = free_port();
+    let config = format!(
+        r#"
+listen = "127.0.0.1:{port}"
+[tls]
+client_ca = "pki/ca.pem"
+cert = "pki/server/cert.pem"
+key = "pki/server/key.pem"
+revoked_serials = ["{revoked}"]
+[store]
+kind = "embedded"
+path = "data/tongban.db"
+"#
+    );
+    std::fs::write(dir.path().join("tongban.toml"), config).expect("config");
+    let mut serve = Running(
+        Command::new(TONGBAN)
+            .args(["serve", "--config", "tongban.toml"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve"),
+    );
+    wait_for_port(port, &mut serve);
+
+    let line = serde_json::json!({
+        "record_type": "market.entity", "source_id": "0123456789abcdef0123456789abcdef", "source_version": 1,
+        "payload": {"ztid": "0123456789abcdef0123456789abcdef", "tyshxydm": "", "ztmc": "海阳市某某商贸有限公司",
+                    "ztlx": "1100", "fddbr": "王伟", "clrq": "2004年1月8日", "zs": "海阳市", "djzt": "存续"}
+    });
+    std::fs::write(dir.path().join("market.jsonl"), format!("{line}\n")).expect("file");
+    let endpoint = format!("https://127.0.0.1:{port}");
+    let output = tongban(
+        &[
+            "push",
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "pki/market",
+            "--file",
+            "market.jsonl",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(text(&output.stdout).contains("1 accepted"), "{}", text(&output.stdout));
+
+    let output = tongban(
+        &[
+            "push",
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "pki/market-old",
+            "--file",
+            "market.jsonl",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(!output.status.success(), "a revoked certificate must not push");
+}
+
+#[test]
+fn demo_prints_the_summary_of_all_eight_record_types() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = tongban(&["demo", "--people", "60"], dir.path());
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    for record_type in [
+        "tax.taxpayer",
+        "hrss.insured_person",
+        "market.entity",
+        "realestate.title",
+        "housingfund.account",
+        "construction.permit",
+        "civil.marriage",
+        "civil.assistance",
+    ] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(record_type))
+            .unwrap_or_else(|| panic!("no row for {record_type}:\n{stdout}"));
+        let numbers: Vec<u64> = row.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        assert_eq!(numbers.len(), 4, "{row}");
+        assert!(numbers[0] > 0, "some {record_type} accepted: {row}");
+        assert!(numbers[3] > 0, "some {record_type} rejected: {row}");
+    }
+    let total = stdout.lines().find(|l| l.starts_with("total")).expect("total row");
+    let numbers: Vec<u64> = total.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(
+        numbers[1] > 0 && numbers[2] > 0,
+        "replays and stale copies show up: {total}"
+    );
+}

@@ -1,0 +1,907 @@
+//! The contract of `Store`, checked against both implementations.
+//!
+//! Every check in `conformance!` runs twice, as `embedded::<check>` on a SQLite file in
+//! a temporary directory and as `postgres::<check>` on a fresh PostgreSQL database. The
+//! tests after it cover what only one of the stores has: concurrent replicas,
+//! migrations, and how each reports a database it cannot use.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tempfile::TempDir;
+use tongban_adapters::{Department, RecordType};
+use tongban_gateway::identity::Identity;
+use tongban_gateway::record::{Envelope, Outcome, RecordError, RecordResult, Rejection, SourceRecord, Submission};
+use tongban_gateway::store::embedded::{EmbeddedSettings, EmbeddedStore};
+use tongban_gateway::store::postgres::{PostgresSettings, PostgresStore};
+use tongban_gateway::store::{AnyStore, QuarantineEntry, Receipt, Store, StoreError, StoredVersion};
+use tongban_tests::db::TestDatabase;
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+
+/// A store under test, and a way to open a second one on the same data.
+trait Fixture {
+    type S: Store;
+
+    fn store(&self) -> &Self::S;
+
+    /// A new store instance on the same database: it sees only what was committed.
+    async fn reopen(&self) -> Self::S;
+}
+
+struct Embedded {
+    store: EmbeddedStore,
+    path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Embedded {
+    fn new() -> Embedded {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("tongban.sqlite3");
+        let store = EmbeddedStore::open(&path).expect("open the embedded store");
+        Embedded { store, path, _dir: dir }
+    }
+}
+
+impl Fixture for Embedded {
+    type S = EmbeddedStore;
+
+    fn store(&self) -> &EmbeddedStore {
+        &self.store
+    }
+
+    async fn reopen(&self) -> EmbeddedStore {
+        EmbeddedStore::open(&self.path).expect("reopen the embedded store")
+    }
+}
+
+/// Fields drop in order: the store's pool before the database.
+struct Postgres {
+    store: PostgresStore,
+    db: TestDatabase,
+}
+
+impl Postgres {
+    async fn new() -> Postgres {
+        let db = TestDatabase::create().await;
+        let store = PostgresStore::connect(&db.settings())
+            .await
+            .expect("connect the PostgreSQL store");
+        Postgres { store, db }
+    }
+}
+
+impl Fixture for Postgres {
+    type S = PostgresStore;
+
+    fn store(&self) -> &PostgresStore {
+        &self.store
+    }
+
+    async fn reopen(&self) -> PostgresStore {
+        PostgresStore::connect(&self.db.settings())
+            .await
+            .expect("connect a second PostgreSQL store")
+    }
+}
+
+/// Generates `embedded::<check>` and `postgres::<check>` for every check named.
+macro_rules! conformance {
+    ($($check:ident),+ $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let fixture = super::Embedded::new();
+                    super::$check(&fixture).await;
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let fixture = super::Postgres::new().await;
+                    super::$check(&fixture).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance!(
+    accepts_a_new_record,
+    replay_of_the_same_content_is_unchanged,
+    same_version_with_other_content_is_a_quarantined_conflict,
+    higher_version_becomes_current,
+    lower_version_not_held_is_stale,
+    out_of_order_arrival_ends_with_the_highest_version,
+    tombstone_becomes_current,
+    rejections_are_quarantined_verbatim_per_identity,
+    mixed_batch_answers_in_batch_order,
+    same_record_twice_in_a_batch_applies_in_batch_order,
+    results_are_committed_when_returned,
+    any_store_delegates,
+    empty_batch_and_ping,
+);
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+const TAX: &str = "department:tax";
+
+fn tax_receipt() -> Receipt {
+    Receipt {
+        identity: Identity::Department(Department::Tax),
+        received_at: SystemTime::now(),
+    }
+}
+
+fn record_type() -> String {
+    RecordType::TaxTaxpayer.as_str().to_owned()
+}
+
+fn valid(source_id: &str, version: i64, payload: &str) -> Submission {
+    Submission::Valid(SourceRecord {
+        record_type: record_type(),
+        source_id: source_id.to_owned(),
+        source_version: version,
+        deleted: false,
+        payload: payload.to_owned(),
+    })
+}
+
+fn tombstone(source_id: &str, version: i64) -> Submission {
+    Submission::Valid(SourceRecord {
+        record_type: record_type(),
+        source_id: source_id.to_owned(),
+        source_version: version,
+        deleted: true,
+        payload: "{}".to_owned(),
+    })
+}
+
+fn rejected(source_id: &str, version: i64, payload: &str) -> (Submission, Envelope, Vec<RecordError>) {
+    let envelope = Envelope {
+        record_type: record_type(),
+        source_id: source_id.to_owned(),
+        source_version: version,
+        deleted: false,
+        payload: payload.to_owned(),
+    };
+    let errors = vec![
+        RecordError::payload("", "payload.invalid_json", "the payload is not JSON"),
+        RecordError::envelope("source_id", "envelope.source_id", "too short"),
+    ];
+    let submission = Submission::Rejected(Rejection {
+        envelope: envelope.clone(),
+        errors: errors.clone(),
+    });
+    (submission, envelope, errors)
+}
+
+async fn commit<S: Store>(store: &S, batch: Vec<Submission>) -> Vec<RecordResult> {
+    let expected = batch.len();
+    let results = store.commit(&tax_receipt(), batch).await.expect("commit");
+    assert_eq!(results.len(), expected, "one result per item");
+    results
+}
+
+/// Commits one item and returns its result.
+async fn commit_one<S: Store>(store: &S, item: Submission) -> RecordResult {
+    commit(store, vec![item]).await.remove(0)
+}
+
+fn outcomes(results: &[RecordResult]) -> Vec<Outcome> {
+    results.iter().map(|result| result.outcome).collect()
+}
+
+async fn held_versions<S: Store>(store: &S, source_id: &str) -> Vec<i64> {
+    let versions = store.versions(&record_type(), source_id).await.expect("versions");
+    versions.iter().map(|version| version.source_version).collect()
+}
+
+async fn current<S: Store>(store: &S, source_id: &str) -> Option<StoredVersion> {
+    store.current(&record_type(), source_id).await.expect("current")
+}
+
+async fn quarantine<S: Store>(store: &S, identity: Option<&str>) -> Vec<QuarantineEntry> {
+    store.quarantine(identity, 100).await.expect("quarantine")
+}
+
+fn stored(version: i64, payload: &str) -> StoredVersion {
+    StoredVersion {
+        source_version: version,
+        deleted: false,
+        payload: payload.to_owned(),
+    }
+}
+
+fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("{what}: expected StoreError::Unavailable, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The conformance checks
+
+async fn accepts_a_new_record(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let result = commit_one(store, valid("A-1", 1, r#"{"name":"Li"}"#)).await;
+
+    assert_eq!(
+        result,
+        RecordResult {
+            record_type: record_type(),
+            source_id: "A-1".to_owned(),
+            source_version: 1,
+            outcome: Outcome::Accepted,
+            current_version: Some(1),
+            errors: Vec::new(),
+            quarantine_id: None,
+        }
+    );
+    assert_eq!(current(store, "A-1").await, Some(stored(1, r#"{"name":"Li"}"#)));
+    assert_eq!(
+        store.versions(&record_type(), "A-1").await.unwrap(),
+        vec![stored(1, r#"{"name":"Li"}"#)]
+    );
+    assert_eq!(current(store, "A-2").await, None, "another record is not held");
+    assert!(quarantine(store, None).await.is_empty());
+}
+
+async fn replay_of_the_same_content_is_unchanged(fixture: &impl Fixture) {
+    let store = fixture.store();
+    // What a department sends as `{ "b": 2, "a": 1 }` reaches the store canonicalised.
+    let canonical = r#"{"a":1,"b":2}"#;
+    commit_one(store, valid("R-1", 1, canonical)).await;
+
+    let replay = commit_one(store, valid("R-1", 1, canonical)).await;
+
+    assert_eq!(replay.outcome, Outcome::Unchanged);
+    assert_eq!(replay.current_version, Some(1));
+    assert_eq!(replay.quarantine_id, None);
+    assert!(replay.errors.is_empty());
+    assert_eq!(held_versions(store, "R-1").await, vec![1]);
+    assert!(quarantine(store, None).await.is_empty(), "a replay is not quarantined");
+}
+
+async fn same_version_with_other_content_is_a_quarantined_conflict(fixture: &impl Fixture) {
+    let store = fixture.store();
+    commit_one(store, valid("C-1", 1, r#"{"a":1}"#)).await;
+
+    let changed = commit_one(store, valid("C-1", 1, r#"{"a":2}"#)).await;
+    let undeleted = commit_one(store, tombstone("C-1", 1)).await;
+
+    for result in [&changed, &undeleted] {
+        assert_eq!(result.outcome, Outcome::Rejected);
+        assert_eq!(result.current_version, Some(1));
+        assert_eq!(result.errors, vec![RecordError::version_conflict(1)]);
+        assert_eq!(result.errors[0].code, "envelope.version_conflict");
+    }
+    assert_eq!(
+        current(store, "C-1").await,
+        Some(stored(1, r#"{"a":1}"#)),
+        "the held copy stands"
+    );
+    assert_eq!(held_versions(store, "C-1").await, vec![1]);
+
+    let entries = quarantine(store, Some(TAX)).await;
+    assert_eq!(entries.len(), 2);
+    assert_eq!(Some(&entries[0].id), changed.quarantine_id.as_ref());
+    assert_eq!(Some(&entries[1].id), undeleted.quarantine_id.as_ref());
+    assert_eq!(
+        entries[0].envelope.payload, r#"{"a":2}"#,
+        "the refused copy is what is quarantined"
+    );
+    assert!(entries[1].envelope.deleted);
+    assert_eq!(entries[0].errors, vec![RecordError::version_conflict(1)]);
+    assert_eq!(entries[0].identity, TAX);
+}
+
+async fn higher_version_becomes_current(fixture: &impl Fixture) {
+    let store = fixture.store();
+    commit_one(store, valid("H-1", 1, r#"{"v":1}"#)).await;
+
+    let result = commit_one(store, valid("H-1", 2, r#"{"v":2}"#)).await;
+
+    assert_eq!(result.outcome, Outcome::Accepted);
+    assert_eq!(result.current_version, Some(2));
+    assert_eq!(current(store, "H-1").await, Some(stored(2, r#"{"v":2}"#)));
+    assert_eq!(held_versions(store, "H-1").await, vec![1, 2]);
+}
+
+async fn lower_version_not_held_is_stale(fixture: &impl Fixture) {
+    let store = fixture.store();
+    commit_one(store, valid("S-1", 5, r#"{"v":5}"#)).await;
+
+    let result = commit_one(store, valid("S-1", 3, r#"{"v":3}"#)).await;
+
+    assert_eq!(result.outcome, Outcome::Stale);
+    assert_eq!(result.current_version, Some(5));
+    assert_eq!(result.quarantine_id, None);
+    assert_eq!(
+        current(store, "S-1").await,
+        Some(stored(5, r#"{"v":5}"#)),
+        "current unchanged"
+    );
+    assert_eq!(
+        store.versions(&record_type(), "S-1").await.unwrap(),
+        vec![stored(3, r#"{"v":3}"#), stored(5, r#"{"v":5}"#)],
+        "the stale version is kept in history"
+    );
+}
+
+async fn out_of_order_arrival_ends_with_the_highest_version(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let mut seen = Vec::new();
+    for version in [3, 1, 2] {
+        seen.push(
+            commit_one(store, valid("O-1", version, &format!(r#"{{"v":{version}}}"#)))
+                .await
+                .outcome,
+        );
+    }
+
+    assert_eq!(seen, [Outcome::Accepted, Outcome::Stale, Outcome::Stale]);
+    assert_eq!(current(store, "O-1").await.map(|v| v.source_version), Some(3));
+    assert_eq!(held_versions(store, "O-1").await, vec![1, 2, 3]);
+}
+
+async fn tombstone_becomes_current(fixture: &impl Fixture) {
+    let store = fixture.store();
+    commit_one(store, valid("T-1", 1, r#"{"v":1}"#)).await;
+
+    let result = commit_one(store, tombstone("T-1", 2)).await;
+
+    assert_eq!(result.outcome, Outcome::Accepted);
+    assert_eq!(result.current_version, Some(2));
+    let now = current(store, "T-1")
+        .await
+        .expect("a tombstone is still a held version");
+    assert_eq!(
+        now,
+        StoredVersion {
+            source_version: 2,
+            deleted: true,
+            payload: "{}".to_owned()
+        }
+    );
+    assert_eq!(held_versions(store, "T-1").await, vec![1, 2]);
+
+    // Replaying the tombstone is unchanged, like any other version.
+    assert_eq!(commit_one(store, tombstone("T-1", 2)).await.outcome, Outcome::Unchanged);
+}
+
+async fn rejections_are_quarantined_verbatim_per_identity(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let (truncated, truncated_envelope, errors) = rejected("Q-1", 1, r#"{"a":"#);
+    // Not even text a JSON parser would accept, and a NUL that PostgreSQL text refuses.
+    let (odd, odd_envelope, _) = rejected("Q-2", 7, "\u{0}\u{1F600} not json");
+    let receipt = tax_receipt();
+
+    let results = store.commit(&receipt, vec![truncated, odd]).await.expect("commit");
+
+    assert_eq!(outcomes(&results), [Outcome::Rejected, Outcome::Rejected]);
+    assert_eq!(results[0].errors, errors);
+    assert_eq!(
+        results[0].current_version, None,
+        "an unknown record has no current version"
+    );
+    assert!(
+        !held_versions(store, "Q-1").await.contains(&1),
+        "a rejection is not a version"
+    );
+
+    let civil = Receipt {
+        identity: Identity::Department(Department::Civil),
+        received_at: SystemTime::now(),
+    };
+    let (other, _, _) = rejected("Q-3", 1, "[");
+    store.commit(&civil, vec![other]).await.expect("commit as civil");
+
+    let entries = quarantine(store, Some(TAX)).await;
+    assert_eq!(entries.len(), 2, "only the tax department's entries: {entries:?}");
+    for (entry, (result, envelope)) in entries
+        .iter()
+        .zip([(&results[0], &truncated_envelope), (&results[1], &odd_envelope)])
+    {
+        assert_eq!(Some(&entry.id), result.quarantine_id.as_ref());
+        assert_eq!(entry.identity, TAX);
+        assert_eq!(&entry.envelope, envelope, "kept verbatim");
+        assert_eq!(entry.errors, errors);
+        let skew = entry
+            .received_at
+            .duration_since(receipt.received_at)
+            .unwrap_or_else(|e| e.duration());
+        assert!(skew < Duration::from_millis(1), "received_at kept: off by {skew:?}");
+    }
+
+    let civil_entries = quarantine(store, Some("department:civil")).await;
+    assert_eq!(civil_entries.len(), 1);
+    assert_eq!(civil_entries[0].identity, "department:civil");
+    assert!(quarantine(store, Some("department:hrss")).await.is_empty());
+
+    let all = quarantine(store, None).await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2].envelope.source_id, "Q-3", "oldest first");
+    let first = store.quarantine(None, 1).await.expect("quarantine");
+    assert_eq!(first.len(), 1, "the limit is honoured");
+    assert_eq!(first[0].envelope.source_id, "Q-1");
+}
+
+async fn mixed_batch_answers_in_batch_order(fixture: &impl Fixture) {
+    let store = fixture.store();
+    commit_one(store, valid("M-known", 4, r#"{"v":4}"#)).await;
+    let (bad_new, _, _) = rejected("M-bad", 1, "nope");
+    let (bad_known, _, _) = rejected("M-known", 9, "nope");
+
+    let results = commit(
+        store,
+        vec![
+            valid("M-3", 1, r#"{"v":1}"#),
+            bad_new,
+            valid("M-1", 1, r#"{"v":1}"#),
+            bad_known,
+            valid("M-known", 2, r#"{"v":2}"#),
+            valid("M-2", 1, r#"{"v":1}"#),
+        ],
+    )
+    .await;
+
+    let ids: Vec<&str> = results.iter().map(|r| r.source_id.as_str()).collect();
+    assert_eq!(ids, ["M-3", "M-bad", "M-1", "M-known", "M-known", "M-2"]);
+    assert_eq!(
+        outcomes(&results),
+        [
+            Outcome::Accepted,
+            Outcome::Rejected,
+            Outcome::Accepted,
+            Outcome::Rejected,
+            Outcome::Stale,
+            Outcome::Accepted
+        ]
+    );
+    assert_eq!(results[1].current_version, None);
+    assert_eq!(
+        results[3].current_version,
+        Some(4),
+        "a rejection reports the record's current version"
+    );
+    assert_eq!(results[3].source_version, 9);
+    assert!(results
+        .iter()
+        .all(|r| (r.outcome == Outcome::Rejected) == r.quarantine_id.is_some()));
+    for id in ["M-1", "M-2", "M-3"] {
+        assert_eq!(held_versions(store, id).await, vec![1], "{id}");
+    }
+}
+
+async fn same_record_twice_in_a_batch_applies_in_batch_order(fixture: &impl Fixture) {
+    let store = fixture.store();
+
+    let results = commit(
+        store,
+        vec![valid("D-1", 2, r#"{"v":2}"#), valid("D-1", 1, r#"{"v":1}"#)],
+    )
+    .await;
+    assert_eq!(outcomes(&results), [Outcome::Accepted, Outcome::Stale]);
+    assert_eq!(results[0].current_version, Some(2));
+    assert_eq!(results[1].current_version, Some(2));
+
+    // Every result reports the version current after the whole batch.
+    let results = commit(
+        store,
+        vec![valid("D-2", 1, r#"{"v":1}"#), valid("D-2", 2, r#"{"v":2}"#)],
+    )
+    .await;
+    assert_eq!(outcomes(&results), [Outcome::Accepted, Outcome::Accepted]);
+    assert_eq!(results[0].current_version, Some(2));
+
+    let results = commit(
+        store,
+        vec![
+            valid("D-3", 3, r#"{"v":"first"}"#),
+            valid("D-3", 3, r#"{"v":"first"}"#),
+            valid("D-3", 3, r#"{"v":"second"}"#),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&results),
+        [Outcome::Accepted, Outcome::Unchanged, Outcome::Rejected]
+    );
+    assert_eq!(results[2].errors, vec![RecordError::version_conflict(3)]);
+    assert_eq!(
+        current(store, "D-3").await,
+        Some(stored(3, r#"{"v":"first"}"#)),
+        "the first copy stands"
+    );
+}
+
+async fn results_are_committed_when_returned(fixture: &impl Fixture) {
+    let (bad, bad_envelope, _) = rejected("K-2", 1, "{");
+    let results = commit(fixture.store(), vec![valid("K-1", 1, r#"{"v":1}"#), bad]).await;
+    let quarantine_id = results[1].quarantine_id.clone();
+
+    // Another store instance, another connection: it can only see what was committed.
+    let other = fixture.reopen().await;
+    assert_eq!(current(&other, "K-1").await, Some(stored(1, r#"{"v":1}"#)));
+    let entries = quarantine(&other, Some(TAX)).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(Some(entries[0].id.clone()), quarantine_id);
+    assert_eq!(entries[0].envelope, bad_envelope);
+
+    // And the reopened store (migrations run again) keeps working on the same data.
+    assert_eq!(
+        commit_one(&other, valid("K-1", 2, r#"{"v":2}"#)).await.outcome,
+        Outcome::Accepted
+    );
+    assert_eq!(current(fixture.store(), "K-1").await.map(|v| v.source_version), Some(2));
+}
+
+async fn any_store_delegates<F: Fixture>(fixture: &F)
+where
+    AnyStore: From<F::S>,
+{
+    let store = AnyStore::from(fixture.reopen().await);
+    assert_eq!(
+        commit_one(&store, valid("Y-1", 1, "{}")).await.outcome,
+        Outcome::Accepted
+    );
+    assert_eq!(current(fixture.store(), "Y-1").await, Some(stored(1, "{}")));
+    assert_eq!(held_versions(&store, "Y-1").await, vec![1]);
+    store.ping().await.expect("ping");
+}
+
+async fn empty_batch_and_ping(fixture: &impl Fixture) {
+    let store = fixture.store();
+    store.ping().await.expect("ping");
+    let results = store.commit(&tax_receipt(), Vec::new()).await.expect("empty commit");
+    assert!(results.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL only
+
+/// Replicas committing overlapping batches, each naming the records in its own shuffled
+/// order: nothing deadlocks or fails, every version is inserted exactly once, and the
+/// highest one ends up current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_batches_from_two_replicas() {
+    const RECORDS: usize = 8;
+    const VERSIONS: i64 = 6;
+    const TASKS: usize = 6;
+    let fixture = Postgres::new().await;
+    let replicas = [Arc::new(fixture.store.clone()), Arc::new(fixture.reopen().await)];
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&replicas[task % 2]);
+        tasks.spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(task as u64);
+            let mut results = Vec::new();
+            for round in 0..VERSIONS {
+                let version = (task as i64 + round) % VERSIONS + 1;
+                let mut batch: Vec<Submission> = (0..RECORDS)
+                    .map(|i| {
+                        valid(
+                            &format!("P-{i}"),
+                            version,
+                            &format!(r#"{{"record":{i},"v":{version}}}"#),
+                        )
+                    })
+                    .collect();
+                rng.shuffle(&mut batch);
+                results.extend(store.commit(&tax_receipt(), batch).await.expect("concurrent commit"));
+            }
+            results
+        });
+    }
+    let mut inserted: HashMap<(String, i64), usize> = HashMap::new();
+    while let Some(results) = tasks.join_next().await {
+        for result in results.expect("task") {
+            assert_ne!(result.outcome, Outcome::Rejected, "{result:?}");
+            if matches!(result.outcome, Outcome::Accepted | Outcome::Stale) {
+                *inserted
+                    .entry((result.source_id.clone(), result.source_version))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    assert_eq!(
+        inserted.len(),
+        RECORDS * VERSIONS as usize,
+        "every version was inserted"
+    );
+    assert!(
+        inserted.values().all(|&count| count == 1),
+        "and only once: {inserted:?}"
+    );
+    for i in 0..RECORDS {
+        let id = format!("P-{i}");
+        assert_eq!(
+            current(&fixture.store, &id).await.map(|v| v.source_version),
+            Some(VERSIONS),
+            "{id}"
+        );
+        assert_eq!(
+            held_versions(&fixture.store, &id).await,
+            (1..=VERSIONS).collect::<Vec<_>>(),
+            "{id}"
+        );
+    }
+}
+
+/// Replicas starting at once migrate one at a time; a later start changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrations_run_once_even_when_replicas_race() {
+    let db = Arc::new(TestDatabase::create().await);
+    let mut starts = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let db = Arc::clone(&db);
+        starts.spawn(async move { PostgresStore::connect(&db.settings()).await.map(|_| ()) });
+    }
+    while let Some(started) = starts.join_next().await {
+        started.expect("task").expect("concurrent start");
+    }
+
+    let store = PostgresStore::connect(&db.settings()).await.expect("first store");
+    commit_one(&store, valid("G-1", 1, "{}")).await;
+    let again = PostgresStore::connect(&db.settings()).await.expect("second start");
+    assert_eq!(
+        current(&again, "G-1").await.map(|v| v.source_version),
+        Some(1),
+        "data survives"
+    );
+
+    let client = db.connect().await;
+    let rows = client
+        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .await
+        .unwrap();
+    let versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
+    assert_eq!(versions, [1], "each migration recorded once");
+}
+
+/// The database refuses connections and the store's sessions are killed: commits fail as
+/// `Unavailable`; once it accepts connections again the same store works without help.
+#[tokio::test]
+async fn postgres_unavailable_while_the_database_refuses_then_recovers() {
+    let db = TestDatabase::create().await;
+    let settings = PostgresSettings {
+        connect_timeout: Duration::from_secs(2),
+        wait_timeout: Duration::from_secs(2),
+        ..db.settings()
+    };
+    let store = PostgresStore::connect(&settings).await.expect("connect");
+    commit_one(&store, valid("U-1", 1, "{}")).await;
+
+    let admin = db.admin().await;
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name))
+        .await
+        .unwrap();
+    let terminated = admin
+        .query(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db.name],
+        )
+        .await
+        .unwrap();
+    assert!(!terminated.is_empty(), "the store had a session to kill");
+
+    assert_unavailable(
+        store.commit(&tax_receipt(), vec![valid("U-1", 2, "{}")]).await,
+        "commit",
+    );
+    assert_unavailable(
+        store.commit(&tax_receipt(), vec![valid("U-1", 2, "{}")]).await,
+        "second commit",
+    );
+    assert_unavailable(store.ping().await, "ping");
+    assert_unavailable(store.versions(&record_type(), "U-1").await, "versions");
+
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name))
+        .await
+        .unwrap();
+    store.ping().await.expect("ping after recovery");
+    assert_eq!(
+        held_versions(&store, "U-1").await,
+        vec![1],
+        "the failed commits left nothing"
+    );
+    assert_eq!(
+        commit_one(&store, valid("U-1", 2, "{}")).await.outcome,
+        Outcome::Accepted
+    );
+    drop(store);
+    // `db` drops here, forcing out whatever the pool reconnected.
+}
+
+/// The session is killed while a batch is under way (queued behind a table lock): the
+/// commit fails as `Unavailable`, and the next one gets a fresh connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_session_killed_mid_batch_is_unavailable() {
+    let fixture = Postgres::new().await;
+    commit_one(&fixture.store, valid("X-1", 1, "{}")).await;
+
+    let blocker = fixture.db.connect().await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE source_records IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let store = fixture.store.clone();
+    let pending = tokio::spawn(async move { store.commit(&tax_receipt(), vec![valid("X-1", 2, "{}")]).await });
+
+    let admin = fixture.db.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let killed = admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND application_name = 'tongban-gateway'
+                   AND wait_event_type = 'Lock'",
+                &[&fixture.db.name],
+            )
+            .await
+            .unwrap();
+        if !killed.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the commit never queued behind the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert_unavailable(pending.await.expect("task"), "commit whose session was killed");
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        commit_one(&fixture.store, valid("X-1", 2, "{}")).await.outcome,
+        Outcome::Accepted
+    );
+}
+
+/// A statement waiting longer than `statement_timeout` (here behind a table lock) fails as
+/// `Unavailable`, and the connection stays usable.
+#[tokio::test]
+async fn postgres_statement_timeout_is_unavailable() {
+    let db = TestDatabase::create().await;
+    let settings = PostgresSettings {
+        statement_timeout: Duration::from_millis(300),
+        ..db.settings()
+    };
+    let store = PostgresStore::connect(&settings).await.expect("connect");
+    commit_one(&store, valid("W-1", 1, "{}")).await;
+
+    let blocker = db.connect().await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE source_records IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_unavailable(
+        store.commit(&tax_receipt(), vec![valid("W-1", 2, "{}")]).await,
+        "commit behind a lock",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        commit_one(&store, valid("W-1", 2, "{}")).await.outcome,
+        Outcome::Accepted
+    );
+}
+
+/// An item the database refuses fails the whole batch as `Internal`; nothing of it is kept.
+#[tokio::test]
+async fn postgres_failed_batch_keeps_nothing() {
+    let fixture = Postgres::new().await;
+    let (bad, _, _) = rejected("F-0", 1, "{");
+    // PostgreSQL text cannot hold NUL; validation is meant to refuse such ids earlier.
+    let batch = vec![valid("F-1", 1, "{}"), bad, valid("F-\u{0}", 1, "{}")];
+
+    match fixture.store.commit(&tax_receipt(), batch).await {
+        Err(StoreError::Internal(_)) => {}
+        other => panic!("expected StoreError::Internal, got {other:?}"),
+    }
+    assert_eq!(current(&fixture.store, "F-1").await, None);
+    assert!(quarantine(&fixture.store, None).await.is_empty());
+}
+
+#[tokio::test]
+async fn postgres_unreachable_server_is_unavailable() {
+    let settings = PostgresSettings {
+        // Nothing listens on port 1.
+        url: "postgres://postgres@127.0.0.1:1/postgres".to_owned(),
+        pool_size: 1,
+        connect_timeout: Duration::from_secs(2),
+        wait_timeout: Duration::from_secs(2),
+        statement_timeout: Duration::from_secs(2),
+    };
+    assert_unavailable(PostgresStore::connect(&settings).await, "connect");
+}
+
+// ---------------------------------------------------------------------------------------
+// Embedded only
+
+/// Another process holding the write lock longer than `busy_timeout`: commits fail as
+/// `Unavailable` (reads still work, thanks to WAL), and succeed once the lock is gone.
+#[tokio::test]
+async fn embedded_locked_file_is_unavailable_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.sqlite3");
+    let settings = EmbeddedSettings {
+        busy_timeout: Duration::from_millis(200),
+    };
+    let store = EmbeddedStore::open_with(&path, &settings).expect("open");
+    commit_one(&store, valid("L-1", 1, "{}")).await;
+
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let started = Instant::now();
+    assert_unavailable(
+        store.commit(&tax_receipt(), vec![valid("L-1", 2, "{}")]).await,
+        "commit while locked",
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "waited for busy_timeout first"
+    );
+    assert_eq!(held_versions(&store, "L-1").await, vec![1], "readers are not blocked");
+
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(
+        commit_one(&store, valid("L-1", 2, "{}")).await.outcome,
+        Outcome::Accepted
+    );
+}
+
+#[tokio::test]
+async fn embedded_unopenable_file_is_unavailable() {
+    // A missing folder is made (a fresh deployment's data folder), so the store opens.
+    let fresh = tempfile::tempdir().unwrap();
+    EmbeddedStore::open(&fresh.path().join("new").join("tongban.sqlite3")).expect("folder is created");
+    let dir = tempfile::tempdir().unwrap();
+    // Its folder would have to be where a plain file is: it can be neither made nor opened.
+    let blocker = dir.path().join("not-a-directory");
+    std::fs::write(&blocker, b"").unwrap();
+    let path = blocker.join("tongban.sqlite3");
+    assert_unavailable(EmbeddedStore::open(&path), "open");
+}
+
+#[tokio::test]
+async fn embedded_migrations_run_once() {
+    let fixture = Embedded::new();
+    commit_one(&fixture.store, valid("E-1", 1, "{}")).await;
+    let again = fixture.reopen().await;
+    assert_eq!(held_versions(&again, "E-1").await, vec![1]);
+
+    let connection = rusqlite::Connection::open(&fixture.path).unwrap();
+    let mut statement = connection
+        .prepare("SELECT version FROM schema_migrations ORDER BY version")
+        .unwrap();
+    let versions: Vec<i64> = statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(versions, [1]);
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}

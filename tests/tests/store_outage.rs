@@ -1,0 +1,221 @@
+//! The store goes away in the middle of a load: pushes get UNAVAILABLE (never a false
+//! ACCEPTED), health says NOT_SERVING, the hub recovers by itself, and every record it
+//! acknowledged is there afterwards.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+use tongban_gateway::identity::Identity;
+use tongban_gateway::store::Store;
+use tongban_proto::v1 as pb;
+use tongban_tests::hub::{department, StoreKind, TestHub};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+/// What the pushing client saw, batch by batch.
+#[derive(Default)]
+struct Observed {
+    /// Source ids of batches answered, with every outcome ACCEPTED.
+    acknowledged: Vec<String>,
+    /// Status codes of failed batches.
+    failures: Vec<Code>,
+    /// Answers with something other than ACCEPTED (there should be none).
+    odd_outcomes: usize,
+}
+
+fn batch(number: usize) -> (pb::PushRequest, Vec<String>) {
+    let ids: Vec<String> = (0..10).map(|i| format!("4{number:09}{i:010}")).collect();
+    let envelopes = ids
+        .iter()
+        .map(|id| pb::Envelope {
+            record_type: "tax.taxpayer".into(),
+            source_id: id.clone(),
+            source_version: 1,
+            deleted: false,
+            payload: serde_json::json!({
+                "djxh": id, "nsrsbh": "370687198001010019", "nsrmc": "王伟", "nsrlx": "3", "zjlx_dm": "201",
+                "zcdz": "海阳市", "djrq": "20190516", "nsrzt_dm": "03", "swjg_dm": "13706870000"
+            })
+            .to_string(),
+        })
+        .collect();
+    (
+        pb::PushRequest {
+            batch_id: number.to_string(),
+            envelopes,
+        },
+        ids,
+    )
+}
+
+/// Pushes batch after batch until `stop`, recording what came back.
+fn start_pushing(
+    hub: &TestHub,
+    client: tongban_proto::v1::exchange_client::ExchangeClient<tonic::transport::Channel>,
+) -> (Arc<AtomicBool>, Arc<Mutex<Observed>>, tokio::task::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    let _ = hub;
+    let task = {
+        let (stop, observed) = (stop.clone(), observed.clone());
+        tokio::spawn(async move {
+            let mut client = client;
+            let mut number = 0;
+            while !stop.load(Ordering::Relaxed) && number < 5_000 {
+                let (request, ids) = batch(number);
+                number += 1;
+                let answer = client.push(request).await;
+                let mut seen = observed.lock().await;
+                match answer {
+                    Ok(response) => {
+                        let all_accepted = response
+                            .get_ref()
+                            .results
+                            .iter()
+                            .all(|r| r.outcome == pb::Outcome::Accepted as i32);
+                        if all_accepted && response.get_ref().results.len() == ids.len() {
+                            seen.acknowledged.extend(ids);
+                        } else {
+                            seen.odd_outcomes += 1;
+                        }
+                    }
+                    Err(status) => seen.failures.push(status.code()),
+                }
+                drop(seen);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    (stop, observed, task)
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn health_of(hub: &TestHub) -> i32 {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(hub.channel(&Identity::Ops).await);
+    let request = tonic_health::pb::HealthCheckRequest {
+        service: "tongban.v1.Exchange".into(),
+    };
+    health.check(request).await.map(|r| r.into_inner().status).unwrap_or(-1)
+}
+
+/// Every batch the hub acknowledged is stored.
+async fn assert_nothing_acknowledged_is_missing(hub: &TestHub, observed: &Observed) {
+    assert!(!observed.acknowledged.is_empty());
+    for id in &observed.acknowledged {
+        let held = hub.store.current("tax.taxpayer", id).await.expect("store is back");
+        assert!(held.is_some(), "acknowledged record {id} is missing");
+    }
+    assert_eq!(observed.odd_outcomes, 0, "every answered batch was a clean ACCEPTED");
+}
+
+#[tokio::test]
+async fn postgres_going_away_mid_push() {
+    let hub = TestHub::start(StoreKind::Postgres).await;
+    let database = hub.database.as_ref().expect("postgres hub has a database");
+    let (stop, observed, task) = start_pushing(&hub, hub.exchange(&department("tax")).await);
+    wait_until("some batches are stored", Duration::from_secs(30), async || {
+        observed.lock().await.acknowledged.len() >= 50
+    })
+    .await;
+
+    // The database goes away: it refuses new connections and drops the hub's.
+    let admin = database.admin().await;
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", database.name))
+        .await
+        .expect("alter");
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&database.name],
+        )
+        .await
+        .expect("terminate");
+    wait_until("a push gets UNAVAILABLE", Duration::from_secs(30), async || {
+        observed.lock().await.failures.contains(&Code::Unavailable)
+    })
+    .await;
+    wait_until("health says NOT_SERVING", Duration::from_secs(10), async || {
+        health_of(&hub).await == ServingStatus::NotServing as i32
+    })
+    .await;
+    let acknowledged_while_down = observed.lock().await.acknowledged.len();
+
+    // It comes back: the hub reconnects by itself.
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", database.name))
+        .await
+        .expect("alter");
+    wait_until("pushes succeed again", Duration::from_secs(30), async || {
+        observed.lock().await.acknowledged.len() > acknowledged_while_down + 20
+    })
+    .await;
+    wait_until("health says SERVING", Duration::from_secs(10), async || {
+        health_of(&hub).await == ServingStatus::Serving as i32
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    task.await.expect("pusher");
+
+    let observed = observed.lock().await;
+    assert!(
+        observed.failures.iter().all(|c| *c == Code::Unavailable),
+        "only UNAVAILABLE while down: {:?}",
+        observed.failures
+    );
+    assert_nothing_acknowledged_is_missing(&hub, &observed).await;
+}
+
+#[tokio::test]
+async fn embedded_store_locked_mid_push() {
+    let hub = TestHub::start(StoreKind::Embedded).await;
+    let db_path = hub.dir.path().join("tongban.db");
+    let (stop, observed, task) = start_pushing(&hub, hub.exchange(&department("tax")).await);
+    wait_until("some batches are stored", Duration::from_secs(30), async || {
+        observed.lock().await.acknowledged.len() >= 50
+    })
+    .await;
+
+    // Another process takes the file's write lock and holds it longer than the hub waits.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let locker = std::thread::spawn(move || {
+        let connection = rusqlite::Connection::open(db_path).expect("open");
+        connection.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        locked_tx.send(()).expect("signal");
+        let _ = release_rx.recv_timeout(Duration::from_secs(60));
+        connection.execute_batch("ROLLBACK").expect("unlock");
+    });
+    locked_rx.recv().expect("locked");
+    wait_until("a push gets UNAVAILABLE", Duration::from_secs(30), async || {
+        observed.lock().await.failures.contains(&Code::Unavailable)
+    })
+    .await;
+    let acknowledged_while_locked = observed.lock().await.acknowledged.len();
+    release_tx.send(()).expect("release");
+    locker.join().expect("locker");
+
+    wait_until("pushes succeed again", Duration::from_secs(30), async || {
+        observed.lock().await.acknowledged.len() > acknowledged_while_locked + 20
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    task.await.expect("pusher");
+
+    let observed = observed.lock().await;
+    assert!(
+        observed.failures.iter().all(|c| *c == Code::Unavailable),
+        "only UNAVAILABLE while locked: {:?}",
+        observed.failures
+    );
+    assert_nothing_acknowledged_is_missing(&hub, &observed).await;
+}
