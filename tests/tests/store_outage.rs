@@ -219,3 +219,52 @@ async fn embedded_store_locked_mid_push() {
     );
     assert_nothing_acknowledged_is_missing(&hub, &observed).await;
 }
+
+#[tokio::test]
+async fn the_push_connector_resends_what_was_unavailable() {
+    let hub = TestHub::start(StoreKind::Embedded).await;
+    let db_path = hub.dir.path().join("tongban.db");
+    let file = hub.dir.path().join("tax.jsonl");
+    let lines: Vec<String> = (0..3_000)
+        .map(|n| {
+            let (request, _) = batch(n);
+            let envelope = &request.envelopes[0];
+            serde_json::json!({
+                "record_type": envelope.record_type,
+                "source_id": format!("7{n:019}"),
+                "source_version": 1,
+                "payload": serde_json::from_str::<serde_json::Value>(&envelope.payload).expect("json"),
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).expect("file");
+
+    // The store is locked when the push starts and released a little later.
+    let locker = std::thread::spawn(move || {
+        let connection = rusqlite::Connection::open(db_path).expect("open");
+        connection.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        std::thread::sleep(Duration::from_millis(1_500));
+        connection.execute_batch("ROLLBACK").expect("unlock");
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut options = tongban_gateway::client::PushOptions::new(hub.endpoint.clone());
+    options.show_progress = false;
+    options.batch_size = 100;
+    let report = tongban_gateway::client::push_file(&file, &hub.identity(&department("tax")), &options)
+        .await
+        .expect("push");
+    locker.join().expect("locker");
+
+    assert!(report.retries >= 1, "the connector met UNAVAILABLE and retried");
+    assert!(report.is_complete(), "{:?}", report.failure);
+    assert_eq!((report.lines, report.accepted + report.unchanged), (3_000, 3_000));
+    assert_eq!(report.rejected, 0);
+    for n in (0..3_000).step_by(97) {
+        let id = format!("7{n:019}");
+        assert!(
+            hub.store.current("tax.taxpayer", &id).await.expect("store").is_some(),
+            "{id}"
+        );
+    }
+}

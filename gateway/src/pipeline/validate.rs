@@ -268,4 +268,42 @@ mod tests {
             djxh.message
         );
     }
+
+    fn synthetic(record: &tongban_adapters::synth::SyntheticRecord) -> Envelope {
+        Envelope {
+            record_type: record.record_type.as_str().to_owned(),
+            source_id: record.source_id.clone(),
+            source_version: record.source_version,
+            deleted: record.deleted,
+            payload: record.payload.to_string(),
+        }
+    }
+
+    /// The generator and the schemas describe the same departments: everything the
+    /// synthetic city exports passes, and each deliberately broken record fails exactly
+    /// where the generator says it broke it.
+    #[test]
+    fn the_synthetic_city_fits_the_schemas() {
+        use tongban_adapters::synth::{self, CityConfig};
+        let validator = Validator::new(1 << 20).expect("schemas");
+        let city = synth::city(&CityConfig { people: 400, seed: 7 });
+        let again = synth::replays_and_stale(&city, 7, 200);
+        for record in city.iter().chain(&again) {
+            if let Submission::Rejected(r) = validator.check(synthetic(record)) {
+                panic!("{} {} rejected: {:?}", record.record_type, record.source_id, r.errors);
+            }
+        }
+        let defective = synth::defective(7);
+        let types: std::collections::HashSet<_> = defective.iter().map(|(r, _)| r.record_type).collect();
+        assert_eq!(types.len(), RecordType::ALL.len(), "broken records of every type");
+        for (record, pointer) in defective {
+            let errors = rejection(validator.check(synthetic(&record)));
+            assert!(
+                errors.iter().any(|e| e.pointer == pointer),
+                "{} broken at {pointer:?}, errors at {:?}",
+                record.record_type,
+                errors.iter().map(|e| &e.pointer).collect::<Vec<_>>()
+            );
+        }
+    }
 }
