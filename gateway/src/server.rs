@@ -34,6 +34,28 @@ pub struct ServerSettings {
     pub probe_interval: Duration,
 }
 
+impl ServerSettings {
+    /// Settings for a hub on a development PKI folder (`tongban dev`, the demo, tests):
+    /// its CA for clients, its server certificate, default limits.
+    pub fn development(
+        pki: &crate::pki::PkiLayout,
+        revoked_serials: std::collections::HashSet<String>,
+    ) -> Result<Self, crate::tls::TlsError> {
+        let server = pki.server_dir();
+        Ok(ServerSettings {
+            tls: crate::tls::server_config(
+                &pki.ca_cert(),
+                &server.join("cert.pem"),
+                &server.join("key.pem"),
+                revoked_serials,
+            )?,
+            limits: Limits::default(),
+            handshake_timeout: Duration::from_secs(10),
+            probe_interval: Duration::from_secs(2),
+        })
+    }
+}
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -45,6 +45,23 @@ fn tongban(args: &[&str], dir: &Path) -> Output {
         .expect("run tongban")
 }
 
+/// `tongban push` of `file` as the identity folder `identity`, without a progress bar.
+fn push(dir: &Path, endpoint: &str, identity: &str, file: &str) -> Output {
+    tongban(
+        &[
+            "push",
+            "--endpoint",
+            endpoint,
+            "--identity",
+            identity,
+            "--file",
+            file,
+            "--quiet",
+        ],
+        dir,
+    )
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -106,19 +123,7 @@ fn dev_hub_and_push_connector() {
     let file = dir.path().join("tax.jsonl");
     write_tax_file(&file);
     let endpoint = format!("https://{listen}");
-    let output = tongban(
-        &[
-            "push",
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "tongban-data/pki/tax",
-            "--file",
-            "tax.jsonl",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    let output = push(dir.path(), &endpoint, "tongban-data/pki/tax", "tax.jsonl");
     assert!(
         output.status.success(),
         "push failed: {}{}",
@@ -146,36 +151,12 @@ fn dev_hub_and_push_connector() {
     assert_eq!(report["unreadable_lines"][0]["line"], 3);
 
     // Pushed again, the same file changes nothing.
-    let output = tongban(
-        &[
-            "push",
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "tongban-data/pki/tax",
-            "--file",
-            "tax.jsonl",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    let output = push(dir.path(), &endpoint, "tongban-data/pki/tax", "tax.jsonl");
     assert!(text(&output.stdout).contains("2 unchanged"), "{}", text(&output.stdout));
 
     // Another department's certificate cannot push tax records: the push stops, says why,
     // and exits non-zero.
-    let output = tongban(
-        &[
-            "push",
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "tongban-data/pki/civil",
-            "--file",
-            "tax.jsonl",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    let output = push(dir.path(), &endpoint, "tongban-data/pki/civil", "tax.jsonl");
     assert!(!output.status.success());
     assert!(
         text(&output.stderr).contains("PermissionDenied"),
@@ -271,19 +252,7 @@ path = "data/tongban.db"
     });
     std::fs::write(dir.path().join("market.jsonl"), format!("{line}\n")).expect("file");
     let endpoint = format!("https://127.0.0.1:{port}");
-    let output = tongban(
-        &[
-            "push",
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "pki/market",
-            "--file",
-            "market.jsonl",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    let output = push(dir.path(), &endpoint, "pki/market", "market.jsonl");
     assert!(
         output.status.success(),
         "{}{}",
@@ -292,19 +261,7 @@ path = "data/tongban.db"
     );
     assert!(text(&output.stdout).contains("1 accepted"), "{}", text(&output.stdout));
 
-    let output = tongban(
-        &[
-            "push",
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "pki/market-old",
-            "--file",
-            "market.jsonl",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    let output = push(dir.path(), &endpoint, "pki/market-old", "market.jsonl");
     assert!(!output.status.success(), "a revoked certificate must not push");
 }
 

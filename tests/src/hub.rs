@@ -90,19 +90,10 @@ impl TestHub {
                 (store.into(), Some(database))
             }
         };
-        let tls = tongban_gateway::tls::server_config(
-            &pki.ca_cert(),
-            &pki.server_dir().join("cert.pem"),
-            &pki.server_dir().join("key.pem"),
-            options.revoked.clone(),
-        )
-        .expect("server TLS");
-        let settings = ServerSettings {
-            tls,
-            limits: options.limits.clone(),
-            handshake_timeout: Duration::from_secs(5),
-            probe_interval: options.probe_interval,
-        };
+        let mut settings = ServerSettings::development(&pki, options.revoked.clone()).expect("server settings");
+        settings.limits = options.limits.clone();
+        settings.probe_interval = options.probe_interval;
+        settings.handshake_timeout = Duration::from_secs(5);
         let listener = server::bind(([127, 0, 0, 1], 0).into()).await.expect("bind");
         let running = server::start(listener, settings, store.clone()).expect("start hub");
         TestHub {

@@ -6,3 +6,23 @@
 
 pub mod db;
 pub mod hub;
+
+/// Runs each named scenario — an `async fn(StoreKind)` — as two tests, one against the
+/// embedded store (`embedded::name`) and one against PostgreSQL (`postgres::name`).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($scenario:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario($crate::hub::StoreKind::Embedded).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario($crate::hub::StoreKind::Postgres).await
+            })*
+        }
+    };
+}

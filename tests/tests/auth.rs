@@ -13,18 +13,7 @@ use tongban_tests::hub::{department, HubOptions, StoreKind, TestHub};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::Code;
 
-macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test] async fn $scenario() { super::$scenario(super::StoreKind::Embedded).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $scenario() { super::$scenario(super::StoreKind::Postgres).await })*
-        }
-    };
-}
-
-on_both_stores!(
+tongban_tests::on_both_stores!(
     a_connection_without_a_client_certificate_is_refused,
     a_certificate_from_another_ca_is_refused,
     a_revoked_serial_is_refused,

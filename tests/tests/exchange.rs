@@ -11,19 +11,7 @@ use tongban_tests::hub::{department, HubOptions, StoreKind, TestHub};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-/// Runs one scenario against the embedded store and against PostgreSQL.
-macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test] async fn $scenario() { super::$scenario(super::StoreKind::Embedded).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $scenario() { super::$scenario(super::StoreKind::Postgres).await })*
-        }
-    };
-}
-
-on_both_stores!(
+tongban_tests::on_both_stores!(
     every_record_type_is_accepted_from_its_department,
     each_rejection_points_at_its_defect,
     a_mixed_batch_keeps_the_good_and_quarantines_the_bad,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
@@ -12,7 +12,6 @@ use tongban_adapters::synth::{self, CityConfig, SyntheticRecord};
 use tongban_adapters::{Department, RecordType};
 
 use crate::client::{push_file, ClientIdentity, OutcomeCounts, PushOptions, PushReport};
-use crate::config::Limits;
 use crate::identity::Identity;
 use crate::pki::PkiLayout;
 use crate::server::{self, ServerSettings};
@@ -48,18 +47,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let pki = PkiLayout::new(dir.join("pki"));
     pki.ensure_dev()?;
     let store = EmbeddedStore::open(&dir.join("tongban.db"))?;
-    let tls = crate::tls::server_config(
-        &pki.ca_cert(),
-        &pki.server_dir().join("cert.pem"),
-        &pki.server_dir().join("key.pem"),
-        Default::default(),
-    )?;
-    let settings = ServerSettings {
-        tls,
-        limits: Limits::default(),
-        handshake_timeout: Duration::from_secs(10),
-        probe_interval: Duration::from_secs(2),
-    };
+    let settings = ServerSettings::development(&pki, Default::default())?;
     let hub = server::start(server::bind(([127, 0, 0, 1], 0).into()).await?, settings, store)?;
     let endpoint = format!("https://{}", hub.addr);
     println!("Tongban demo: hub on {endpoint} (embedded store in {})", dir.display());

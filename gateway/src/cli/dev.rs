@@ -2,12 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::Limits;
 use crate::identity::Identity;
 use crate::pki::PkiLayout;
 use crate::server::{self, ServerSettings};
@@ -28,18 +26,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let created = pki.ensure_dev().context("creating the development PKI")?;
     let db_path = args.data_dir.join("tongban.db");
     let store = EmbeddedStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
-    let tls = crate::tls::server_config(
-        &pki.ca_cert(),
-        &pki.server_dir().join("cert.pem"),
-        &pki.server_dir().join("key.pem"),
-        Default::default(),
-    )?;
-    let settings = ServerSettings {
-        tls,
-        limits: Limits::default(),
-        handshake_timeout: Duration::from_secs(10),
-        probe_interval: Duration::from_secs(2),
-    };
+    let settings = ServerSettings::development(&pki, Default::default())?;
     let listener = server::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     print_next_steps(&pki, created, addr, &db_path);
