@@ -27,6 +27,9 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub health: HealthConfig,
+    /// Seconds in-flight calls get to finish after SIGTERM or Ctrl-C.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,6 +222,9 @@ impl Config {
     }
 }
 
+fn default_shutdown_grace_secs() -> u64 {
+    10
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7443))
 }

@@ -32,6 +32,8 @@ pub struct ServerSettings {
     pub handshake_timeout: Duration,
     /// Interval of the store probe behind gRPC health.
     pub probe_interval: Duration,
+    /// How long in-flight calls and open streams get to finish once shutdown begins.
+    pub shutdown_grace: Duration,
 }
 
 impl ServerSettings {
@@ -52,6 +54,7 @@ impl ServerSettings {
             limits: Limits::default(),
             handshake_timeout: Duration::from_secs(10),
             probe_interval: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(10),
         })
     }
 }
@@ -157,7 +160,22 @@ pub async fn serve<S: Store>(
     .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
     let incoming = accept_loop(listener, settings.tls.clone(), settings.handshake_timeout);
-    let result = tonic::transport::Server::builder()
+    // tonic's graceful shutdown waits for every client to hang up; a department that
+    // keeps its connection open must not keep the hub from stopping.
+    let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let shutdown_grace = settings.shutdown_grace;
+    let grace = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(shutdown_grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let server = tonic::transport::Server::builder()
         .layer(MessageLimitLayer {
             limit: limits.max_message_bytes,
         })
@@ -165,8 +183,14 @@ pub async fn serve<S: Store>(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(exchange)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    let result = tokio::select! {
+        result = server => result,
+        _ = grace => {
+            tracing::warn!("clients still connected {shutdown_grace:?} after shutdown began; stopping anyway");
+            Ok(())
+        }
+    };
     probe.abort();
     Ok(result?)
 }

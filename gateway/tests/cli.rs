@@ -297,3 +297,128 @@ fn demo_prints_the_summary_of_all_eight_record_types() {
         "replays and stale copies show up: {total}"
     );
 }
+
+/// The admin URL of the test PostgreSQL, as scripts/test exports it.
+fn admin_database_url() -> String {
+    std::env::var("TONGBAN_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Runs one SQL statement on the admin database.
+fn admin_sql(sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let url = admin_database_url();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}; run the tests through scripts/test"));
+        tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    });
+}
+
+/// A database for one test, dropped at the end.
+struct Database(String);
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        admin_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+    }
+}
+
+#[test]
+fn serve_on_postgres_with_the_database_url_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!("tongban_cli_{}_{nanos}", std::process::id());
+    admin_sql(&format!("CREATE DATABASE {name}"));
+    let database = Database(name);
+    let base = admin_database_url();
+    let url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{}", database.0),
+        None => panic!("unexpected database URL {base}"),
+    };
+
+    let dev_pki = dir.path().join("tongban-data/pki");
+    let output = tongban(&["certs", "ca", "--pki", "tongban-data/pki"], dir.path());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for args in [
+        &[
+            "certs",
+            "server",
+            "--pki",
+            "tongban-data/pki",
+            "--name",
+            "localhost",
+            "--name",
+            "127.0.0.1",
+        ][..],
+        &["certs", "client", "--pki", "tongban-data/pki", "--identity", "market"][..],
+    ] {
+        let output = tongban(args, dir.path());
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    assert!(dev_pki.join("market/cert.pem").exists());
+
+    let port = free_port();
+    let config = format!(
+        r#"
+listen = "127.0.0.1:{port}"
+[tls]
+client_ca = "tongban-data/pki/ca.pem"
+cert = "tongban-data/pki/server/cert.pem"
+key = "tongban-data/pki/server/key.pem"
+[store]
+kind = "postgres"
+url = ""
+pool_size = 2
+"#
+    );
+    std::fs::write(dir.path().join("tongban.toml"), config).expect("config");
+    let mut serve = Running(
+        Command::new(TONGBAN)
+            .args(["serve", "--config", "tongban.toml"])
+            .env("TONGBAN_DATABASE_URL", &url)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve"),
+    );
+    wait_for_port(port, &mut serve);
+
+    let line = serde_json::json!({
+        "record_type": "market.entity", "source_id": "0123456789abcdef0123456789abcdef", "source_version": 1,
+        "payload": {"ztid": "0123456789abcdef0123456789abcdef", "tyshxydm": "", "ztmc": "海阳市某某商贸有限公司",
+                    "ztlx": "1100", "fddbr": "王伟", "clrq": "2004年1月8日", "zs": "海阳市", "djzt": "存续"}
+    });
+    std::fs::write(dir.path().join("market.jsonl"), format!("{line}\n")).expect("file");
+    let endpoint = format!("https://127.0.0.1:{port}");
+    let output = push(dir.path(), &endpoint, "tongban-data/pki/market", "market.jsonl");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(text(&output.stdout).contains("1 accepted"), "{}", text(&output.stdout));
+    drop(serve);
+
+    // Without a URL anywhere, serve refuses to start and says how to give one.
+    let output = Command::new(TONGBAN)
+        .args(["serve", "--config", "tongban.toml"])
+        .env_remove("TONGBAN_DATABASE_URL")
+        .current_dir(dir.path())
+        .output()
+        .expect("serve");
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("TONGBAN_DATABASE_URL"),
+        "{}",
+        text(&output.stderr)
+    );
+}

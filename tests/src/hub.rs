@@ -94,6 +94,7 @@ impl TestHub {
         settings.limits = options.limits.clone();
         settings.probe_interval = options.probe_interval;
         settings.handshake_timeout = Duration::from_secs(5);
+        settings.shutdown_grace = Duration::from_secs(2);
         let listener = server::bind(([127, 0, 0, 1], 0).into()).await.expect("bind");
         let running = server::start(listener, settings, store.clone()).expect("start hub");
         TestHub {

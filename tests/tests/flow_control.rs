@@ -104,3 +104,15 @@ async fn an_unread_stream_is_not_read_either() {
     assert_eq!(answered, BATCHES);
     assert_eq!(committed_batches(&hub).await, BATCHES);
 }
+
+#[tokio::test]
+async fn the_hub_stops_while_clients_keep_their_connections() {
+    let mut hub = TestHub::start(StoreKind::Embedded).await;
+    let mut client = hub.exchange(&department("tax")).await;
+    client.push(batch(0)).await.expect("push");
+    // An open PushStream whose client neither sends nor hangs up.
+    let (_keep_open, rx) = tokio::sync::mpsc::channel::<pb::PushRequest>(1);
+    let _stream = client.push_stream(ReceiverStream::new(rx)).await.expect("stream");
+    let stopped = tokio::time::timeout(Duration::from_secs(30), hub.stop()).await;
+    assert!(stopped.is_ok(), "the hub did not stop within 30 s");
+}

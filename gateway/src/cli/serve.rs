@@ -33,6 +33,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         limits: config.limits.clone(),
         handshake_timeout: Duration::from_secs(config.tls.handshake_timeout_secs.max(1)),
         probe_interval: config.health.probe_interval(),
+        shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
     };
     let listener = server::bind(config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "tongban serving");
