@@ -72,7 +72,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     hub.shutdown().await?;
     print_summary(&reports);
-    println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+    println!("\nDone in {:.2} s.", started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 /// Tongban (通办): the city's data-exchange hub.
 #[derive(Debug, Parser)]
-#[command(name = "tongban", version, about, long_about = None)]
+#[command(name = "tongban", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
