@@ -62,6 +62,33 @@ fn push(dir: &Path, endpoint: &str, identity: &str, file: &str) -> Output {
     )
 }
 
+/// `tongban serve` with `config` written to `tongban.toml`, once it listens on `port`.
+fn start_serve(dir: &Path, config: &str, port: u16, env: &[(&str, &str)]) -> Running {
+    std::fs::write(dir.join("tongban.toml"), config).expect("config");
+    let mut serve = Running(
+        Command::new(TONGBAN)
+            .args(["serve", "--config", "tongban.toml"])
+            .envs(env.iter().copied())
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve"),
+    );
+    wait_for_port(port, &mut serve);
+    serve
+}
+
+/// `market.jsonl` with one valid market record.
+fn write_market_file(dir: &Path) {
+    let line = serde_json::json!({
+        "record_type": "market.entity", "source_id": "0123456789abcdef0123456789abcdef", "source_version": 1,
+        "payload": {"ztid": "0123456789abcdef0123456789abcdef", "tyshxydm": "", "ztmc": "海阳市某某商贸有限公司",
+                    "ztlx": "1100", "fddbr": "王伟", "clrq": "2004年1月8日", "zs": "海阳市", "djzt": "存续"}
+    });
+    std::fs::write(dir.join("market.jsonl"), format!("{line}\n")).expect("file");
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -233,25 +260,10 @@ kind = "embedded"
 path = "data/tongban.db"
 "#
     );
-    std::fs::write(dir.path().join("tongban.toml"), config).expect("config");
-    let mut serve = Running(
-        Command::new(TONGBAN)
-            .args(["serve", "--config", "tongban.toml"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve"),
-    );
-    wait_for_port(port, &mut serve);
+    let _serve = start_serve(dir.path(), &config, port, &[]);
 
-    let line = serde_json::json!({
-        "record_type": "market.entity", "source_id": "0123456789abcdef0123456789abcdef", "source_version": 1,
-        "payload": {"ztid": "0123456789abcdef0123456789abcdef", "tyshxydm": "", "ztmc": "海阳市某某商贸有限公司",
-                    "ztlx": "1100", "fddbr": "王伟", "clrq": "2004年1月8日", "zs": "海阳市", "djzt": "存续"}
-    });
-    std::fs::write(dir.path().join("market.jsonl"), format!("{line}\n")).expect("file");
     let endpoint = format!("https://127.0.0.1:{port}");
+    write_market_file(dir.path());
     let output = push(dir.path(), &endpoint, "pki/market", "market.jsonl");
     assert!(
         output.status.success(),
@@ -378,26 +390,10 @@ url = ""
 pool_size = 2
 "#
     );
-    std::fs::write(dir.path().join("tongban.toml"), config).expect("config");
-    let mut serve = Running(
-        Command::new(TONGBAN)
-            .args(["serve", "--config", "tongban.toml"])
-            .env("TONGBAN_DATABASE_URL", &url)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve"),
-    );
-    wait_for_port(port, &mut serve);
+    let serve = start_serve(dir.path(), &config, port, &[("TONGBAN_DATABASE_URL", url.as_str())]);
 
-    let line = serde_json::json!({
-        "record_type": "market.entity", "source_id": "0123456789abcdef0123456789abcdef", "source_version": 1,
-        "payload": {"ztid": "0123456789abcdef0123456789abcdef", "tyshxydm": "", "ztmc": "海阳市某某商贸有限公司",
-                    "ztlx": "1100", "fddbr": "王伟", "clrq": "2004年1月8日", "zs": "海阳市", "djzt": "存续"}
-    });
-    std::fs::write(dir.path().join("market.jsonl"), format!("{line}\n")).expect("file");
     let endpoint = format!("https://127.0.0.1:{port}");
+    write_market_file(dir.path());
     let output = push(dir.path(), &endpoint, "tongban-data/pki/market", "market.jsonl");
     assert!(
         output.status.success(),

@@ -110,8 +110,8 @@ async fn every_record_type_is_accepted_from_its_department(kind: StoreKind) {
 }
 
 async fn each_rejection_points_at_its_defect(kind: StoreKind) {
+    use pb::ErrorScope::{Envelope, Payload};
     let hub = TestHub::start(kind).await;
-    // (record, expected scope, expected pointer, expected code, words the message must contain)
     let mut not_json = fixture("tax.taxpayer");
     not_json.payload = r#"{"djxh": "1", "nsrmc": "#.to_owned();
     let mut unknown_type = fixture("tax.taxpayer");
@@ -120,131 +120,24 @@ async fn each_rejection_points_at_its_defect(kind: StoreKind) {
     negative_version.source_version = -5;
     let mut no_id = fixture("tax.taxpayer");
     no_id.source_id = String::new();
+    // (department, record, scope, pointer, code, words the message must contain)
+    #[rustfmt::skip]
     let cases: Vec<(&str, pb::Envelope, pb::ErrorScope, &str, &str, &str)> = vec![
-        (
-            "tax",
-            edited("tax.taxpayer", |p| p["djrq"] = "2019-05-16".into()),
-            pb::ErrorScope::Payload,
-            "/djrq",
-            "schema.pattern",
-            "YYYYMMDD",
-        ),
-        (
-            "tax",
-            edited("tax.taxpayer", |p| {
-                p.as_object_mut().map(|o| o.remove("djxh"));
-            }),
-            pb::ErrorScope::Payload,
-            "",
-            "schema.required",
-            "djxh",
-        ),
-        (
-            "tax",
-            edited("tax.taxpayer", |p| p["nsrlx"] = 3.into()),
-            pb::ErrorScope::Payload,
-            "/nsrlx",
-            "schema.type",
-            "string",
-        ),
-        (
-            "tax",
-            not_json,
-            pb::ErrorScope::Payload,
-            "",
-            "payload.not_json",
-            "not valid JSON",
-        ),
-        (
-            "tax",
-            unknown_type,
-            pb::ErrorScope::Envelope,
-            "/record_type",
-            "envelope.unknown_record_type",
-            "tax.taxpayer",
-        ),
-        (
-            "tax",
-            negative_version,
-            pb::ErrorScope::Envelope,
-            "/source_version",
-            "envelope.source_version",
-            "negative",
-        ),
-        (
-            "tax",
-            no_id,
-            pb::ErrorScope::Envelope,
-            "/source_id",
-            "envelope.source_id",
-            "empty",
-        ),
-        (
-            "realestate",
-            edited("realestate.title", |p| p["mj"] = "98.5".into()),
-            pb::ErrorScope::Payload,
-            "/mj",
-            "schema.type",
-            "number",
-        ),
-        (
-            "realestate",
-            edited("realestate.title", |p| p["qlr"][1]["zjh"] = 370687.into()),
-            pb::ErrorScope::Payload,
-            "/qlr/1/zjh",
-            "schema.type",
-            "string",
-        ),
-        (
-            "civil",
-            edited("civil.marriage", |p| {
-                p["nan"].as_object_mut().map(|o| o.remove("xm"));
-            }),
-            pb::ErrorScope::Payload,
-            "/nan",
-            "schema.required",
-            "xm",
-        ),
-        (
-            "civil",
-            edited("civil.assistance", |p| p["jtcy"] = "张秀英".into()),
-            pb::ErrorScope::Payload,
-            "/jtcy",
-            "schema.type",
-            "array",
-        ),
-        (
-            "construction",
-            edited("construction.permit", |p| p["fzrq"] = "2024-08-31".into()),
-            pb::ErrorScope::Payload,
-            "/fzrq",
-            "schema.type",
-            "integer",
-        ),
-        (
-            "market",
-            edited("market.entity", |p| p["clrq"] = "2004-01-08".into()),
-            pb::ErrorScope::Payload,
-            "/clrq",
-            "schema.pattern",
-            "年",
-        ),
-        (
-            "hrss",
-            edited("hrss.insured_person", |p| p["xzlx"] = "110".into()),
-            pb::ErrorScope::Payload,
-            "/xzlx",
-            "schema.type",
-            "array",
-        ),
-        (
-            "housingfund",
-            edited("housingfund.account", |p| p["khrq"] = "2010-03-07".into()),
-            pb::ErrorScope::Payload,
-            "/khrq",
-            "schema.pattern",
-            "YYYY/M/D",
-        ),
+        ("tax", edited("tax.taxpayer", |p| p["djrq"] = "2019-05-16".into()), Payload, "/djrq", "schema.pattern", "YYYYMMDD"),
+        ("tax", edited("tax.taxpayer", |p| { p.as_object_mut().map(|o| o.remove("djxh")); }), Payload, "", "schema.required", "djxh"),
+        ("tax", edited("tax.taxpayer", |p| p["nsrlx"] = 3.into()), Payload, "/nsrlx", "schema.type", "string"),
+        ("tax", not_json, Payload, "", "payload.not_json", "not valid JSON"),
+        ("tax", unknown_type, Envelope, "/record_type", "envelope.unknown_record_type", "tax.taxpayer"),
+        ("tax", negative_version, Envelope, "/source_version", "envelope.source_version", "negative"),
+        ("tax", no_id, Envelope, "/source_id", "envelope.source_id", "empty"),
+        ("realestate", edited("realestate.title", |p| p["mj"] = "98.5".into()), Payload, "/mj", "schema.type", "number"),
+        ("realestate", edited("realestate.title", |p| p["qlr"][1]["zjh"] = 370687.into()), Payload, "/qlr/1/zjh", "schema.type", "string"),
+        ("civil", edited("civil.marriage", |p| { p["nan"].as_object_mut().map(|o| o.remove("xm")); }), Payload, "/nan", "schema.required", "xm"),
+        ("civil", edited("civil.assistance", |p| p["jtcy"] = "张秀英".into()), Payload, "/jtcy", "schema.type", "array"),
+        ("construction", edited("construction.permit", |p| p["fzrq"] = "2024-08-31".into()), Payload, "/fzrq", "schema.type", "integer"),
+        ("market", edited("market.entity", |p| p["clrq"] = "2004-01-08".into()), Payload, "/clrq", "schema.pattern", "年"),
+        ("hrss", edited("hrss.insured_person", |p| p["xzlx"] = "110".into()), Payload, "/xzlx", "schema.type", "array"),
+        ("housingfund", edited("housingfund.account", |p| p["khrq"] = "2010-03-07".into()), Payload, "/khrq", "schema.pattern", "YYYY/M/D"),
     ];
     for (dept, envelope, scope, pointer, code, words) in cases {
         let mut client = hub.exchange(&department(dept)).await;
