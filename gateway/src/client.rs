@@ -153,6 +153,9 @@ pub struct PushOptions {
     pub window: usize,
     /// Reconnection attempts in a row before giving up.
     pub max_attempts: u32,
+    /// How long to wait for the answer to a batch before the stream counts as lost
+    /// (then it is re-opened and the unanswered batches sent again).
+    pub answer_timeout: Duration,
     pub show_progress: bool,
 }
 
@@ -164,6 +167,7 @@ impl PushOptions {
             max_batch_bytes: 4 * 1024 * 1024,
             window: 4,
             max_attempts: 20,
+            answer_timeout: Duration::from_secs(120),
             show_progress: true,
         }
     }
@@ -256,7 +260,7 @@ struct Batch {
 
 /// Reads a JSON-lines file into batches, lazily.
 struct BatchReader {
-    lines: std::io::Lines<BufReader<File>>,
+    file: BufReader<File>,
     line_no: u64,
     next_batch_id: u64,
     done: bool,
@@ -265,6 +269,8 @@ struct BatchReader {
 }
 
 impl BatchReader {
+    /// The next batch of envelopes; lines that are not envelopes go to the report as
+    /// unreadable. `None` once the file is done.
     fn next(&mut self, report: &mut PushReport) -> Result<Option<Batch>, std::io::Error> {
         let mut batch = Batch {
             request: pb::PushRequest::default(),
@@ -272,35 +278,31 @@ impl BatchReader {
             bytes: 0,
         };
         let mut payload_bytes = 0;
+        let mut raw = Vec::new();
         while batch.lines.len() < self.batch_size && payload_bytes < self.max_batch_bytes {
-            let Some(line) = self.lines.next() else {
+            raw.clear();
+            // Bytes, not `lines()`: one line in another encoding must not end the push.
+            if self.file.read_until(b'\n', &mut raw)? == 0 {
                 self.done = true;
                 break;
-            };
-            let line = line?;
+            }
             self.line_no += 1;
-            batch.bytes += line.len() as u64 + 1;
-            if line.trim().is_empty() {
+            batch.bytes += raw.len() as u64;
+            if raw.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             report.lines += 1;
-            match serde_json::from_str::<LineEnvelope>(&line) {
-                Ok(e) => {
-                    payload_bytes += e.payload.get().len();
-                    batch.request.envelopes.push(pb::Envelope {
-                        record_type: e.record_type,
-                        source_id: e.source_id,
-                        source_version: e.source_version,
-                        deleted: e.deleted,
-                        payload: e.payload.get().to_owned(),
-                    });
+            match self.envelope(&raw) {
+                Ok(envelope) => {
+                    payload_bytes += envelope.payload.len();
+                    batch.request.envelopes.push(envelope);
                     batch.lines.push(self.line_no);
                 }
-                Err(e) => {
+                Err(error) => {
                     report.unreadable += 1;
                     report.unreadable_lines.push(UnreadableLine {
                         line: self.line_no,
-                        error: format!("not an envelope (record_type, source_id, source_version, payload): {e}"),
+                        error,
                     });
                 }
             }
@@ -312,17 +314,39 @@ impl BatchReader {
         batch.request.batch_id = self.next_batch_id.to_string();
         Ok(Some(batch))
     }
+
+    fn envelope(&self, raw: &[u8]) -> Result<pb::Envelope, String> {
+        if raw.len() > self.max_batch_bytes {
+            return Err(format!(
+                "the line is {} bytes, more than a batch may carry ({} bytes); no record is that large",
+                raw.len(),
+                self.max_batch_bytes
+            ));
+        }
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            format!("not UTF-8 text ({e}); the hub takes UTF-8, convert the export (from GBK, for example) first")
+        })?;
+        let e = serde_json::from_str::<LineEnvelope>(text)
+            .map_err(|e| format!("not an envelope (record_type, source_id, source_version, payload): {e}"))?;
+        Ok(pb::Envelope {
+            record_type: e.record_type,
+            source_id: e.source_id,
+            source_version: e.source_version,
+            deleted: e.deleted,
+            payload: e.payload.get().to_owned(),
+        })
+    }
 }
 
 /// A failed stream is worth re-opening when the hub or the network was away; not when
 /// the hub refused the certificate or the request.
 fn stream_failure(status: Status) -> StreamEnd {
     if let Some(alert) = status_refusal(&status) {
-        return StreamEnd::Refused(format!("the hub refused this client certificate (TLS alert {alert})"));
+        return StreamEnd::Stopped(format!("the hub refused this client certificate (TLS alert {alert})"));
     }
     match status.code() {
         Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Aborted => StreamEnd::Lost(status),
-        _ => StreamEnd::Refused(describe(&status)),
+        _ => StreamEnd::Stopped(describe(&status)),
     }
 }
 
@@ -342,8 +366,9 @@ enum StreamEnd {
     Finished,
     /// The hub or the network went away: reconnect and resend what is pending.
     Lost(Status),
-    /// The hub refused the push (permission, limits): resending will not help.
-    Refused(String),
+    /// The hub refused the push (certificate, permission, limits), or the file could not
+    /// be read on: resending will not help.
+    Stopped(String),
 }
 
 /// Everything one push carries across reconnections.
@@ -354,13 +379,14 @@ struct Push<'a> {
     pending: VecDeque<Batch>,
     progress: indicatif::ProgressBar,
     window: usize,
+    answer_timeout: Duration,
     path: &'a Path,
 }
 
 impl Push<'_> {
     /// One PushStream: resend the pending batches, then keep up to `window` batches in
     /// flight until the file is done or the stream ends.
-    async fn stream(&mut self, client: &mut ExchangeClient<Channel>) -> Result<StreamEnd, ClientError> {
+    async fn stream(&mut self, client: &mut ExchangeClient<Channel>) -> StreamEnd {
         let (tx, rx) = mpsc::channel::<pb::PushRequest>(self.window);
         for batch in &self.pending {
             // Capacity is `window` and at most `window` batches are pending.
@@ -368,13 +394,13 @@ impl Push<'_> {
         }
         let mut responses = match client.push_stream(ReceiverStream::new(rx)).await {
             Ok(response) => response.into_inner(),
-            Err(status) => return Ok(stream_failure(status)),
+            Err(status) => return stream_failure(status),
         };
         let mut tx = Some(tx);
         loop {
             if self.reader.done {
                 if self.pending.is_empty() {
-                    return Ok(StreamEnd::Finished);
+                    return StreamEnd::Finished;
                 }
                 tx = None; // everything is sent: half-close, the hub answers the rest
             }
@@ -382,25 +408,31 @@ impl Push<'_> {
             tokio::select! {
                 permit = async { tx.as_ref()?.reserve().await.ok() }, if can_send => {
                     let Some(permit) = permit else { continue };
-                    let next = self.reader.next(&mut self.report).map_err(|e| ClientError::File {
-                        path: self.path.to_owned(),
-                        message: e.to_string(),
-                    })?;
+                    let next = match self.reader.next(&mut self.report) {
+                        Ok(next) => next,
+                        Err(e) => return StreamEnd::Stopped(format!(
+                            "reading {} after line {}: {e}", self.path.display(), self.reader.line_no
+                        )),
+                    };
                     if let Some(batch) = next {
                         permit.send(batch.request.clone());
                         self.pending.push_back(batch);
                     }
                 }
-                answer = responses.message() => match answer {
-                    Ok(Some(response)) => {
+                answer = tokio::time::timeout(self.answer_timeout, responses.message()) => match answer {
+                    // A hub that neither answers nor hangs up is as good as gone.
+                    Err(_) => return StreamEnd::Lost(Status::deadline_exceeded(format!(
+                        "no answer from the hub within {:?}", self.answer_timeout
+                    ))),
+                    Ok(Ok(Some(response))) => {
                         let Some(batch) = self.pending.pop_front() else {
-                            return Ok(StreamEnd::Refused("the hub answered a batch that was not sent".into()));
+                            return StreamEnd::Stopped("the hub answered a batch that was not sent".into());
                         };
                         self.progress.inc(batch.bytes);
                         record_answers(&mut self.report, &batch, response);
                     }
-                    Ok(None) => return Ok(StreamEnd::Lost(Status::unavailable("the hub closed the stream early"))),
-                    Err(status) => return Ok(stream_failure(status)),
+                    Ok(Ok(None)) => return StreamEnd::Lost(Status::unavailable("the hub closed the stream early")),
+                    Ok(Err(status)) => return stream_failure(status),
                 },
             }
         }
@@ -421,7 +453,7 @@ pub async fn push_file(
     let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut push = Push {
         reader: BatchReader {
-            lines: BufReader::new(file).lines(),
+            file: BufReader::new(file),
             line_no: 0,
             next_batch_id: 0,
             done: false,
@@ -435,6 +467,7 @@ pub async fn push_file(
         pending: VecDeque::new(),
         progress: progress_bar(total_bytes, options.show_progress),
         window: options.window.max(1),
+        answer_timeout: options.answer_timeout,
         path,
     };
     // Attempts in a row without an answer; any answer resets it.
@@ -442,13 +475,13 @@ pub async fn push_file(
     loop {
         let answered_before = push.report.accepted + push.report.unchanged + push.report.stale + push.report.rejected;
         let end = match connect(&options.endpoint, identity).await {
-            Ok(mut client) => push.stream(&mut client).await?,
-            Err(refused @ ClientError::Refused { .. }) => StreamEnd::Refused(refused.to_string()),
+            Ok(mut client) => push.stream(&mut client).await,
+            Err(refused @ ClientError::Refused { .. }) => StreamEnd::Stopped(refused.to_string()),
             Err(e) => StreamEnd::Lost(Status::unavailable(e.to_string())),
         };
         let lost = match end {
             StreamEnd::Finished => break,
-            StreamEnd::Refused(reason) => {
+            StreamEnd::Stopped(reason) => {
                 push.report.failure = Some(reason);
                 break;
             }

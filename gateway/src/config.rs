@@ -210,6 +210,10 @@ impl Config {
                 return Err(ConfigError::Invalid("store.pool_size must be at least 1".into()));
             }
         }
+        for serial in &self.tls.revoked_serials {
+            crate::pki::normalise_serial(serial)
+                .map_err(|e| ConfigError::Invalid(format!("tls.revoked_serials: {e}")))?;
+        }
         let l = &self.limits;
         if l.max_batch_records == 0 || l.max_message_bytes < 1024 || l.max_payload_bytes == 0 || l.stream_window == 0 {
             return Err(ConfigError::Invalid(

@@ -152,7 +152,7 @@ impl CertificateAuthority {
         Ok(IssuedCertificate {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
-            serial: normalise_serial(&serial_hex),
+            serial: canonical_hex(&serial_hex),
         })
     }
 }
@@ -181,14 +181,28 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The canonical form of a serial number: lower-case hex, no colons or spaces, no
-/// leading zeros. `0A:1B:...`, `0a1b...` and `a1b...` are all the same serial.
-pub fn normalise_serial(serial: &str) -> String {
-    let hex: String = serial
-        .chars()
-        .filter(|c| c.is_ascii_hexdigit())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    let trimmed = hex.trim_start_matches('0');
+/// leading zeros. Accepts what operators copy from tools: `0A:1B:FF`, `0a1bff`,
+/// `serial=0A1BFF` (as `openssl x509 -serial` prints it). Anything else is refused, so
+/// that a mistyped revocation cannot silently revoke nothing.
+pub fn normalise_serial(serial: &str) -> Result<String, PkiError> {
+    let trimmed = serial.trim();
+    let digits = match trimmed.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("serial=") => &trimmed[7..],
+        _ => trimmed,
+    };
+    let hex: String = digits.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
+    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(PkiError::Invalid(format!(
+            "{serial:?} is not a certificate serial number (hex digits, colons allowed)"
+        )));
+    }
+    Ok(canonical_hex(&hex))
+}
+
+/// Lower case, without leading zeros ("0" for zero).
+fn canonical_hex(hex: &str) -> String {
+    let lower = hex.to_ascii_lowercase();
+    let trimmed = lower.trim_start_matches('0');
     if trimmed.is_empty() {
         "0".to_owned()
     } else {
@@ -209,7 +223,7 @@ impl PresentedCertificate {
     pub fn parse(der: &CertificateDer<'_>) -> Result<Self, PkiError> {
         let (_, cert) = X509Certificate::from_der(der.as_ref())
             .map_err(|e| PkiError::Invalid(format!("unreadable certificate: {e}")))?;
-        let serial = normalise_serial(&hex(cert.raw_serial()));
+        let serial = canonical_hex(&hex(cert.raw_serial()));
         let mut tongban_uris = Vec::new();
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for name in &san.value.general_names {
@@ -315,9 +329,19 @@ mod tests {
 
     #[test]
     fn serials_normalise() {
-        assert_eq!(normalise_serial("0A:1b:FF"), "a1bff");
-        assert_eq!(normalise_serial("a1bff"), "a1bff");
-        assert_eq!(normalise_serial("00"), "0");
+        let canonical = |s: &str| normalise_serial(s).expect(s);
+        assert_eq!(canonical("0A:1b:FF"), "a1bff");
+        assert_eq!(canonical("a1bff"), "a1bff");
+        assert_eq!(
+            canonical("  serial=0A1BFF\n"),
+            "a1bff",
+            "as openssl x509 -serial prints it"
+        );
+        assert_eq!(canonical("SERIAL=0a 1b ff"), "a1bff");
+        assert_eq!(canonical("00"), "0");
+        for wrong in ["", "serial=", "0x0a1b", "a1b-ff", "serial: 0a1b", "g1"] {
+            assert!(normalise_serial(wrong).is_err(), "{wrong:?} must be refused");
+        }
     }
 
     #[test]

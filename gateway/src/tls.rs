@@ -52,6 +52,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("client CA: {0}")]
     Verifier(String),
+    #[error("tls.revoked_serials: {0}")]
+    Revocation(String),
 }
 
 fn file_error(path: &Path, message: impl ToString) -> TlsError {
@@ -90,13 +92,12 @@ pub fn server_config(
     let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let verifier = Arc::new(RevocationAwareVerifier {
-        inner: webpki,
-        revoked: revoked_serials
-            .iter()
-            .map(|s| crate::pki::normalise_serial(s))
-            .collect(),
-    });
+    let revoked = revoked_serials
+        .iter()
+        .map(|s| crate::pki::normalise_serial(s))
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Revocation(e.to_string()))?;
+    let verifier = Arc::new(RevocationAwareVerifier { inner: webpki, revoked });
     let chain = read_certificates(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
     let mut config = ServerConfig::builder_with_provider(provider)

@@ -93,8 +93,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A tax export with two good records, one the schema rejects, and a line that is not
-/// an envelope at all.
+/// A tax export with two good records, one the schema rejects, a line that is not an
+/// envelope at all, and one that is not UTF-8.
 fn write_tax_file(path: &Path) {
     let good = |id: &str, date: &str| {
         serde_json::json!({
@@ -110,6 +110,12 @@ fn write_tax_file(path: &Path) {
     writeln!(file, "{}", good("50000000000000000002", "2019-05-16")).expect("write");
     writeln!(file, "this line is not JSON").expect("write");
     writeln!(file, "{}", good("50000000000000000003", "20200101")).expect("write");
+    // A line exported in GBK (王伟) instead of UTF-8.
+    let gbk = good("50000000000000000004", "20200101").replace("王 伟", "@@");
+    let (before, after) = gbk.split_once("@@").expect("marker");
+    file.write_all(before.as_bytes()).expect("write");
+    file.write_all(&[0xCD, 0xF5, 0xCE, 0xB0]).expect("write");
+    writeln!(file, "{after}").expect("write");
 }
 
 #[test]
@@ -166,7 +172,7 @@ fn dev_hub_and_push_connector() {
             .expect("json");
     assert_eq!(report["accepted"], 2);
     assert_eq!(report["rejected"], 1);
-    assert_eq!(report["unreadable"], 1);
+    assert_eq!(report["unreadable"], 2);
     let rejection = &report["rejections"][0];
     assert_eq!(rejection["line"], 2);
     assert_eq!(rejection["source_id"], "50000000000000000002");
@@ -176,6 +182,11 @@ fn dev_hub_and_push_connector() {
         .unwrap_or("")
         .contains("2019-05-16"));
     assert_eq!(report["unreadable_lines"][0]["line"], 3);
+    assert_eq!(report["unreadable_lines"][1]["line"], 5);
+    assert!(report["unreadable_lines"][1]["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("UTF-8"));
 
     // Pushed again, the same file changes nothing.
     let output = push(dir.path(), &endpoint, "tongban-data/pki/tax", "tax.jsonl");
@@ -246,6 +257,8 @@ fn certs_and_serve_from_a_configuration_file() {
         .to_owned();
     assert_ne!(serial, revoked);
 
+    // Operators copy serials from `openssl x509 -noout -serial`: `serial=` and upper case.
+    let revoked_as_openssl_prints_it = revoked.to_uppercase();
     let port = free_port();
     let config = format!(
         r#"
@@ -254,7 +267,7 @@ listen = "127.0.0.1:{port}"
 client_ca = "pki/ca.pem"
 cert = "pki/server/cert.pem"
 key = "pki/server/key.pem"
-revoked_serials = ["{revoked}"]
+revoked_serials = ["serial={revoked_as_openssl_prints_it}"]
 [store]
 kind = "embedded"
 path = "data/tongban.db"

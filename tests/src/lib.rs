@@ -3,9 +3,11 @@
 //!
 //! - [`db`]: a throw-away PostgreSQL database per test.
 //! - [`hub`]: a test PKI, a hub started on it, and clients of every identity.
+//! - [`proxy`]: a TCP proxy that can go silent, to play a network that drops packets.
 
 pub mod db;
 pub mod hub;
+pub mod proxy;
 
 /// Runs each named scenario — an `async fn(StoreKind)` — as two tests, one against the
 /// embedded store (`embedded::name`) and one against PostgreSQL (`postgres::name`).

@@ -128,6 +128,8 @@ conformance!(
     results_are_committed_when_returned,
     any_store_delegates,
     empty_batch_and_ping,
+    text_with_nul_is_kept_replayed_and_quarantined,
+    content_is_compared_as_canonical_text,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -304,6 +306,42 @@ async fn same_version_with_other_content_is_a_quarantined_conflict(fixture: &imp
     assert!(entries[1].envelope.deleted);
     assert_eq!(entries[0].errors, vec![RecordError::version_conflict(1)]);
     assert_eq!(entries[0].identity, TAX);
+}
+
+async fn text_with_nul_is_kept_replayed_and_quarantined(fixture: &impl Fixture) {
+    let store = fixture.store();
+    // Valid JSON may escape a NUL inside a string; free-text fields let it through.
+    let payload = r#"{"jzdz":"海阳\u0000市"}"#;
+    assert_eq!(
+        commit_one(store, valid("N-1", 1, payload)).await.outcome,
+        Outcome::Accepted
+    );
+    let replay = commit_one(store, valid("N-1", 1, payload)).await;
+    assert_eq!(replay.outcome, Outcome::Unchanged, "{:?}", replay.errors);
+    assert_eq!(current(store, "N-1").await, Some(stored(1, payload)));
+    // A rejection whose message quotes such a value is quarantined like any other.
+    let (submission, _, _) = rejected("N-2", 1, payload);
+    let Submission::Rejected(mut rejection) = submission else {
+        panic!("a rejection")
+    };
+    rejection.errors[0].message = "\"海阳\u{0}市\" is not of the expected shape".to_owned();
+    let result = commit_one(store, Submission::Rejected(rejection.clone())).await;
+    assert_eq!(result.outcome, Outcome::Rejected);
+    let entries = quarantine(store, Some(TAX)).await;
+    assert_eq!(entries.last().map(|e| &e.errors), Some(&rejection.errors));
+}
+
+async fn content_is_compared_as_canonical_text(fixture: &impl Fixture) {
+    let store = fixture.store();
+    // The pipeline hands over canonical text, which keeps numbers as written: the same
+    // version with `760.0` instead of `760` is other content on every store.
+    commit_one(store, valid("E-1", 1, r#"{"bzje":760}"#)).await;
+    let other = commit_one(store, valid("E-1", 1, r#"{"bzje":760.0}"#)).await;
+    assert_eq!(other.outcome, Outcome::Rejected);
+    assert_eq!(other.errors, vec![RecordError::version_conflict(1)]);
+    let big = r#"{"mj":12345678901234567890123.45}"#;
+    commit_one(store, valid("E-2", 1, big)).await;
+    assert_eq!(current(store, "E-2").await, Some(stored(1, big)), "digits kept as sent");
 }
 
 async fn higher_version_becomes_current(fixture: &impl Fixture) {
@@ -804,6 +842,47 @@ async fn postgres_statement_timeout_is_unavailable() {
         commit_one(&store, valid("W-1", 2, "{}")).await.outcome,
         Outcome::Accepted
     );
+}
+
+/// A server (or network) that goes silent, neither answering nor closing, is reported
+/// unavailable after the statement timeout plus a margin, not waited on for ever.
+#[tokio::test]
+async fn postgres_silent_server_is_unavailable_then_recovers() {
+    let db = TestDatabase::create().await;
+    let config: tokio_postgres::Config = db.url.parse().expect("test database URL");
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let proxy = tongban_tests::proxy::SilentProxy::start(upstream).await;
+    let settings = PostgresSettings {
+        url: format!(
+            "postgres://{}@{}/{}",
+            config.get_user().unwrap_or("postgres"),
+            proxy.addr,
+            config.get_dbname().unwrap_or("postgres")
+        ),
+        statement_timeout: Duration::from_millis(500),
+        ..db.settings()
+    };
+    let store = PostgresStore::connect(&settings)
+        .await
+        .expect("connect through the proxy");
+    commit_one(&store, valid("S-1", 1, "{}")).await;
+
+    proxy.set_paused(true);
+    let started = Instant::now();
+    assert_unavailable(
+        store.commit(&tax_receipt(), vec![valid("S-1", 2, "{}")]).await,
+        "commit to a silent server",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+
+    proxy.set_paused(false);
+    let again = commit_one(&store, valid("S-1", 2, "{}")).await;
+    assert!(matches!(again.outcome, Outcome::Accepted), "{again:?}");
 }
 
 /// An item the database refuses fails the whole batch as `Internal`; nothing of it is kept.

@@ -112,7 +112,9 @@ async fn assert_nothing_acknowledged_is_missing(hub: &TestHub, observed: &Observ
     assert!(!observed.acknowledged.is_empty());
     for id in &observed.acknowledged {
         let held = hub.store.current("tax.taxpayer", id).await.expect("store is back");
-        assert!(held.is_some(), "acknowledged record {id} is missing");
+        let held = held.unwrap_or_else(|| panic!("acknowledged record {id} is missing"));
+        assert_eq!(held.source_version, 1);
+        assert!(held.payload.contains(id.as_str()), "{id} holds its own payload");
     }
     assert_eq!(observed.odd_outcomes, 0, "every answered batch was a clean ACCEPTED");
 }

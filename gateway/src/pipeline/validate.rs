@@ -187,11 +187,14 @@ fn escape_pointer_token(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
-/// Canonical JSON text: object keys sorted, no insignificant white space. A replay that
-/// differs only in formatting or key order is the same content.
+/// Canonical JSON text: object keys sorted, no insignificant white space, numbers exactly
+/// as written (serde_json's `arbitrary_precision`: a department's amounts and ids are
+/// never rounded through a float). A replay that differs only in formatting or key
+/// order is the same content.
 pub fn canonical_json(value: &Value) -> String {
     // serde_json's default map is ordered by key, so its compact form is canonical; the
-    // unit test below fails should a dependency ever switch on `preserve_order`.
+    // unit tests below fail should a dependency switch on `preserve_order` or drop
+    // `arbitrary_precision`.
     value.to_string()
 }
 
@@ -214,6 +217,16 @@ mod tests {
             Submission::Rejected(r) => r.errors,
             Submission::Valid(v) => panic!("expected a rejection, got {v:?}"),
         }
+    }
+
+    #[test]
+    fn canonical_form_keeps_every_digit() {
+        let text = r#"{"mj": 12345678901234567890123.45, "n": 0.1000, "i": 18446744073709551616}"#;
+        let value: Value = serde_json::from_str(text).expect("json");
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"i":18446744073709551616,"mj":12345678901234567890123.45,"n":0.1000}"#
+        );
     }
 
     #[test]

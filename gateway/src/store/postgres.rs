@@ -13,12 +13,12 @@ use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::Json;
 use tokio_postgres::NoTls;
 
 use super::{
-    envelope_of, errors_to_json, fill_current_versions, pending_result, records_in_lock_order, sql_limit,
-    unknown_records, Decision, QuarantineEntry, Receipt, RecordKey, Store, StoreError, StoredVersion, VersionWrite,
+    envelope_of, errors_from_json, errors_to_json, fill_current_versions, pending_result, records_in_lock_order,
+    sql_limit, unknown_records, Decision, QuarantineEntry, Receipt, RecordKey, Store, StoreError, StoredVersion,
+    VersionWrite,
 };
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
 
@@ -41,7 +41,16 @@ pub struct PostgresSettings {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// How long the hub waits for PostgreSQL to answer one operation. The server's own
+    /// statement timeout does not help when the server, or the network to it, goes
+    /// silent: without this a call would wait for TCP to give up, hours later.
+    answer_timeout: Duration,
 }
+
+/// Added to the statement timeout: the server gets to report its own timeout first.
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+/// The wait for an answer when the statement timeout is disabled.
+const ANSWER_TIMEOUT_WITHOUT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The `application_name` connections report unless the URL sets one, so that operators
 /// can tell the hub's sessions apart in `pg_stat_activity`.
@@ -50,8 +59,14 @@ const APPLICATION_NAME: &str = "tongban-gateway";
 impl PostgresStore {
     /// Builds the pool and brings the schema up to date.
     pub async fn connect(settings: &PostgresSettings) -> Result<Self, StoreError> {
+        let answer_timeout = if settings.statement_timeout.is_zero() {
+            ANSWER_TIMEOUT_WITHOUT_STATEMENT_TIMEOUT
+        } else {
+            settings.statement_timeout + ANSWER_MARGIN
+        };
         let store = PostgresStore {
             pool: build_pool(settings)?,
+            answer_timeout,
         };
         let mut client = store.client().await?;
         let migrated = migrate(&mut client).await;
@@ -68,6 +83,22 @@ impl PostgresStore {
     async fn client(&self) -> Result<Client, StoreError> {
         self.pool.get().await.map_err(classify_pool_error)
     }
+
+    /// `operation`, or [`StoreError::Unavailable`] once PostgreSQL has been silent for
+    /// `answer_timeout`. (Dropping a half-done transaction rolls it back on the server.)
+    async fn answered<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.answer_timeout, operation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "PostgreSQL did not answer within {:?}",
+                    self.answer_timeout
+                )))
+            })
+    }
 }
 
 fn build_pool(settings: &PostgresSettings) -> Result<Pool, StoreError> {
@@ -81,6 +112,9 @@ fn build_pool(settings: &PostgresSettings) -> Result<Pool, StoreError> {
         .parse()
         .map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL: {e}")))?;
     config.connect_timeout(settings.connect_timeout);
+    // Notice a dead peer in about a minute rather than the kernel's two hours.
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(30));
     if config.get_application_name().is_none() {
         config.application_name(APPLICATION_NAME);
     }
@@ -183,31 +217,33 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut client = self.client().await?;
-        let result = commit_batch(&mut client, receipt, &batch).await;
+        let result = self.answered(commit_batch(&mut client, receipt, &batch)).await;
         release(client, result)
     }
 
     async fn versions(&self, record_type: &str, source_id: &str) -> Result<Vec<StoredVersion>, StoreError> {
         let client = self.client().await?;
-        let result = select_versions(&client, record_type, source_id).await;
+        let result = self.answered(select_versions(&client, record_type, source_id)).await;
         release(client, result)
     }
 
     async fn current(&self, record_type: &str, source_id: &str) -> Result<Option<StoredVersion>, StoreError> {
         let client = self.client().await?;
-        let result = select_current(&client, record_type, source_id).await;
+        let result = self.answered(select_current(&client, record_type, source_id)).await;
         release(client, result)
     }
 
     async fn quarantine(&self, identity: Option<&str>, limit: usize) -> Result<Vec<QuarantineEntry>, StoreError> {
         let client = self.client().await?;
-        let result = select_quarantine(&client, identity, limit).await;
+        let result = self.answered(select_quarantine(&client, identity, limit)).await;
         release(client, result)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        let result = client.simple_query("SELECT 1").await.map(drop).map_err(classify);
+        let result = self
+            .answered(async { client.simple_query("SELECT 1").await.map(drop).map_err(classify) })
+            .await;
         release(client, result)
     }
 }
@@ -456,7 +492,7 @@ async fn insert_version(
     }
     let compare = tx
         .prepare_cached(
-            "SELECT deleted = $4 AND payload::jsonb = $5::text::jsonb
+            "SELECT deleted = $4 AND payload = $5
              FROM source_record_versions
              WHERE record_type = $1 AND source_id = $2 AND source_version = $3",
         )
@@ -533,7 +569,7 @@ async fn insert_quarantine(
             "INSERT INTO quarantine
                  (received_at, identity, record_type, source_id, source_version, deleted,
                   payload, errors)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              RETURNING id",
         )
         .await
@@ -579,7 +615,8 @@ fn stored_version(row: &tokio_postgres::Row) -> Result<StoredVersion, StoreError
 fn quarantine_entry(row: &tokio_postgres::Row) -> Result<QuarantineEntry, StoreError> {
     let id: i64 = row.try_get("id").map_err(classify)?;
     let payload: Vec<u8> = row.try_get("payload").map_err(classify)?;
-    let Json(errors): Json<Vec<RecordError>> = row.try_get("errors").map_err(classify)?;
+    let errors: String = row.try_get("errors").map_err(classify)?;
+    let errors = errors_from_json(&errors)?;
     Ok(QuarantineEntry {
         id: id.to_string(),
         identity: row.try_get("identity").map_err(classify)?,

@@ -16,7 +16,8 @@ CREATE TABLE source_record_versions (
     deleted        boolean     NOT NULL,
     -- Canonical JSON text exactly as acknowledged. Not jsonb: jsonb re-orders keys and
     -- re-formats numbers, and readers must get back the very text that was accepted.
-    -- Content comparisons cast to jsonb.
+    -- A replay is recognised by equal text: canonical text is equal exactly when the
+    -- content is (the embedded store does the same).
     payload        text        NOT NULL,
     received_at    timestamptz NOT NULL,
     -- The identity that pushed it, e.g. 'department:tax'.
@@ -45,8 +46,9 @@ CREATE TABLE quarantine (
     -- The payload bytes verbatim: they may be invalid JSON, or even hold NUL characters,
     -- which a text column cannot.
     payload        bytea       NOT NULL,
-    -- JSON array of RecordError.
-    errors         jsonb       NOT NULL
+    -- JSON array of RecordError, as text: messages quote the offending values, which may
+    -- hold a NUL that jsonb refuses.
+    errors         text        NOT NULL
 );
 
 CREATE INDEX quarantine_identity_id ON quarantine (identity, id);
