@@ -51,13 +51,9 @@ fn batch(number: usize) -> (pb::PushRequest, Vec<String>) {
 }
 
 /// Pushes batch after batch until `stop`, recording what came back.
-fn start_pushing(
-    hub: &TestHub,
-    client: tongban_proto::v1::exchange_client::ExchangeClient<tonic::transport::Channel>,
-) -> (Arc<AtomicBool>, Arc<Mutex<Observed>>, tokio::task::JoinHandle<()>) {
+fn start_pushing(client: tongban_proto::v1::exchange_client::ExchangeClient<tonic::transport::Channel>) -> Pusher {
     let stop = Arc::new(AtomicBool::new(false));
     let observed = Arc::new(Mutex::new(Observed::default()));
-    let _ = hub;
     let task = {
         let (stop, observed) = (stop.clone(), observed.clone());
         tokio::spawn(async move {
@@ -88,7 +84,7 @@ fn start_pushing(
             }
         })
     };
-    (stop, observed, task)
+    Pusher { stop, observed, task }
 }
 
 async fn wait_until(what: &str, timeout: Duration, mut condition: impl AsyncFnMut() -> bool) {
@@ -107,6 +103,32 @@ async fn health_of(hub: &TestHub) -> i32 {
     health.check(request).await.map(|r| r.into_inner().status).unwrap_or(-1)
 }
 
+/// The pushing task of a test.
+struct Pusher {
+    stop: Arc<AtomicBool>,
+    observed: Arc<Mutex<Observed>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Once the store is back: pushes succeed again by themselves; the only failures seen
+/// were UNAVAILABLE; every acknowledged record is there.
+async fn after_recovery(hub: &TestHub, pusher: Pusher, acknowledged_while_down: usize) {
+    let Pusher { stop, observed, task } = pusher;
+    wait_until("pushes succeed again", Duration::from_secs(30), async || {
+        observed.lock().await.acknowledged.len() > acknowledged_while_down + 20
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    task.await.expect("pusher");
+    let observed = observed.lock().await;
+    assert!(
+        observed.failures.iter().all(|c| *c == Code::Unavailable),
+        "only UNAVAILABLE while the store was away: {:?}",
+        observed.failures
+    );
+    assert_nothing_acknowledged_is_missing(hub, &observed).await;
+}
+
 /// Every batch the hub acknowledged is stored.
 async fn assert_nothing_acknowledged_is_missing(hub: &TestHub, observed: &Observed) {
     assert!(!observed.acknowledged.is_empty());
@@ -123,7 +145,8 @@ async fn assert_nothing_acknowledged_is_missing(hub: &TestHub, observed: &Observ
 async fn postgres_going_away_mid_push() {
     let hub = TestHub::start(StoreKind::Postgres).await;
     let database = hub.database.as_ref().expect("postgres hub has a database");
-    let (stop, observed, task) = start_pushing(&hub, hub.exchange(&department("tax")).await);
+    let pusher = start_pushing(hub.exchange(&department("tax")).await);
+    let observed = pusher.observed.clone();
     wait_until("some batches are stored", Duration::from_secs(30), async || {
         observed.lock().await.acknowledged.len() >= 50
     })
@@ -157,31 +180,19 @@ async fn postgres_going_away_mid_push() {
         .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", database.name))
         .await
         .expect("alter");
-    wait_until("pushes succeed again", Duration::from_secs(30), async || {
-        observed.lock().await.acknowledged.len() > acknowledged_while_down + 20
-    })
-    .await;
+    after_recovery(&hub, pusher, acknowledged_while_down).await;
     wait_until("health says SERVING", Duration::from_secs(10), async || {
         health_of(&hub).await == ServingStatus::Serving as i32
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    task.await.expect("pusher");
-
-    let observed = observed.lock().await;
-    assert!(
-        observed.failures.iter().all(|c| *c == Code::Unavailable),
-        "only UNAVAILABLE while down: {:?}",
-        observed.failures
-    );
-    assert_nothing_acknowledged_is_missing(&hub, &observed).await;
 }
 
 #[tokio::test]
 async fn embedded_store_locked_mid_push() {
     let hub = TestHub::start(StoreKind::Embedded).await;
     let db_path = hub.dir.path().join("tongban.db");
-    let (stop, observed, task) = start_pushing(&hub, hub.exchange(&department("tax")).await);
+    let pusher = start_pushing(hub.exchange(&department("tax")).await);
+    let observed = pusher.observed.clone();
     wait_until("some batches are stored", Duration::from_secs(30), async || {
         observed.lock().await.acknowledged.len() >= 50
     })
@@ -206,20 +217,7 @@ async fn embedded_store_locked_mid_push() {
     release_tx.send(()).expect("release");
     locker.join().expect("locker");
 
-    wait_until("pushes succeed again", Duration::from_secs(30), async || {
-        observed.lock().await.acknowledged.len() > acknowledged_while_locked + 20
-    })
-    .await;
-    stop.store(true, Ordering::Relaxed);
-    task.await.expect("pusher");
-
-    let observed = observed.lock().await;
-    assert!(
-        observed.failures.iter().all(|c| *c == Code::Unavailable),
-        "only UNAVAILABLE while locked: {:?}",
-        observed.failures
-    );
-    assert_nothing_acknowledged_is_missing(&hub, &observed).await;
+    after_recovery(&hub, pusher, acknowledged_while_locked).await;
 }
 
 #[tokio::test]
