@@ -130,12 +130,19 @@ fn status_refusal(status: &Status) -> Option<String> {
     certificate_refusal(source)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with every cause behind it, for people: "transport error" alone says
+/// nothing, the TLS alert or refused connection behind it does.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
+        // An io::Error's source() skips the error it wraps (rustls' alert, for one).
+        if let Some(inner) = cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            text.push_str(": ");
+            text.push_str(&inner.to_string());
+        }
         source = cause.source();
     }
     text

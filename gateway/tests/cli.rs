@@ -79,6 +79,19 @@ fn start_serve(dir: &Path, config: &str, port: u16, env: &[(&str, &str)]) -> Run
     serve
 }
 
+/// Pushes one valid market record as `identity` and expects it accepted.
+fn assert_market_record_accepted(dir: &Path, endpoint: &str, identity: &str) {
+    write_market_file(dir);
+    let output = push(dir, endpoint, identity, "market.jsonl");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(text(&output.stdout).contains("1 accepted"), "{}", text(&output.stdout));
+}
+
 /// `market.jsonl` with one valid market record.
 fn write_market_file(dir: &Path) {
     let line = serde_json::json!({
@@ -276,15 +289,7 @@ path = "data/tongban.db"
     let _serve = start_serve(dir.path(), &config, port, &[]);
 
     let endpoint = format!("https://127.0.0.1:{port}");
-    write_market_file(dir.path());
-    let output = push(dir.path(), &endpoint, "pki/market", "market.jsonl");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    assert!(text(&output.stdout).contains("1 accepted"), "{}", text(&output.stdout));
+    assert_market_record_accepted(dir.path(), &endpoint, "pki/market");
 
     let output = push(dir.path(), &endpoint, "pki/market-old", "market.jsonl");
     assert!(!output.status.success(), "a revoked certificate must not push");
@@ -406,15 +411,7 @@ pool_size = 2
     let serve = start_serve(dir.path(), &config, port, &[("TONGBAN_DATABASE_URL", url.as_str())]);
 
     let endpoint = format!("https://127.0.0.1:{port}");
-    write_market_file(dir.path());
-    let output = push(dir.path(), &endpoint, "tongban-data/pki/market", "market.jsonl");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    assert!(text(&output.stdout).contains("1 accepted"), "{}", text(&output.stdout));
+    assert_market_record_accepted(dir.path(), &endpoint, "tongban-data/pki/market");
     drop(serve);
 
     // Without a URL anywhere, serve refuses to start and says how to give one.

@@ -49,6 +49,16 @@ impl Default for HubOptions {
     }
 }
 
+impl HubOptions {
+    /// The defaults, with these limits.
+    pub fn with_limits(limits: Limits) -> Self {
+        HubOptions {
+            limits,
+            ..HubOptions::default()
+        }
+    }
+}
+
 /// A running hub and everything needed to talk to it and look behind it.
 pub struct TestHub {
     pub endpoint: String,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tongban_gateway::client::{self, ClientIdentity};
+use tongban_gateway::client::{self, error_chain, ClientIdentity};
 use tongban_gateway::pki::{CertificateAuthority, PkiLayout};
 use tongban_gateway::store::Store;
 use tongban_proto::v1 as pb;
@@ -37,32 +37,17 @@ fn tax_record(source_id: &str) -> pb::PushRequest {
     }
 }
 
-/// An error with every cause behind it: the TLS alert sits deep in the chain.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        // rustls' alert travels inside an io::Error, whose source() skips it.
-        if let Some(inner) = cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            text.push_str(&format!(": {inner}"));
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// Pushes as `credentials`; the error is the gRPC status or the connection failure,
 /// with its causes.
 async fn push_as(hub: &TestHub, credentials: &ClientIdentity, source_id: &str) -> Result<pb::PushResponse, String> {
     let mut client = client::connect(&hub.endpoint, credentials)
         .await
-        .map_err(|e| chain(&e))?;
+        .map_err(|e| error_chain(&e))?;
     client
         .push(tax_record(source_id))
         .await
         .map(|r| r.into_inner())
-        .map_err(|s| format!("{:?}: {}", s.code(), chain(&s)))
+        .map_err(|s| format!("{:?}: {}", s.code(), error_chain(&s)))
 }
 
 /// The hub refused the handshake with this TLS alert: no handler ever saw the call.
@@ -90,12 +75,12 @@ async fn a_connection_without_a_client_certificate_is_refused(kind: StoreKind) {
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| error_chain(&e))?;
         ExchangeClient::new(channel)
             .push(tax_record("30000000000000000001"))
             .await
             .map(|r| r.into_inner())
-            .map_err(|s| chain(&s))
+            .map_err(|s| error_chain(&s))
     }
     .await;
     assert_tls_alert(&result, "CertificateRequired");

@@ -289,14 +289,7 @@ async fn empty_and_oversized_batches_are_invalid(kind: StoreKind) {
         max_batch_records: 3,
         ..Limits::default()
     };
-    let hub = TestHub::start_with(
-        kind,
-        HubOptions {
-            limits,
-            ..HubOptions::default()
-        },
-    )
-    .await;
+    let hub = TestHub::start_with(kind, HubOptions::with_limits(limits)).await;
     let mut client = hub.exchange(&department("tax")).await;
     let status = client.push(batch(vec![])).await.expect_err("empty");
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -321,14 +314,7 @@ async fn a_message_over_the_limit_is_resource_exhausted(kind: StoreKind) {
         max_message_bytes: 64 * 1024,
         ..Limits::default()
     };
-    let hub = TestHub::start_with(
-        kind,
-        HubOptions {
-            limits,
-            ..HubOptions::default()
-        },
-    )
-    .await;
+    let hub = TestHub::start_with(kind, HubOptions::with_limits(limits)).await;
     let mut big = fixture("tax.taxpayer");
     big.payload = big
         .payload
