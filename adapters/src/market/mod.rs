@@ -1,0 +1,8 @@
+//! Market supervision (市场监督管理): the market entity registration system, record
+//! type `market.entity`. The authority for an enterprise's name, legal
+//! representative and status.
+//!
+//! The only module that knows this department's field names and code tables.
+//! [`synth`] writes synthetic records as the department exports them;
+
+pub(crate) mod synth;
