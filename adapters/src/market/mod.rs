@@ -6,3 +6,13 @@
 //! [`synth`] writes synthetic records as the department exports them;
 
 pub(crate) mod synth;
+
+use serde_json::Value;
+
+use crate::model::{ReadError, Reading};
+
+/// Reads one native record into mentions and relations.
+pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
+    let _ = payload;
+    todo!()
+}
