@@ -6,7 +6,11 @@ use std::{env, fs, path::PathBuf};
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["tongban/v1/records.proto", "tongban/v1/exchange.proto"];
+    let protos = [
+        "tongban/v1/records.proto",
+        "tongban/v1/exchange.proto",
+        "tongban/v1/unified.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }
