@@ -6,10 +6,11 @@ use fastrand::Rng;
 use serde_json::{json, Value};
 
 use crate::catalog::RecordType;
+use crate::model::Role;
 use crate::synth::typing::{self, IdTyping};
 use crate::synth::{
     between, chance, now_and_then, optional, serial, text_at, version_after, with, without, City, Couple, Date,
-    DocKind, Family, Person, Sex, SyntheticRecord, TODAY,
+    DocKind, Family, Person, Sex, SyntheticRecord, TrueEntity, TrueMention, TODAY,
 };
 
 /// The civil affairs document type table.
@@ -69,16 +70,16 @@ fn marriages(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
         let (Some(man), Some(woman)) = (city.person(couple.husband), city.person(couple.wife)) else {
             continue;
         };
+        let parties = [(couple.husband, man), (couple.wife, woman)];
         records.push(registration(
             rng,
             &mut numbers,
             Business::Marriage,
             couple.married,
-            man,
-            woman,
+            parties,
         ));
         if let Some(divorced) = couple.divorced {
-            records.push(registration(rng, &mut numbers, Business::Divorce, divorced, man, woman));
+            records.push(registration(rng, &mut numbers, Business::Divorce, divorced, parties));
         }
     }
     records
@@ -89,8 +90,7 @@ fn registration(
     numbers: &mut CertificateNumbers,
     business: Business,
     date: Date,
-    man: &Person,
-    woman: &Person,
+    [(man_index, man), (woman_index, woman)]: [(usize, &Person); 2],
 ) -> SyntheticRecord {
     // Marriages with foreigners and residents of Hong Kong, Macao and Taiwan are
     // registered by the province.
@@ -112,7 +112,22 @@ fn registration(
         "nan": party(rng, man, date),
         "nv": party(rng, woman, date),
     });
-    SyntheticRecord::new(RecordType::CivilMarriage, zsbh, version_after(rng, date), payload)
+    // Party 0 is the man (nan), party 1 the woman (nv).
+    let truth = [(man_index, "/nan"), (woman_index, "/nv")]
+        .into_iter()
+        .enumerate()
+        .filter_map(|(position, (person, side))| {
+            TrueMention::new(Role::Party, position, TrueEntity::person(person))
+                .if_written(&payload, &[&format!("{side}/xm"), &format!("{side}/zjhm")])
+        })
+        .collect();
+    SyntheticRecord::new(
+        RecordType::CivilMarriage,
+        zsbh,
+        version_after(rng, date),
+        payload,
+        truth,
+    )
 }
 
 fn party(rng: &mut Rng, person: &Person, on: Date) -> Value {
@@ -195,7 +210,7 @@ fn assistance(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
     for (index, family) in chosen.into_iter().enumerate() {
         let jtbh = format!("370687{:010}", serial(rng, index + 1, 50));
         let approved = Date::between(rng, Date::new(2016, 1, 1), TODAY);
-        let Some(payload) = household(rng, city, family, &jtbh, approved) else {
+        let Some((payload, truth)) = household(rng, city, family, &jtbh, approved) else {
             continue;
         };
         records.push(SyntheticRecord::new(
@@ -203,25 +218,48 @@ fn assistance(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
             jtbh,
             version_after(rng, approved),
             payload,
+            truth,
         ));
     }
     records
 }
 
-fn household(rng: &mut Rng, city: &City, family: &Family, jtbh: &str, approved: Date) -> Option<Value> {
+/// The household's payload, and who each member of `jtcy` is (by position). The
+/// head's own fields (`hzxm`, `hzsfzh`) repeat the member 本人 and are no mention of
+/// their own.
+fn household(
+    rng: &mut Rng,
+    city: &City,
+    family: &Family,
+    jtbh: &str,
+    approved: Date,
+) -> Option<(Value, Vec<TrueMention>)> {
     let head = city.person(family.head)?;
     let divorced = |c: &Couple| c.divorced.is_some() && (c.husband == family.head || c.wife == family.head);
     let spouse = family.spouse.filter(|_| !city.couples.iter().any(divorced));
     let mut members = vec![member(rng, head, "本人")];
+    let mut who = vec![family.head];
     for (relation, people) in [
         ("配偶", spouse.into_iter().collect::<Vec<_>>()),
         ("子女", family.children.clone()),
         ("父母", family.parents.clone()),
     ] {
-        for person in people.into_iter().filter_map(|p| city.person(p)) {
+        for (index, person) in people
+            .into_iter()
+            .filter_map(|p| city.person(p).map(|person| (p, person)))
+        {
             members.push(member(rng, person, relation));
+            who.push(index);
         }
     }
+    let truth = members
+        .iter()
+        .zip(&who)
+        .enumerate()
+        .filter_map(|(position, (member, &person))| {
+            TrueMention::new(Role::Member, position, TrueEntity::person(person)).if_written(member, &["/xm", "/sfzh"])
+        })
+        .collect();
     let kind = if members.len() == 1 && head.age_on(TODAY) >= 60 {
         "特困供养"
     } else if head.address.is_rural() {
@@ -234,7 +272,7 @@ fn household(rng: &mut Rng, city: &City, family: &Family, jtbh: &str, approved: 
     } else {
         allowance(kind) * members.len() as i64
     };
-    Some(json!({
+    let payload = json!({
         "jtbh": jtbh,
         // The head appears twice: here and as the member 本人, typed separately.
         "hzxm": typing::person_name(rng, head, 0.05),
@@ -246,7 +284,8 @@ fn household(rng: &mut Rng, city: &City, family: &Family, jtbh: &str, approved: 
         "lxdh": optional(rng, 0.7, |rng| typing::mobile(rng, &head.mobile)),
         "zt": if chance(rng, 0.8) { "在保" } else { "停保" },
         "sprq": typing::date(rng, dotted(approved)),
-    }))
+    });
+    Some((payload, truth))
 }
 
 /// A household member; the identity number is empty for an infant not yet registered.

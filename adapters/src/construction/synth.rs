@@ -4,10 +4,11 @@ use fastrand::Rng;
 use serde_json::{json, Value};
 
 use crate::catalog::RecordType;
+use crate::model::Role;
 use crate::synth::typing::{self, IdTyping};
 use crate::synth::{
     between, digits, optional, pick, random_address, two_decimals, version_after, with, without, City, Date, Org,
-    Person, SyntheticRecord, Trade, TODAY,
+    Person, SyntheticRecord, Trade, TrueEntity, TrueMention, TODAY,
 };
 
 const PROJECT_KINDS: [&str; 6] = ["住宅小区", "综合楼", "商业广场", "标准厂房", "办公楼", "安置房"];
@@ -34,14 +35,17 @@ pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
     let count = (city.persons.len() / 20).max(1);
     for index in 0..count {
         let builder_index = pick(rng, &builders, 0);
+        let developer_index = pick(rng, &developers, 0);
+        let supervisor_index = pick(rng, &supervisors, 0);
         let (Some(developer), Some(builder), Some(supervisor)) = (
-            city.org(pick(rng, &developers, 0)),
+            city.org(developer_index),
             city.org(builder_index),
-            city.org(pick(rng, &supervisors, 0)),
+            city.org(supervisor_index),
         ) else {
             continue;
         };
-        let Some(manager) = city.person(project_manager(rng, city, builder_index, &managers)) else {
+        let manager_index = project_manager(rng, city, builder_index, &managers);
+        let Some(manager) = city.person(manager_index) else {
             continue;
         };
         let issued = Date::between(rng, FIRST_PERMIT.max(developer.founded), TODAY);
@@ -53,11 +57,25 @@ pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
             index + 1
         );
         let payload = permit(rng, &number, issued, [developer, builder, supervisor], manager);
+        let truth = [
+            TrueMention::new(Role::Developer, 0, TrueEntity::org(developer_index))
+                .if_written(&payload, &["/jsdw/mc", "/jsdw/tyshxydm"]),
+            TrueMention::new(Role::Builder, 0, TrueEntity::org(builder_index))
+                .if_written(&payload, &["/sgdw/mc", "/sgdw/tyshxydm"]),
+            TrueMention::new(Role::Supervisor, 0, TrueEntity::org(supervisor_index))
+                .if_written(&payload, &["/jldw/mc", "/jldw/tyshxydm"]),
+            TrueMention::new(Role::ProjectManager, 0, TrueEntity::person(manager_index))
+                .if_written(&payload, &["/xmjl/xm", "/xmjl/zjhm", "/xmjl/zczsh"]),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         records.push(SyntheticRecord::new(
             RecordType::ConstructionPermit,
             number,
             version_after(rng, issued),
             payload,
+            truth,
         ));
     }
     records

@@ -4,10 +4,11 @@ use fastrand::Rng;
 use serde_json::{json, Value};
 
 use crate::catalog::RecordType;
+use crate::model::Role;
 use crate::synth::typing::{self, IdTyping};
 use crate::synth::{
     between, chance, now_and_then, optional, pick, serial, text_at, version_after, with, without, City, Date, DocKind,
-    Job, Org, Person, SyntheticRecord, TODAY,
+    Job, Org, Person, SyntheticRecord, TrueEntity, TrueMention, TODAY,
 };
 
 /// The fund's document type table. It has no code for the foreign permanent
@@ -51,11 +52,21 @@ pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
         let grzh = format!("{:012}", 300_000_000_000 + serial(rng, index, 1000));
         let opened = job.start.plus_days(between(rng, 0, 60)).min(TODAY);
         let payload = account(rng, person, org, job, &grzh, employer, opened);
+        let truth = [
+            TrueMention::new(Role::AccountHolder, 0, TrueEntity::person(job.person))
+                .if_written(&payload, &["/xingming", "/zjhm"]),
+            TrueMention::new(Role::Employer, 0, TrueEntity::org(job.org))
+                .if_written(&payload, &["/dwmc", "/dwzzjgdm", "/dwzh"]),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         records.push(SyntheticRecord::new(
             RecordType::HousingFundAccount,
             grzh,
             version_after(rng, opened),
             payload,
+            truth,
         ));
     }
     records

@@ -6,10 +6,11 @@ use fastrand::Rng;
 use serde_json::{json, Value};
 
 use crate::catalog::RecordType;
+use crate::model::Role;
 use crate::synth::typing::{self, IdTyping};
 use crate::synth::{
     between, chance, digits, now_and_then, optional, serial, text_at, version_after, with, without, City, Date,
-    DocKind, Job, Org, Person, Sex, SyntheticRecord, TODAY,
+    DocKind, Job, Org, Person, Sex, SyntheticRecord, TrueEntity, TrueMention, TODAY,
 };
 
 /// 证件类型: the department's document type table.
@@ -72,19 +73,29 @@ pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
         };
         let sbkh = numbers.sbkh.get(job.person).map_or("", String::as_str);
         let payload = insured(rng, person, org, job, grbh, dwbh, sbkh);
-        let Some(insured_person) = record(rng, &mut seen, job.start, payload) else {
+        let truth: Vec<TrueMention> = [
+            TrueMention::new(Role::Insured, 0, TrueEntity::person(job.person))
+                .if_written(&payload, &["/xm", "/sfzhm", "/grbh"]),
+            TrueMention::new(Role::Employer, 0, TrueEntity::org(job.org))
+                .if_written(&payload, &["/dwmc", "/dwtyshxydm", "/dwbh"]),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let Some(insured_person) = record(rng, &mut seen, job.start, payload, truth.clone()) else {
             continue;
         };
         records.push(insured_person);
         if chance(rng, 0.015) {
-            // A typo in the employer number, noticed and withdrawn later.
+            // A typo in the employer number, noticed and withdrawn later: still the
+            // same employer by name and code.
             let wrong = format!("{:08}", 90_000_000 + rng.u32(..9_999_999));
             let payload = with(
                 &records.last().map_or(Value::Null, |r| r.payload.clone()),
                 "/dwbh",
                 json!(wrong),
             );
-            if let Some(mut mistake) = record(rng, &mut seen, job.start, payload) {
+            if let Some(mut mistake) = record(rng, &mut seen, job.start, payload, truth) {
                 mistake.deleted = true;
                 records.push(mistake);
             }
@@ -94,7 +105,13 @@ pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
 }
 
 /// The envelope, unless its key `grbh-dwbh` was already used.
-fn record(rng: &mut Rng, seen: &mut HashSet<String>, start: Date, payload: Value) -> Option<SyntheticRecord> {
+fn record(
+    rng: &mut Rng,
+    seen: &mut HashSet<String>,
+    start: Date,
+    payload: Value,
+    truth: Vec<TrueMention>,
+) -> Option<SyntheticRecord> {
     let source_id = format!("{}-{}", text_at(&payload, "/grbh"), text_at(&payload, "/dwbh"));
     if !seen.insert(source_id.clone()) {
         return None;
@@ -104,6 +121,7 @@ fn record(rng: &mut Rng, seen: &mut HashSet<String>, start: Date, payload: Value
         source_id,
         version_after(rng, start),
         payload,
+        truth,
     ))
 }
 

@@ -4,10 +4,11 @@ use fastrand::Rng;
 use serde_json::{json, Value};
 
 use crate::catalog::RecordType;
+use crate::model::Role;
 use crate::synth::typing::{self, IdTyping};
 use crate::synth::{
     between, chance, now_and_then, optional, pick, text_at, version_after, with, without, Capital, City, Currency,
-    Date, DocKind, Org, OrgKind, OrgStatus, Person, SyntheticRecord, Trade,
+    Date, DocKind, Org, OrgKind, OrgStatus, Person, SyntheticRecord, Trade, TrueEntity, TrueMention,
 };
 
 /// 主体类型.
@@ -50,28 +51,48 @@ fn chinese_date(date: Date) -> String {
 /// status 注销) is exported beside the new one.
 pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
     let mut records = Vec::new();
-    for org in city.orgs.iter().filter(|o| o.local) {
+    for (index, org) in city.orgs.iter().enumerate().filter(|(_, o)| o.local) {
         let Some(representative) = city.person(org.legal_rep) else {
             continue;
         };
+        let who = (TrueEntity::org(index), TrueEntity::person(org.legal_rep));
         let payload = entity(rng, org, representative);
-        records.push(record(rng, org.founded, payload));
+        records.push(record(rng, org.founded, payload, who));
         let reregistered = org.kind == OrgKind::IndividualBusiness && org.founded_before_2015() && org.uscc.is_some();
         if reregistered && chance(rng, 0.35) {
+            // The same business under its first registration, by the same operator.
             let founded = org.founded.plus_years(-(between(rng, 2, 8) as i32));
             let payload = earlier_registration(rng, org, representative, founded);
-            records.push(record(rng, founded, payload));
+            records.push(record(rng, founded, payload, who));
         }
     }
     records
 }
 
-fn record(rng: &mut Rng, founded: Date, mut payload: Value) -> SyntheticRecord {
+fn record(
+    rng: &mut Rng,
+    founded: Date,
+    mut payload: Value,
+    (entity, representative): (TrueEntity, TrueEntity),
+) -> SyntheticRecord {
     let ztid: String = (0..32).map(|_| rng.digit(16)).collect();
     if let Some(map) = payload.as_object_mut() {
         map.insert("ztid".to_owned(), Value::from(ztid.as_str()));
     }
-    SyntheticRecord::new(RecordType::MarketEntity, ztid, version_after(rng, founded), payload)
+    let truth = [
+        TrueMention::new(Role::Entity, 0, entity).if_written(&payload, &["/ztmc", "/tyshxydm", "/zch"]),
+        TrueMention::new(Role::LegalRepresentative, 0, representative).if_written(&payload, &["/fddbr", "/fddbr_zjhm"]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    SyntheticRecord::new(
+        RecordType::MarketEntity,
+        ztid,
+        version_after(rng, founded),
+        payload,
+        truth,
+    )
 }
 
 fn entity(rng: &mut Rng, org: &Org, representative: &Person) -> Value {

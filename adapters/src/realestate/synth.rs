@@ -4,10 +4,11 @@ use fastrand::Rng;
 use serde_json::{json, Value};
 
 use crate::catalog::RecordType;
+use crate::model::Role;
 use crate::synth::typing::{self, IdTyping};
 use crate::synth::{
     between, chance, digits, now_and_then, optional, pick, serial, text_at, two_decimals, version_after, with, without,
-    City, Date, DocKind, Holding, Org, Party, Person, SyntheticRecord,
+    City, Date, DocKind, Holding, Org, Party, Person, SyntheticRecord, TrueEntity, TrueMention,
 };
 
 /// The document type table of the national real estate registration database.
@@ -58,7 +59,7 @@ pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
     let mut records = Vec::new();
     for (index, holding) in city.holdings.iter().enumerate() {
         let certificate = certificate_number(rng, index, holding.registered.year);
-        let Some(holders) = holders(rng, city, holding) else {
+        let Some((holders, truth)) = holders(rng, city, holding) else {
             continue;
         };
         let payload = title(rng, city, holding, &certificate, holders);
@@ -68,6 +69,7 @@ pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
             certificate,
             version,
             payload,
+            truth,
         ));
     }
     records
@@ -166,17 +168,20 @@ fn timestamp(rng: &mut Rng, date: Date) -> String {
     )
 }
 
-fn holders(rng: &mut Rng, city: &City, holding: &Holding) -> Option<Vec<Value>> {
+/// The `qlr` entries, and who each of them is (the index is the position in `qlr`).
+fn holders(rng: &mut Rng, city: &City, holding: &Holding) -> Option<(Vec<Value>, Vec<TrueMention>)> {
     let shares = shares(rng, holding);
     let mut out = Vec::new();
+    let mut truth = Vec::new();
     for (party, share) in holding.holders.iter().zip(shares) {
-        let holder = match *party {
-            Party::Person(p) => person_holder(rng, city.person(p)?, share),
-            Party::Org(o) => org_holder(rng, city.org(o)?, share),
+        let (holder, entity) = match *party {
+            Party::Person(p) => (person_holder(rng, city.person(p)?, share), TrueEntity::person(p)),
+            Party::Org(o) => (org_holder(rng, city.org(o)?, share), TrueEntity::org(o)),
         };
+        truth.extend(TrueMention::new(Role::RightHolder, out.len(), entity).if_written(&holder, &["/qlrmc", "/zjh"]));
         out.push(holder);
     }
-    (!out.is_empty()).then_some(out)
+    (!out.is_empty()).then_some((out, truth))
 }
 
 /// 份额 of each holder: empty for sole and joint ownership (now and then 100% for

@@ -16,10 +16,13 @@ mod population;
 mod tests;
 pub(crate) mod typing;
 
+use std::fmt;
+
 use fastrand::Rng;
 use serde_json::Value;
 
 use crate::catalog::{Department, RecordType};
+use crate::model::{EntityKind, Role, Slot};
 
 /// How big a city to generate, and from which seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +38,7 @@ impl Default for CityConfig {
     }
 }
 
-/// One envelope as a department would send it.
+/// One envelope as a department would send it, and the ground truth about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntheticRecord {
     pub record_type: RecordType,
@@ -43,16 +46,109 @@ pub struct SyntheticRecord {
     pub source_version: i64,
     pub deleted: bool,
     pub payload: Value,
+    /// Who each mention of the payload really is, one entry per slot the record
+    /// writes something in (a name or a number). Not part of the envelope.
+    pub truth: Vec<TrueMention>,
+}
+
+/// A real person or organisation of the synthetic city: the index of the person in
+/// the city's population, or of the organisation among its organisations. Written
+/// `P<id>` and `O<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrueEntity {
+    pub kind: EntityKind,
+    pub id: u32,
+}
+
+impl TrueEntity {
+    pub(crate) fn person(index: usize) -> TrueEntity {
+        TrueEntity {
+            kind: EntityKind::Person,
+            id: id(index),
+        }
+    }
+
+    pub(crate) fn org(index: usize) -> TrueEntity {
+        TrueEntity {
+            kind: EntityKind::Organisation,
+            id: id(index),
+        }
+    }
+
+    /// The entity written `P<id>` or `O<id>`, as in [`truth_lines`].
+    pub fn parse(s: &str) -> Option<TrueEntity> {
+        let kind = match s.get(..1)? {
+            "P" => EntityKind::Person,
+            "O" => EntityKind::Organisation,
+            _ => return None,
+        };
+        let digits = s.get(1..)?;
+        // Only plain decimal digits: `u32::from_str` would also take a leading `+`.
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(TrueEntity {
+            kind,
+            id: digits.parse().ok()?,
+        })
+    }
+}
+
+impl fmt::Display for TrueEntity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let letter = match self.kind {
+            EntityKind::Person => 'P',
+            EntityKind::Organisation => 'O',
+        };
+        write!(f, "{letter}{}", self.id)
+    }
+}
+
+/// Which entity the mention in `slot` of a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrueMention {
+    pub slot: Slot,
+    pub entity: TrueEntity,
+}
+
+impl TrueMention {
+    pub(crate) fn new(role: Role, index: usize, entity: TrueEntity) -> TrueMention {
+        TrueMention {
+            slot: Slot::new(role, id(index)),
+            entity,
+        }
+    }
+
+    /// The mention, if `payload` writes a name or a number for it at one of
+    /// `pointers`: a slot the writer left blank is no mention.
+    pub(crate) fn if_written(self, payload: &Value, pointers: &[&str]) -> Option<TrueMention> {
+        pointers
+            .iter()
+            .any(|pointer| !text_at(payload, pointer).trim().is_empty())
+            .then_some(self)
+    }
+}
+
+/// An index of the city model as an id; cities are far smaller than `u32::MAX`.
+fn id(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
 }
 
 impl SyntheticRecord {
-    pub(crate) fn new(record_type: RecordType, source_id: String, source_version: i64, payload: Value) -> Self {
+    pub(crate) fn new(
+        record_type: RecordType,
+        source_id: String,
+        source_version: i64,
+        payload: Value,
+        truth: Vec<TrueMention>,
+    ) -> Self {
         SyntheticRecord {
             record_type,
             source_id,
             source_version,
             deleted: false,
             payload,
+            truth,
         }
     }
 
@@ -84,6 +180,25 @@ pub fn city(config: &CityConfig) -> Vec<SyntheticRecord> {
         records.extend(write_department(department, &town, &mut rng));
     }
     records
+}
+
+/// The ground truth of `records`: one line of JSON per true mention of every record
+/// not withdrawn, in record order and then in the record's order of slots,
+/// `{"record_type":..,"source_id":..,"role":..,"index":..,"entity":"P17"}`.
+/// Replays and stale copies of a record repeat its lines; keep one per key.
+pub fn truth_lines(records: &[SyntheticRecord]) -> impl Iterator<Item = String> + '_ {
+    records.iter().filter(|r| !r.deleted).flat_map(|r| {
+        r.truth.iter().map(move |t| {
+            format!(
+                "{{\"record_type\":{},\"source_id\":{},\"role\":{},\"index\":{},\"entity\":\"{}\"}}",
+                Value::from(r.record_type.as_str()),
+                Value::from(r.source_id.as_str()),
+                Value::from(t.slot.role.as_str()),
+                t.slot.index,
+                t.entity
+            )
+        })
+    })
 }
 
 /// `n` redeliveries drawn from `records`: about half are identical replays, the
@@ -206,6 +321,8 @@ fn stale_copy(original: &SyntheticRecord, rng: &mut Rng) -> SyntheticRecord {
         // A withdrawal is the newest state of a record; the versions before it were live.
         deleted: false,
         payload: older_payload(original.record_type, &original.payload, rng),
+        // An older version is about the same people.
+        truth: original.truth.clone(),
     }
 }
 

@@ -244,8 +244,8 @@ fn dates_round_trip() {
     assert_eq!(Date::new(2024, 2, 29).plus_years(1), Date::new(2025, 2, 28));
 }
 
-/// Writes `city.jsonl`, `replays.jsonl` and `defective.jsonl` (lines
-/// `{"pointer": .., "record": envelope}`) into the directory named by
+/// Writes `city.jsonl` (and its ground truth `truth.jsonl`), `replays.jsonl` and
+/// `defective.jsonl` (lines `{"pointer": .., "record": envelope}`) into the directory named by
 /// `TONGBAN_SYNTH_DIR`, for checking against the schemas with another validator:
 /// `TONGBAN_SYNTH_DIR=/tmp/x cargo test -p tongban-adapters -- --ignored write_examples`.
 #[test]
@@ -261,6 +261,9 @@ fn write_examples() {
     std::fs::write(dir.join("city.jsonl"), lines(&records)).expect("write city.jsonl");
     let big = city(&CityConfig { people: 2000, seed: 77 });
     std::fs::write(dir.join("city-2000.jsonl"), lines(&big)).expect("write city-2000.jsonl");
+    let truth = |records: &[SyntheticRecord]| -> String { truth_lines(records).map(|l| l + "\n").collect() };
+    std::fs::write(dir.join("truth.jsonl"), truth(&records)).expect("write truth.jsonl");
+    std::fs::write(dir.join("truth-2000.jsonl"), truth(&big)).expect("write truth-2000.jsonl");
     std::fs::write(dir.join("replays.jsonl"), lines(&replays_and_stale(&records, 5, 400))).expect("write");
     let defects: String = defective(1)
         .iter()
@@ -273,4 +276,370 @@ fn write_examples() {
         })
         .collect();
     std::fs::write(dir.join("defective.jsonl"), defects).expect("write defective.jsonl");
+}
+
+// ---------------------------------------------------------------------------
+// Ground truth.
+
+/// The roles a record type may hold, each with the kinds of entity it can be about.
+fn allowed(record_type: RecordType, role: Role) -> &'static [EntityKind] {
+    const PERSON: &[EntityKind] = &[EntityKind::Person];
+    const ORG: &[EntityKind] = &[EntityKind::Organisation];
+    const EITHER: &[EntityKind] = &[EntityKind::Person, EntityKind::Organisation];
+    match (record_type, role) {
+        (RecordType::TaxTaxpayer, Role::Taxpayer) => EITHER,
+        (RecordType::TaxTaxpayer, Role::LegalRepresentative) => PERSON,
+        (RecordType::HrssInsuredPerson, Role::Insured) => PERSON,
+        (RecordType::HrssInsuredPerson, Role::Employer) => ORG,
+        (RecordType::MarketEntity, Role::Entity) => ORG,
+        (RecordType::MarketEntity, Role::LegalRepresentative) => PERSON,
+        (RecordType::RealEstateTitle, Role::RightHolder) => EITHER,
+        (RecordType::HousingFundAccount, Role::AccountHolder) => PERSON,
+        (RecordType::HousingFundAccount, Role::Employer) => ORG,
+        (RecordType::ConstructionPermit, Role::Developer | Role::Builder | Role::Supervisor) => ORG,
+        (RecordType::ConstructionPermit, Role::ProjectManager) => PERSON,
+        (RecordType::CivilMarriage, Role::Party) => PERSON,
+        (RecordType::CivilAssistance, Role::Member) => PERSON,
+        _ => &[],
+    }
+}
+
+/// How many mentions a record writes: one per role of its type, one per `qlr` or
+/// `jtcy` entry, none for the legal representative of a natural person.
+fn expected_mentions(record: &SyntheticRecord) -> usize {
+    let entries = |pointer: &str| {
+        record
+            .payload
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    };
+    match record.record_type {
+        RecordType::TaxTaxpayer if text_at(&record.payload, "/nsrlx") == "3" => 1,
+        RecordType::RealEstateTitle => entries("/qlr"),
+        RecordType::CivilAssistance => entries("/jtcy"),
+        RecordType::ConstructionPermit => 4,
+        _ => 2,
+    }
+}
+
+#[test]
+fn every_mention_has_exactly_one_true_entity_in_an_allowed_slot() {
+    for (people, seed) in [(200, 1), (600, 2), (25, 9)] {
+        let config = CityConfig { people, seed };
+        let town = City::generate(&config);
+        for record in city(&config) {
+            let what = format!("{} {}", record.record_type, record.source_id);
+            if !record.deleted {
+                assert!(!record.truth.is_empty(), "{what}: no true mention");
+            }
+            assert_eq!(
+                record.truth.len(),
+                expected_mentions(&record),
+                "{what}: {:?}",
+                record.truth
+            );
+            let slots: HashSet<Slot> = record.truth.iter().map(|t| t.slot).collect();
+            assert_eq!(slots.len(), record.truth.len(), "{what}: a slot twice");
+            for truth in &record.truth {
+                let Slot { role, index } = truth.slot;
+                assert!(
+                    allowed(record.record_type, role).contains(&truth.entity.kind),
+                    "{what}: {role} is {}",
+                    truth.entity
+                );
+                let entries = |pointer: &str| {
+                    record
+                        .payload
+                        .pointer(pointer)
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len)
+                };
+                let positions = match role {
+                    Role::RightHolder => entries("/qlr"),
+                    Role::Member => entries("/jtcy"),
+                    Role::Party => 2,
+                    _ => 1,
+                };
+                assert!((index as usize) < positions, "{what}: {role} {index}");
+                let population = match truth.entity.kind {
+                    EntityKind::Person => town.persons.len(),
+                    EntityKind::Organisation => town.orgs.len(),
+                };
+                assert!((truth.entity.id as usize) < population, "{what}: {}", truth.entity);
+            }
+        }
+    }
+}
+
+/// A typed number reduced to what a clerk meant: no white space, no hyphens,
+/// half-width, upper case.
+fn cleaned(typed: &str) -> String {
+    typed
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| match c as u32 {
+            0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            _ => c,
+        })
+        .collect::<String>()
+        .to_uppercase()
+}
+
+/// Where a slot's identity number or code is written.
+fn number_pointers(record_type: RecordType, slot: Slot) -> Vec<String> {
+    let i = slot.index;
+    let fixed: &[&str] = match (record_type, slot.role) {
+        (RecordType::TaxTaxpayer, Role::Taxpayer) => &["/nsrsbh"],
+        (RecordType::TaxTaxpayer | RecordType::MarketEntity, Role::LegalRepresentative) => &["/fddbr_zjhm"],
+        (RecordType::HrssInsuredPerson, Role::Insured) => &["/sfzhm"],
+        (RecordType::HrssInsuredPerson, Role::Employer) => &["/dwtyshxydm"],
+        (RecordType::MarketEntity, Role::Entity) => &["/tyshxydm", "/zch"],
+        (RecordType::HousingFundAccount, Role::AccountHolder) => &["/zjhm"],
+        (RecordType::HousingFundAccount, Role::Employer) => &["/dwzzjgdm"],
+        (RecordType::ConstructionPermit, Role::Developer) => &["/jsdw/tyshxydm"],
+        (RecordType::ConstructionPermit, Role::Builder) => &["/sgdw/tyshxydm"],
+        (RecordType::ConstructionPermit, Role::Supervisor) => &["/jldw/tyshxydm"],
+        (RecordType::ConstructionPermit, Role::ProjectManager) => &["/xmjl/zjhm"],
+        (RecordType::CivilMarriage, Role::Party) if i == 0 => &["/nan/zjhm"],
+        (RecordType::CivilMarriage, Role::Party) => &["/nv/zjhm"],
+        (RecordType::RealEstateTitle, Role::RightHolder) => return vec![format!("/qlr/{i}/zjh")],
+        (RecordType::CivilAssistance, Role::Member) => return vec![format!("/jtcy/{i}/sfzh")],
+        _ => &[],
+    };
+    fixed.iter().map(|p| (*p).to_owned()).collect()
+}
+
+/// Is `number` (cleaned) one of the ways the entity's number can be typed: its
+/// document number, the 15-digit form, the 18 digits with a wrong check character;
+/// for an organisation its credit code, registration number, organisation code or
+/// old tax ID.
+fn identifies(town: &City, entity: TrueEntity, number: &str) -> bool {
+    match entity.kind {
+        EntityKind::Person => {
+            let Some(person) = town.person(entity.id as usize) else {
+                return false;
+            };
+            let Some(document) = &person.document else {
+                return false;
+            };
+            let exact = document.number.to_uppercase() == number;
+            let legacy = person.legacy_id().is_some_and(|l| l == number);
+            let typo = person
+                .resident_id()
+                .is_some_and(|id| number.len() == 18 && id[..17] == number[..17]);
+            exact || legacy || typo
+        }
+        EntityKind::Organisation => town.org(entity.id as usize).is_some_and(|org| {
+            [
+                org.uscc.clone(),
+                org.reg_no.clone(),
+                Some(org.org_code.clone()),
+                Some(org.tax_id15()),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|code| code == number)
+        }),
+    }
+}
+
+#[test]
+fn the_numbers_in_each_slot_belong_to_its_true_entity() {
+    let config = CityConfig { people: 600, seed: 5 };
+    let town = City::generate(&config);
+    let mut checked: HashMap<(RecordType, Role), usize> = HashMap::new();
+    for record in city(&config) {
+        for truth in &record.truth {
+            let pointers = number_pointers(record.record_type, truth.slot);
+            assert!(
+                !pointers.is_empty(),
+                "{} {}: no number field",
+                record.record_type,
+                truth.slot.role
+            );
+            for pointer in pointers {
+                let number = cleaned(text_at(&record.payload, &pointer));
+                if number.is_empty() {
+                    continue;
+                }
+                assert!(
+                    identifies(&town, truth.entity, &number),
+                    "{} {} {pointer}: {number} is not {}",
+                    record.record_type,
+                    record.source_id,
+                    truth.entity
+                );
+                *checked.entry((record.record_type, truth.slot.role)).or_default() += 1;
+            }
+        }
+    }
+    // Every role of every record type was checked against some number.
+    for record_type in RecordType::ALL {
+        for role in Role::ALL {
+            if !allowed(record_type, role).is_empty() {
+                assert!(
+                    checked.get(&(record_type, role)).is_some_and(|&n| n > 0),
+                    "{record_type} {role} never checked"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_person_is_the_same_entity_in_every_department() {
+    let records = city(&CityConfig { people: 2000, seed: 77 });
+    let mut types_of: HashMap<TrueEntity, HashSet<RecordType>> = HashMap::new();
+    for record in records.iter().filter(|r| !r.deleted) {
+        for truth in &record.truth {
+            types_of.entry(truth.entity).or_default().insert(record.record_type);
+        }
+    }
+    let widest = types_of
+        .iter()
+        .filter(|(entity, _)| entity.kind == EntityKind::Person)
+        .map(|(_, types)| types.len())
+        .max()
+        .unwrap_or(0);
+    assert!(widest >= 4, "no person under four record types: at most {widest}");
+    // Organisations too: an employer is the same entity in the pension and fund records.
+    assert!(types_of
+        .iter()
+        .any(|(entity, types)| entity.kind == EntityKind::Organisation && types.len() >= 4));
+}
+
+#[test]
+fn the_member_who_is_the_head_is_the_household_head() {
+    let config = CityConfig { people: 2000, seed: 77 };
+    let town = City::generate(&config);
+    let mut by_number: HashMap<String, usize> = HashMap::new();
+    for (index, person) in town.persons.iter().enumerate() {
+        if let Some(id) = person.resident_id() {
+            by_number.insert(id[..17].to_owned(), index);
+        }
+        if let Some(legacy) = person.legacy_id() {
+            by_number.insert(legacy, index);
+        }
+    }
+    let mut households = 0;
+    for record in city(&config)
+        .iter()
+        .filter(|r| r.record_type == RecordType::CivilAssistance)
+    {
+        let head_number = cleaned(text_at(&record.payload, "/hzsfzh"));
+        let key = if head_number.len() == 18 {
+            head_number[..17].to_owned()
+        } else {
+            head_number
+        };
+        let head = by_number.get(&key).copied();
+        assert!(head.is_some(), "{}: hzsfzh is nobody's", record.source_id);
+        let members = record
+            .payload
+            .pointer("/jtcy")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (position, member) in members.iter().enumerate() {
+            if text_at(member, "/yhzgx") != "本人" {
+                continue;
+            }
+            let truth = record
+                .truth
+                .iter()
+                .find(|t| t.slot == Slot::new(Role::Member, position as u32))
+                .expect("the member 本人 is a mention");
+            assert_eq!(head.map(TrueEntity::person), Some(truth.entity), "{}", record.source_id);
+            households += 1;
+        }
+    }
+    assert!(households > 20, "only {households} households checked");
+}
+
+#[test]
+fn the_first_party_of_a_marriage_is_the_man() {
+    let config = CityConfig { people: 600, seed: 3 };
+    let town = City::generate(&config);
+    let mut marriages = 0;
+    for record in city(&config)
+        .iter()
+        .filter(|r| r.record_type == RecordType::CivilMarriage)
+    {
+        for truth in &record.truth {
+            let person = town.person(truth.entity.id as usize).expect("a person of the city");
+            let sex = if truth.slot.index == 0 { Sex::Male } else { Sex::Female };
+            assert_eq!(person.sex, sex, "{} party {}", record.source_id, truth.slot.index);
+        }
+        assert_eq!(record.truth.len(), 2);
+        marriages += 1;
+    }
+    assert!(marriages > 50, "{marriages}");
+}
+
+#[test]
+fn truth_lines_cover_the_live_records_and_nothing_else() {
+    let records = city(&CityConfig { people: 300, seed: 4 });
+    let lines: Vec<String> = truth_lines(&records).collect();
+    let live: usize = records.iter().filter(|r| !r.deleted).map(|r| r.truth.len()).sum();
+    assert_eq!(lines.len(), live);
+    assert!(
+        records.iter().any(|r| r.deleted && !r.truth.is_empty()),
+        "withdrawn records keep their truth"
+    );
+    let mut keys = HashSet::new();
+    for line in &lines {
+        assert!(line.starts_with("{\"record_type\":"), "{line}");
+        let value: Value = serde_json::from_str(line).expect("valid JSON");
+        let record_type = value["record_type"].as_str().expect("record_type");
+        let source_id = value["source_id"].as_str().expect("source_id");
+        let role = Role::parse(value["role"].as_str().expect("role")).expect("a known role");
+        let index = value["index"].as_u64().expect("index");
+        let entity = TrueEntity::parse(value["entity"].as_str().expect("entity")).expect("P.. or O..");
+        let record = records
+            .iter()
+            .find(|r| !r.deleted && r.record_type.as_str() == record_type && r.source_id == source_id)
+            .expect("a live record");
+        let slot = Slot::new(role, index as u32);
+        assert!(record.truth.contains(&TrueMention { slot, entity }), "{line}");
+        assert!(
+            keys.insert((record_type.to_owned(), source_id.to_owned(), slot)),
+            "{line} twice"
+        );
+    }
+    // The envelope does not give the truth away.
+    assert!(records.iter().all(|r| !r.to_json_line().contains("\"truth\"")));
+    assert_eq!(
+        truth_lines(&records).collect::<Vec<_>>(),
+        lines,
+        "the same truth every time"
+    );
+}
+
+#[test]
+fn entities_are_written_p_and_o() {
+    let person = TrueEntity::person(17);
+    assert_eq!(person.to_string(), "P17");
+    assert_eq!(TrueEntity::org(0).to_string(), "O0");
+    assert_eq!(TrueEntity::parse("P17"), Some(person));
+    assert_eq!(TrueEntity::parse("O3"), Some(TrueEntity::org(3)));
+    for bad in ["", "P", "X1", "P+1", "p1", "P1 ", "O-2", "P99999999999"] {
+        assert_eq!(TrueEntity::parse(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn redeliveries_and_defects_keep_the_truth() {
+    let records = default_city();
+    let by_key: HashMap<(RecordType, &str), &SyntheticRecord> = records
+        .iter()
+        .map(|r| ((r.record_type, r.source_id.as_str()), r))
+        .collect();
+    for copy in replays_and_stale(&records, 3, 200) {
+        let original = by_key[&(copy.record_type, copy.source_id.as_str())];
+        assert_eq!(copy.truth, original.truth, "{}", copy.source_id);
+    }
+    for (defect, _) in defective(1) {
+        assert!(!defect.truth.is_empty(), "{}", defect.source_id);
+    }
 }

@@ -4,10 +4,11 @@ use fastrand::Rng;
 use serde_json::{json, Value};
 
 use crate::catalog::RecordType;
+use crate::model::Role;
 use crate::synth::typing::{self, IdTyping};
 use crate::synth::{
     between, chance, mobile_number, now_and_then, optional, pick, serial, text_at, version_after, with, without, City,
-    Date, DocKind, Org, OrgKind, OrgStatus, Person, SyntheticRecord, TODAY,
+    Date, DocKind, Org, OrgKind, OrgStatus, Person, SyntheticRecord, TrueEntity, TrueMention, TODAY,
 };
 
 /// 证件类型代码: the tax bureau's document type table.
@@ -51,39 +52,64 @@ pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
         next_serial += 1;
         format!("1013706870{:010}", serial(rng, next_serial, 997))
     };
-    for person in &city.persons {
+    for (index, person) in city.persons.iter().enumerate() {
         if person.age_on(TODAY) < 18 || person.document.is_none() || !chance(rng, 0.33) {
             continue;
         }
         let registered = Date::between(rng, NATURAL_PERSONS_FROM.max(person.birth.plus_years(18)), TODAY);
+        let taxpayer = TrueEntity::person(index);
         let id = djxh(rng);
         let payload = natural_person(rng, person, registered);
-        records.push(record(rng, id, registered, payload));
+        records.push(record(rng, id, registered, payload, taxpayer, None));
         if chance(rng, 0.03) {
             let id = djxh(rng);
             let payload = natural_person(rng, person, registered);
-            let mut duplicate = record(rng, id, registered, payload);
+            let mut duplicate = record(rng, id, registered, payload, taxpayer, None);
             duplicate.deleted = true;
             records.push(duplicate);
         }
     }
-    for org in city.orgs.iter().filter(|o| o.local) {
+    for (index, org) in city.orgs.iter().enumerate().filter(|(_, o)| o.local) {
         let Some(representative) = city.person(org.legal_rep) else {
             continue;
         };
         let registered = org.founded.plus_days(between(rng, 0, 60)).min(TODAY);
         let payload = unit(rng, org, representative, registered);
         let id = djxh(rng);
-        records.push(record(rng, id, registered, payload));
+        let taxpayer = TrueEntity::org(index);
+        let representative = TrueEntity::person(org.legal_rep);
+        records.push(record(rng, id, registered, payload, taxpayer, Some(representative)));
     }
     records
 }
 
-fn record(rng: &mut Rng, djxh: String, registered: Date, mut payload: Value) -> SyntheticRecord {
+fn record(
+    rng: &mut Rng,
+    djxh: String,
+    registered: Date,
+    mut payload: Value,
+    taxpayer: TrueEntity,
+    representative: Option<TrueEntity>,
+) -> SyntheticRecord {
     if let Some(map) = payload.as_object_mut() {
         map.insert("djxh".to_owned(), Value::from(djxh.as_str()));
     }
-    SyntheticRecord::new(RecordType::TaxTaxpayer, djxh, version_after(rng, registered), payload)
+    let truth = [
+        TrueMention::new(Role::Taxpayer, 0, taxpayer).if_written(&payload, &["/nsrmc", "/nsrsbh"]),
+        representative.and_then(|rep| {
+            TrueMention::new(Role::LegalRepresentative, 0, rep).if_written(&payload, &["/fddbrxm", "/fddbr_zjhm"])
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    SyntheticRecord::new(
+        RecordType::TaxTaxpayer,
+        djxh,
+        version_after(rng, registered),
+        payload,
+        truth,
+    )
 }
 
 fn natural_person(rng: &mut Rng, person: &Person, registered: Date) -> Value {
