@@ -1,0 +1,203 @@
+//! Reading fields of a payload that has passed its JSON Schema, for every adapter.
+//!
+//! The schemas guarantee the structure (required fields present, each field of its
+//! type); these helpers turn a violation of that guarantee into a [`ReadError`] with
+//! the field's JSON Pointer instead of a panic or a guess. They never look at what a
+//! value means: deciding that a text is blank, and reading a code the way departments
+//! type it, is all they do with content.
+//!
+//! Pointers are JSON Pointers (`/nsrsbh`, `/jsdw/mc`, `/cy/0/xm`), as in quality flags.
+//! An optional field that is present must still have its type: `null` where the
+//! schema says `string` is a violation, not an absence.
+
+// Shared by every adapter: until all of them are merged some helpers have no caller.
+#![allow(dead_code)]
+
+use serde_json::{Map, Value};
+
+use crate::model::ReadError;
+
+/// True when `text` is empty or only white space, the ideographic space U+3000
+/// included: such a value means the field was left empty.
+pub(crate) fn is_blank(text: &str) -> bool {
+    text.chars().all(char::is_whitespace)
+}
+
+/// A code as departments type it, reduced to the form their code tables use: white
+/// space around it (U+3000 included) removed and full-width digits and Latin letters
+/// (`０３`, `Ｃ`) made ASCII. Nothing else is changed, so an unknown code stays unknown.
+pub(crate) fn code(text: &str) -> String {
+    text.trim_matches(char::is_whitespace)
+        .chars()
+        .map(|c| match c {
+            // The full-width forms block mirrors ASCII 0x21..=0x7E at U+FF01..=U+FF5E.
+            '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' => char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c),
+            _ => c,
+        })
+        .collect()
+}
+
+fn missing(pointer: &str, what: &str) -> ReadError {
+    ReadError {
+        pointer: pointer.to_string(),
+        message: format!("required {what} field is missing"),
+    }
+}
+
+fn wrong_type(pointer: &str, what: &str) -> ReadError {
+    ReadError {
+        pointer: pointer.to_string(),
+        message: format!("field is not {what} as the schema requires"),
+    }
+}
+
+/// The value at `pointer`, if any.
+fn at<'a>(payload: &'a Value, pointer: &str) -> Option<&'a Value> {
+    payload.pointer(pointer)
+}
+
+/// A required text field, as typed (it may still be blank: schemas that forbid blank
+/// values say so with a pattern, and the caller decides what blank means).
+pub(crate) fn text<'a>(payload: &'a Value, pointer: &str) -> Result<&'a str, ReadError> {
+    optional_text(payload, pointer)?.ok_or_else(|| missing(pointer, "text"))
+}
+
+/// An optional text field, as typed: `None` when the field is missing.
+pub(crate) fn optional_text<'a>(payload: &'a Value, pointer: &str) -> Result<Option<&'a str>, ReadError> {
+    match at(payload, pointer) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(wrong_type(pointer, "a string")),
+    }
+}
+
+/// An optional text field that says something: `None` when it is missing or blank,
+/// otherwise the text as typed (not trimmed).
+pub(crate) fn filled_text<'a>(payload: &'a Value, pointer: &str) -> Result<Option<&'a str>, ReadError> {
+    Ok(optional_text(payload, pointer)?.filter(|s| !is_blank(s)))
+}
+
+/// A required array field.
+pub(crate) fn array<'a>(payload: &'a Value, pointer: &str) -> Result<&'a [Value], ReadError> {
+    optional_array(payload, pointer)?.ok_or_else(|| missing(pointer, "array"))
+}
+
+/// An optional array field: `None` when the field is missing.
+pub(crate) fn optional_array<'a>(payload: &'a Value, pointer: &str) -> Result<Option<&'a [Value]>, ReadError> {
+    match at(payload, pointer) {
+        None => Ok(None),
+        Some(Value::Array(items)) => Ok(Some(items.as_slice())),
+        Some(_) => Err(wrong_type(pointer, "an array")),
+    }
+}
+
+/// A required object field.
+pub(crate) fn object<'a>(payload: &'a Value, pointer: &str) -> Result<&'a Map<String, Value>, ReadError> {
+    optional_object(payload, pointer)?.ok_or_else(|| missing(pointer, "object"))
+}
+
+/// An optional object field: `None` when the field is missing.
+pub(crate) fn optional_object<'a>(
+    payload: &'a Value,
+    pointer: &str,
+) -> Result<Option<&'a Map<String, Value>>, ReadError> {
+    match at(payload, pointer) {
+        None => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(_) => Err(wrong_type(pointer, "an object")),
+    }
+}
+
+/// A required number field.
+pub(crate) fn number(payload: &Value, pointer: &str) -> Result<f64, ReadError> {
+    optional_number(payload, pointer)?.ok_or_else(|| missing(pointer, "number"))
+}
+
+/// An optional number field: `None` when the field is missing.
+pub(crate) fn optional_number(payload: &Value, pointer: &str) -> Result<Option<f64>, ReadError> {
+    match at(payload, pointer) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| wrong_type(pointer, "a number")),
+        Some(_) => Err(wrong_type(pointer, "a number")),
+    }
+}
+
+/// A required integer field.
+pub(crate) fn integer(payload: &Value, pointer: &str) -> Result<i64, ReadError> {
+    optional_integer(payload, pointer)?.ok_or_else(|| missing(pointer, "integer"))
+}
+
+/// An optional integer field: `None` when the field is missing. JSON Schema counts
+/// `5.0` as an integer, so a number without a fractional part is accepted.
+pub(crate) fn optional_integer(payload: &Value, pointer: &str) -> Result<Option<i64>, ReadError> {
+    let Some(value) = at(payload, pointer) else {
+        return Ok(None);
+    };
+    let Value::Number(n) = value else {
+        return Err(wrong_type(pointer, "an integer"));
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        // The bounds keep the cast exact; beyond them no department date or count lives.
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        _ => Err(wrong_type(pointer, "an integer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn blank_includes_ideographic_space() {
+        assert!(is_blank(""));
+        assert!(is_blank(" \t\u{3000}"));
+        assert!(!is_blank(" a "));
+    }
+
+    #[test]
+    fn codes_are_trimmed_and_made_ascii() {
+        assert_eq!(code("\u{3000}０３ "), "03");
+        assert_eq!(code("Ｃ１３１１"), "C1311");
+        assert_eq!(code("ｃ"), "c");
+        assert_eq!(code("存续"), "存续");
+        assert_eq!(code("2 99"), "2 99");
+    }
+
+    #[test]
+    fn text_fields() {
+        let p = json!({"a": "x", "b": " ", "n": 5, "o": {"c": "y"}, "z": null});
+        assert_eq!(text(&p, "/a"), Ok("x"));
+        assert_eq!(text(&p, "/o/c"), Ok("y"));
+        assert_eq!(text(&p, "/missing").map_err(|e| e.pointer), Err("/missing".to_string()));
+        assert_eq!(text(&p, "/n").map_err(|e| e.pointer), Err("/n".to_string()));
+        assert!(optional_text(&p, "/z").is_err());
+        assert_eq!(optional_text(&p, "/missing"), Ok(None));
+        assert_eq!(optional_text(&p, "/b"), Ok(Some(" ")));
+        assert_eq!(filled_text(&p, "/b"), Ok(None));
+        assert_eq!(filled_text(&p, "/a"), Ok(Some("x")));
+        // Not an object at the root: every field is simply missing.
+        assert_eq!(optional_text(&json!([1]), "/a"), Ok(None));
+    }
+
+    #[test]
+    fn structured_and_numeric_fields() {
+        let p = json!({"l": ["a"], "o": {}, "f": 1.5, "i": 1_700_000_000_000_i64, "g": 3.0, "s": "1"});
+        assert_eq!(array(&p, "/l").map(<[Value]>::len), Ok(1));
+        assert!(array(&p, "/o").is_err());
+        assert!(array(&p, "/none").is_err());
+        assert_eq!(optional_array(&p, "/none"), Ok(None));
+        assert!(object(&p, "/o").is_ok());
+        assert!(object(&p, "/l").is_err());
+        assert_eq!(number(&p, "/f"), Ok(1.5));
+        assert!(number(&p, "/s").is_err());
+        assert_eq!(integer(&p, "/i"), Ok(1_700_000_000_000));
+        assert_eq!(integer(&p, "/g"), Ok(3));
+        assert!(integer(&p, "/f").is_err());
+        assert_eq!(optional_integer(&p, "/none"), Ok(None));
+    }
+}
