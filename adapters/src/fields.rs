@@ -15,7 +15,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::model::ReadError;
+use crate::model::{
+    Attribute, DocumentFamily, FlagCode, QualityFlag, RawDate, RawDocument, RawMention, RawValue, ReadError,
+};
 
 /// True when `text` is empty or only white space, the ideographic space U+3000
 /// included: such a value means the field was left empty.
@@ -146,6 +148,83 @@ pub(crate) fn optional_integer(payload: &Value, pointer: &str) -> Result<Option<
     }
 }
 
+// ---------------------------------------------------------------------------
+// Building mentions from fields: the same few steps in every adapter.
+
+/// The quality flag of a code missing from a department's table. The message names
+/// the table, never the code itself (flags are logged and counted).
+pub(crate) fn unknown_code(pointer: &str, table: &str) -> QualityFlag {
+    QualityFlag::new(
+        FlagCode::UnknownCode,
+        pointer,
+        format!("code is not in the {table} code table"),
+    )
+}
+
+/// The value of an optional free-text field (name, phone, address, amount), as
+/// typed; `None` when the field is missing or blank.
+pub(crate) fn typed_value(payload: &Value, attribute: Attribute, pointer: &str) -> Result<Option<RawValue>, ReadError> {
+    Ok(filled_text(payload, pointer)?.map(|text| RawValue::text(attribute, pointer, text)))
+}
+
+/// The value of an optional date field, as typed; `None` when missing or blank.
+pub(crate) fn typed_date(payload: &Value, attribute: Attribute, pointer: &str) -> Result<Option<RawValue>, ReadError> {
+    Ok(filled_text(payload, pointer)?.map(|text| RawValue::date(attribute, pointer, RawDate::Text(text.to_owned()))))
+}
+
+/// A number whose field implies its family (a credit code column, a department
+/// register); `None` when the field is missing or blank.
+pub(crate) fn implied_document(
+    payload: &Value,
+    pointer: &str,
+    family: DocumentFamily,
+    register: Option<&'static str>,
+) -> Result<Option<RawDocument>, ReadError> {
+    Ok(filled_text(payload, pointer)?.map(|number| RawDocument {
+        family: Some(family),
+        code: String::new(),
+        register,
+        pointer: pointer.to_owned(),
+        number: number.to_owned(),
+    }))
+}
+
+/// A document number typed beside a type code from a department's table, read
+/// through `table` (which sees the code as [`code`] reduces it).
+///
+/// - No number: no document, and no flag (a code with no number tells nothing).
+/// - A number with a known code: the document of that family.
+/// - A number with an unknown or blank code: the document without a family (kept,
+///   never a key), and an unknown-code flag on the code's pointer.
+pub(crate) fn coded_document(
+    payload: &Value,
+    number_pointer: &str,
+    code_pointer: &str,
+    table: fn(&str) -> Option<DocumentFamily>,
+    table_name: &str,
+) -> Result<(Option<RawDocument>, Option<QualityFlag>), ReadError> {
+    let type_code = optional_text(payload, code_pointer)?.unwrap_or("");
+    let Some(number) = filled_text(payload, number_pointer)? else {
+        return Ok((None, None));
+    };
+    let family = table(&code(type_code));
+    let flag = family.is_none().then(|| unknown_code(code_pointer, table_name));
+    let document = RawDocument {
+        family,
+        code: type_code.to_owned(),
+        register: None,
+        pointer: number_pointer.to_owned(),
+        number: number.to_owned(),
+    };
+    Ok((Some(document), flag))
+}
+
+/// True when a mention says who it is about: a name or a number. DESIGN.md: "A
+/// mention that a record leaves empty (no name, no number) is not a mention."
+pub(crate) fn identifies(mention: &RawMention) -> bool {
+    !mention.documents.is_empty() || mention.values.iter().any(|v| v.attribute == Attribute::Name)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -199,5 +278,57 @@ mod tests {
         assert_eq!(integer(&p, "/g"), Ok(3));
         assert!(integer(&p, "/f").is_err());
         assert_eq!(optional_integer(&p, "/none"), Ok(None));
+    }
+
+    fn table(code: &str) -> Option<DocumentFamily> {
+        (code == "01").then_some(DocumentFamily::ResidentIdentityCard)
+    }
+
+    #[test]
+    fn coded_documents() {
+        let p = json!({"n": " 12 ", "c": "\u{3000}０1", "u": "99", "b": "", "e": "\u{3000}"});
+        let (doc, flag) = coded_document(&p, "/n", "/c", table, "test").unwrap();
+        let doc = doc.unwrap();
+        assert_eq!(doc.family, Some(DocumentFamily::ResidentIdentityCard));
+        assert_eq!(
+            (doc.code.as_str(), doc.number.as_str(), doc.pointer.as_str()),
+            ("\u{3000}０1", " 12 ", "/n")
+        );
+        assert_eq!(flag, None);
+        let (doc, flag) = coded_document(&p, "/n", "/u", table, "test").unwrap();
+        assert_eq!(doc.unwrap().family, None);
+        let flag = flag.unwrap();
+        assert_eq!((flag.code, flag.pointer.as_str()), (FlagCode::UnknownCode, "/u"));
+        assert!(!flag.message.contains("99"));
+        // A blank or missing code with a number: kept without a family, flagged.
+        assert!(coded_document(&p, "/n", "/b", table, "test").unwrap().1.is_some());
+        assert!(coded_document(&p, "/n", "/none", table, "test").unwrap().1.is_some());
+        // No number: nothing, whatever the code.
+        assert_eq!(coded_document(&p, "/e", "/u", table, "test"), Ok((None, None)));
+        assert!(coded_document(&p, "/n", "/none", table, "test").is_ok());
+        assert!(coded_document(&json!({"n": "1", "c": 1}), "/n", "/c", table, "test").is_err());
+    }
+
+    #[test]
+    fn values_and_implied_documents() {
+        let p = json!({"a": " 王 伟 ", "d": "198604", "b": "\u{3000}"});
+        assert_eq!(
+            typed_value(&p, Attribute::Name, "/a"),
+            Ok(Some(RawValue::text(Attribute::Name, "/a", " 王 伟 ")))
+        );
+        assert_eq!(typed_value(&p, Attribute::Name, "/b"), Ok(None));
+        assert_eq!(
+            typed_date(&p, Attribute::BirthDate, "/d"),
+            Ok(Some(RawValue::date(
+                Attribute::BirthDate,
+                "/d",
+                RawDate::Text("198604".into())
+            )))
+        );
+        let doc = implied_document(&p, "/d", DocumentFamily::DepartmentNumber, Some("x.y"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((doc.register, doc.code.as_str()), (Some("x.y"), ""));
+        assert_eq!(implied_document(&p, "/missing", DocumentFamily::Other, None), Ok(None));
     }
 }
