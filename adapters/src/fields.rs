@@ -192,10 +192,10 @@ pub(crate) fn implied_document(
 /// A document number typed beside a type code from a department's table, read
 /// through `table` (which sees the code as [`code`] reduces it).
 ///
-/// - No number: no document, and no flag (a code with no number tells nothing).
 /// - A number with a known code: the document of that family.
 /// - A number with an unknown or blank code: the document without a family (kept,
-///   never a key), and an unknown-code flag on the code's pointer.
+///   never a key), and a flag on the code's pointer.
+/// - No number: no document; still a flag when the code is filled but unknown.
 pub(crate) fn coded_document(
     payload: &Value,
     number_pointer: &str,
@@ -204,19 +204,52 @@ pub(crate) fn coded_document(
     table_name: &str,
 ) -> Result<(Option<RawDocument>, Option<QualityFlag>), ReadError> {
     let type_code = optional_text(payload, code_pointer)?.unwrap_or("");
-    let Some(number) = filled_text(payload, number_pointer)? else {
-        return Ok((None, None));
-    };
+    let number = filled_text(payload, number_pointer)?;
     let family = table(&code(type_code));
-    let flag = family.is_none().then(|| unknown_code(code_pointer, table_name));
-    let document = RawDocument {
+    let flag = match (family, number) {
+        (Some(_), _) => None,
+        (None, Some(_)) if is_blank(type_code) => Some(QualityFlag::new(
+            FlagCode::UnknownCode,
+            code_pointer,
+            format!("document type is empty beside a document number; the {table_name} code table needs one"),
+        )),
+        (None, None) if is_blank(type_code) => None,
+        (None, _) => Some(unknown_code(code_pointer, table_name)),
+    };
+    let document = number.map(|number| RawDocument {
         family,
         code: type_code.to_owned(),
         register: None,
         pointer: number_pointer.to_owned(),
         number: number.to_owned(),
-    };
-    Ok((Some(document), flag))
+    });
+    Ok((document, flag))
+}
+
+/// A code read through a department's table: the mapped value, or `None` and an
+/// unknown-code flag pushed on `flags` (a blank code is unknown too: call this only
+/// for codes that are required, or after deciding an optional one is filled).
+pub(crate) fn lookup<T>(
+    typed: &str,
+    pointer: &str,
+    table: impl Fn(&str) -> Option<T>,
+    table_name: &str,
+    flags: &mut Vec<QualityFlag>,
+) -> Option<T> {
+    let found = table(&code(typed));
+    if found.is_none() {
+        flags.push(unknown_code(pointer, table_name));
+    }
+    found
+}
+
+/// Checks that the text fields a schema requires are present and strings, so that an
+/// adapter may read them with the optional readers and still reject a record whose
+/// structure the schema should have refused.
+pub(crate) fn require_texts(payload: &Value, pointers: &[&str]) -> Result<(), ReadError> {
+    pointers
+        .iter()
+        .try_for_each(|pointer| text(payload, pointer).map(|_| ()))
 }
 
 /// True when a mention says who it is about: a name or a number. DESIGN.md: "A
@@ -303,10 +336,36 @@ mod tests {
         // A blank or missing code with a number: kept without a family, flagged.
         assert!(coded_document(&p, "/n", "/b", table, "test").unwrap().1.is_some());
         assert!(coded_document(&p, "/n", "/none", table, "test").unwrap().1.is_some());
-        // No number: nothing, whatever the code.
-        assert_eq!(coded_document(&p, "/e", "/u", table, "test"), Ok((None, None)));
-        assert!(coded_document(&p, "/n", "/none", table, "test").is_ok());
+        // No number: no document; an unknown code is still flagged, a blank one is not.
+        let (doc, flag) = coded_document(&p, "/e", "/u", table, "test").unwrap();
+        assert_eq!((doc, flag.map(|f| f.pointer)), (None, Some("/u".to_owned())));
+        assert_eq!(coded_document(&p, "/e", "/b", table, "test"), Ok((None, None)));
+        assert_eq!(coded_document(&p, "/none", "/c", table, "test"), Ok((None, None)));
         assert!(coded_document(&json!({"n": "1", "c": 1}), "/n", "/c", table, "test").is_err());
+    }
+
+    #[test]
+    fn lookups_and_required_texts() {
+        let mut flags = Vec::new();
+        assert_eq!(
+            lookup("０1 ", "/c", table, "test", &mut flags),
+            Some(DocumentFamily::ResidentIdentityCard)
+        );
+        assert!(flags.is_empty());
+        assert_eq!(lookup("", "/c", table, "test", &mut flags), None);
+        assert_eq!(lookup("7", "/d", table, "test", &mut flags), None);
+        let pointers: Vec<&str> = flags.iter().map(|f| f.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/c", "/d"]);
+        let p = json!({"a": "", "b": 1});
+        assert_eq!(require_texts(&p, &["/a"]), Ok(()));
+        assert_eq!(
+            require_texts(&p, &["/a", "/b"]).map_err(|e| e.pointer),
+            Err("/b".to_owned())
+        );
+        assert_eq!(
+            require_texts(&p, &["/c", "/b"]).map_err(|e| e.pointer),
+            Err("/c".to_owned())
+        );
     }
 
     #[test]
