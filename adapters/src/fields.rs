@@ -391,3 +391,82 @@ mod tests {
         assert_eq!(implied_document(&p, "/missing", DocumentFamily::Other, None), Ok(None));
     }
 }
+
+/// What every adapter's property test checks over the synthetic city.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::HashSet;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::OnceLock;
+
+    use serde_json::Value;
+
+    use super::code;
+    use crate::catalog::RecordType;
+    use crate::model::{Attribute, Reading, Role};
+    use crate::synth::{CityConfig, SyntheticRecord};
+
+    /// The city the property tests read, generated once per test run.
+    pub(crate) fn city() -> &'static [SyntheticRecord] {
+        static CITY: OnceLock<Vec<SyntheticRecord>> = OnceLock::new();
+        CITY.get_or_init(|| crate::synth::city(&CityConfig { people: 2000, seed: 7 }))
+    }
+
+    /// Reads every generated record of `record_type` through [`crate::read`] and checks
+    /// what must hold for any adapter: it reads without error or panic; every mention
+    /// has one of `roles`, a slot of its own, and a name or a number; relations join
+    /// mentions of the record; document numbers are exactly as typed; every pointer
+    /// points into the payload; no flag message repeats the code it flags. Returns the
+    /// readings for the department's own checks.
+    pub(crate) fn read_generated(record_type: RecordType, roles: &[Role]) -> Vec<(&'static SyntheticRecord, Reading)> {
+        let mut readings = Vec::new();
+        for record in city().iter().filter(|r| r.record_type == record_type) {
+            let id = &record.source_id;
+            let outcome = catch_unwind(AssertUnwindSafe(|| crate::read(record_type, &record.payload)));
+            let reading = match outcome {
+                Ok(Ok(reading)) => reading,
+                Ok(Err(e)) => panic!("{record_type} {id}: read error at {}: {}", e.pointer, e.message),
+                Err(_) => panic!("{record_type} {id}: the adapter panicked"),
+            };
+            let mut slots = HashSet::new();
+            for mention in &reading.mentions {
+                assert!(roles.contains(&mention.slot.role), "{id}: role {}", mention.slot.role);
+                assert!(slots.insert(mention.slot), "{id}: {:?} twice", mention.slot);
+                let named = mention.values.iter().any(|v| v.attribute == Attribute::Name);
+                assert!(named || !mention.documents.is_empty(), "{id}: empty {:?}", mention.slot);
+                for document in &mention.documents {
+                    let typed = record.payload.pointer(&document.pointer).and_then(Value::as_str);
+                    assert_eq!(typed, Some(document.number.as_str()), "{id}: {}", document.pointer);
+                }
+                for value in &mention.values {
+                    assert!(
+                        record.payload.pointer(&value.pointer).is_some(),
+                        "{id}: {}",
+                        value.pointer
+                    );
+                }
+                for flag in &mention.flags {
+                    let typed = record.payload.pointer(&flag.pointer).and_then(Value::as_str);
+                    let Some(typed) = typed else {
+                        panic!("{id}: flag on {} which is no text field", flag.pointer)
+                    };
+                    let typed = code(typed);
+                    assert!(
+                        typed.is_empty() || !flag.message.contains(&typed),
+                        "{id}: flag message repeats the code at {}",
+                        flag.pointer
+                    );
+                }
+            }
+            for relation in &reading.relations {
+                assert!(slots.contains(&relation.from), "{id}: relation from a missing mention");
+                if let Some(to) = relation.to {
+                    assert!(slots.contains(&to), "{id}: relation to a missing mention");
+                }
+            }
+            readings.push((record, reading));
+        }
+        assert!(!readings.is_empty(), "the city has no {record_type} record");
+        readings
+    }
+}

@@ -211,3 +211,30 @@ fn structure_the_schema_guarantees_is_checked() {
         assert_eq!(read(&payload).map_err(|e| e.pointer), Err(format!("/{field}")));
     }
 }
+
+#[test]
+fn every_generated_account_reads() {
+    let readings = fields::testing::read_generated(
+        crate::RecordType::HousingFundAccount,
+        &[Role::AccountHolder, Role::Employer],
+    );
+    let (mut unknown_document_types, mut without_organisation_code) = (0, 0);
+    for (record, reading) in &readings {
+        let id = &record.source_id;
+        let slots: Vec<Slot> = reading.mentions.iter().map(|m| m.slot).collect();
+        assert_eq!(slots, [ACCOUNT_HOLDER, EMPLOYER], "{id}");
+        assert_eq!(reading.relations.len(), 1, "{id}");
+        let holder = &reading.mentions[0];
+        unknown_document_types += holder.documents.iter().filter(|d| d.family.is_none()).count();
+        let employer = &reading.mentions[1];
+        if employer
+            .documents
+            .iter()
+            .all(|d| d.family != Some(DocumentFamily::OrganisationCode))
+        {
+            without_organisation_code += 1;
+        }
+    }
+    assert!(unknown_document_types > 0);
+    assert!(without_organisation_code > 0);
+}

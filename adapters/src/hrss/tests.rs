@@ -249,3 +249,21 @@ fn structure_the_schema_guarantees_is_checked() {
         assert_eq!(read(&payload).map_err(|e| e.pointer), Err(format!("/{field}")));
     }
 }
+
+#[test]
+fn every_generated_record_reads() {
+    let readings =
+        fields::testing::read_generated(crate::RecordType::HrssInsuredPerson, &[Role::Insured, Role::Employer]);
+    let mut unknown_insurance_types = 0;
+    for (record, reading) in &readings {
+        let id = &record.source_id;
+        let slots: Vec<Slot> = reading.mentions.iter().map(|m| m.slot).collect();
+        assert_eq!(slots, [INSURED, EMPLOYER], "{id}");
+        assert_eq!(reading.relations, vec![employed()], "{id}");
+        let insured = &reading.mentions[0];
+        let person_numbers = insured.documents.iter().filter(|d| d.register == Some("hrss.person"));
+        assert_eq!(person_numbers.count(), 1, "{id}");
+        unknown_insurance_types += insured.flags.iter().filter(|f| f.pointer.starts_with("/xzlx/")).count();
+    }
+    assert!(unknown_insurance_types > 0);
+}

@@ -287,3 +287,24 @@ fn structure_the_schema_guarantees_is_checked() {
         assert_eq!(read(&payload).map_err(|e| e.pointer), Err(format!("/{field}")));
     }
 }
+
+#[test]
+fn every_generated_entity_reads() {
+    let readings = fields::testing::read_generated(
+        crate::RecordType::MarketEntity,
+        &[Role::Entity, Role::LegalRepresentative],
+    );
+    let mut registration_number_only = 0;
+    for (record, reading) in &readings {
+        let id = &record.source_id;
+        let slots: Vec<Slot> = reading.mentions.iter().map(|m| m.slot).collect();
+        assert_eq!(slots, [ENTITY, LEGAL_REPRESENTATIVE], "{id}");
+        assert_eq!(reading.relations, vec![represents()], "{id}");
+        let entity = &reading.mentions[0];
+        let families: Vec<_> = entity.documents.iter().map(|d| d.family).collect();
+        if families == [Some(DocumentFamily::BusinessLicence)] {
+            registration_number_only += 1;
+        }
+    }
+    assert!(registration_number_only > 0);
+}

@@ -368,3 +368,38 @@ fn structure_the_schema_guarantees_is_checked() {
         assert!(read(&odd).is_err());
     }
 }
+
+#[test]
+fn every_generated_registration_reads() {
+    let readings = fields::testing::read_generated(
+        crate::RecordType::TaxTaxpayer,
+        &[Role::Taxpayer, Role::LegalRepresentative],
+    );
+    let (mut persons, mut unknown_document_types, mut legacy_ids) = (0, 0, 0);
+    for (record, reading) in &readings {
+        let id = &record.source_id;
+        let Some(taxpayer) = reading.mentions.iter().find(|m| m.slot == TAXPAYER) else {
+            panic!("{id}: no taxpayer")
+        };
+        let natural_person = record.payload["nsrlx"] == "3";
+        assert_eq!(taxpayer.kind == EntityKind::Person, natural_person, "{id}");
+        assert_eq!(taxpayer.facts.len(), 1, "{id}");
+        if natural_person {
+            persons += 1;
+            assert!(reading.relations.is_empty(), "{id}");
+        } else {
+            // Every generated unit names its legal representative.
+            assert_eq!(reading.relations, vec![represents()], "{id}");
+        }
+        unknown_document_types += taxpayer.documents.iter().filter(|d| d.family.is_none()).count();
+        legacy_ids += taxpayer
+            .documents
+            .iter()
+            .filter(|d| d.family == Some(DocumentFamily::LegacyTaxId))
+            .count();
+    }
+    // The generator's dirt reached the adapter: the test is not vacuous.
+    assert!(persons > 0 && persons < readings.len());
+    assert!(unknown_document_types > 0);
+    assert!(legacy_ids > 0);
+}
