@@ -469,4 +469,48 @@ pub(crate) mod testing {
         assert!(!readings.is_empty(), "the city has no {record_type} record");
         readings
     }
+
+    /// Replaces each field of the first generated records of `record_type` in turn by
+    /// JSON values of every type (and removes it), and reads each variant: an error is
+    /// fine, a panic is not. Also reads payloads that are no object at all.
+    pub(crate) fn survives_any_field_value(record_type: RecordType) {
+        let odd = [
+            Value::Null,
+            Value::Bool(true),
+            serde_json::json!(-1.5),
+            serde_json::json!(""),
+            serde_json::json!("\u{3000}"),
+            serde_json::json!([]),
+            serde_json::json!(["x", 1]),
+            serde_json::json!({}),
+        ];
+        for payload in odd.iter() {
+            let outcome = catch_unwind(AssertUnwindSafe(|| crate::read(record_type, payload)));
+            assert!(matches!(outcome, Ok(Err(_))), "{record_type}: payload {payload}");
+        }
+        for record in city().iter().filter(|r| r.record_type == record_type).take(20) {
+            let Some(fields) = record.payload.as_object() else {
+                panic!("{record_type} {}: payload is no object", record.source_id)
+            };
+            for name in fields.keys() {
+                let mut removed = record.payload.clone();
+                if let Some(map) = removed.as_object_mut() {
+                    map.remove(name);
+                }
+                let variants = odd.iter().map(|value| {
+                    let mut changed = record.payload.clone();
+                    changed[name.as_str()] = value.clone();
+                    changed
+                });
+                for payload in variants.chain([removed]) {
+                    let outcome = catch_unwind(AssertUnwindSafe(|| crate::read(record_type, &payload)));
+                    assert!(
+                        outcome.is_ok(),
+                        "{record_type} {}: panicked on {name}",
+                        record.source_id
+                    );
+                }
+            }
+        }
+    }
 }

@@ -238,3 +238,8 @@ fn every_generated_account_reads() {
     assert!(unknown_document_types > 0);
     assert!(without_organisation_code > 0);
 }
+
+#[test]
+fn no_json_value_makes_it_panic() {
+    fields::testing::survives_any_field_value(crate::RecordType::HousingFundAccount);
+}

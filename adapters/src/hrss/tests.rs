@@ -267,3 +267,8 @@ fn every_generated_record_reads() {
     }
     assert!(unknown_insurance_types > 0);
 }
+
+#[test]
+fn no_json_value_makes_it_panic() {
+    fields::testing::survives_any_field_value(crate::RecordType::HrssInsuredPerson);
+}

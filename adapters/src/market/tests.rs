@@ -308,3 +308,8 @@ fn every_generated_entity_reads() {
     }
     assert!(registration_number_only > 0);
 }
+
+#[test]
+fn no_json_value_makes_it_panic() {
+    fields::testing::survives_any_field_value(crate::RecordType::MarketEntity);
+}

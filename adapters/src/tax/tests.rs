@@ -403,3 +403,8 @@ fn every_generated_registration_reads() {
     assert!(unknown_document_types > 0);
     assert!(legacy_ids > 0);
 }
+
+#[test]
+fn no_json_value_makes_it_panic() {
+    fields::testing::survives_any_field_value(crate::RecordType::TaxTaxpayer);
+}
