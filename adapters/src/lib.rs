@@ -22,6 +22,7 @@ pub mod synth;
 
 mod civil;
 mod construction;
+pub(crate) mod fields;
 mod housingfund;
 mod hrss;
 mod market;
