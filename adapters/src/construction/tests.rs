@@ -48,8 +48,14 @@ fn a_permit_names_three_units_and_the_project_manager() {
             ("floor_area", RawFact::Number(86342.5)),
             // 2024-08-31, 2024-09-20 and 2026-05-18 at midnight in Beijing.
             ("issued", RawFact::Date(RawDate::BeijingMillis(1_725_033_600_000))),
-            ("planned_start", RawFact::Date(RawDate::BeijingMillis(1_726_761_600_000))),
-            ("planned_completion", RawFact::Date(RawDate::BeijingMillis(1_779_033_600_000))),
+            (
+                "planned_start",
+                RawFact::Date(RawDate::BeijingMillis(1_726_761_600_000)),
+            ),
+            (
+                "planned_completion",
+                RawFact::Date(RawDate::BeijingMillis(1_779_033_600_000)),
+            ),
             ("role", RawFact::Code(role)),
         ],
     };
@@ -134,7 +140,14 @@ fn optional_fields_left_out_and_a_builder_left_empty() {
     let fields: Vec<&str> = manager.facts[0].fields.iter().map(|(name, _)| *name).collect();
     assert_eq!(
         fields,
-        ["permit", "project", "contract_value_wan_yuan", "floor_area", "issued", "role"]
+        [
+            "permit",
+            "project",
+            "contract_value_wan_yuan",
+            "floor_area",
+            "issued",
+            "role"
+        ]
     );
     assert!(reading.relations.is_empty(), "no builder to manage for");
 }
@@ -151,7 +164,10 @@ fn structural_violations_are_read_errors_with_their_pointer() {
     assert_eq!(pointer(&|p| p["fzrq"] = json!(1.5e12 + 0.5)), Some("/fzrq".to_owned()));
     assert_eq!(pointer(&|p| p["htje"] = json!("20521.68")), Some("/htje".to_owned()));
     assert_eq!(pointer(&|p| p["jsdw"] = json!("海阳")), Some("/jsdw".to_owned()));
-    assert_eq!(pointer(&|p| p["xmjl"]["zjhm"] = json!(null)), Some("/xmjl/zjhm".to_owned()));
+    assert_eq!(
+        pointer(&|p| p["xmjl"]["zjhm"] = json!(null)),
+        Some("/xmjl/zjhm".to_owned())
+    );
     assert_eq!(
         pointer(&|p| {
             p.as_object_mut().map(|p| p.remove("sgdw"));
@@ -167,7 +183,10 @@ fn structural_violations_are_read_errors_with_their_pointer() {
 fn every_generated_permit_is_read() {
     let records = city(&CityConfig { people: 2000, seed: 7 });
     let mut permits = 0;
-    for record in records.iter().filter(|r| r.record_type == RecordType::ConstructionPermit) {
+    for record in records
+        .iter()
+        .filter(|r| r.record_type == RecordType::ConstructionPermit)
+    {
         permits += 1;
         let reading = match crate::read(record.record_type, &record.payload) {
             Ok(reading) => reading,

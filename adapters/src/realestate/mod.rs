@@ -67,6 +67,9 @@ fn holder_type(code: &str) -> Option<(EntityKind, Option<&'static str>)> {
     })
 }
 
+/// A code table of the title: the department's code to our word.
+type CodeTable = fn(&str) -> Option<&'static str>;
+
 /// 权利类型 (`qllx`).
 fn right_type(code: &str) -> Option<&'static str> {
     Some(match code {
@@ -152,7 +155,7 @@ fn title_facts(payload: &Value, flags: &mut Vec<QualityFlag>) -> Result<Vec<(&'s
             facts.push((name, RawFact::Text(text.to_owned())));
         }
     }
-    let tables: [(&'static str, &str, &str, fn(&str) -> Option<&'static str>); 3] = [
+    let tables: [(&'static str, &str, &str, CodeTable); 3] = [
         ("right_type", "/qllx", "right type", right_type),
         ("use", "/yt", "use", usage),
         ("co_ownership", "/gyfs", "co-ownership", co_ownership),

@@ -65,7 +65,10 @@ fn a_home_held_in_shares_by_two_persons() {
             ("use", RawFact::Code("residential")),
             ("co_ownership", RawFact::Code("in_shares")),
             ("area", RawFact::Number(126.05)),
-            ("registered", RawFact::Date(RawDate::Text("2023-05-12 10:21:33".to_owned()))),
+            (
+                "registered",
+                RawFact::Date(RawDate::Text("2023-05-12 10:21:33".to_owned())),
+            ),
             ("mortgaged", RawFact::Bool(true)),
             ("seized", RawFact::Bool(false)),
             ("share", RawFact::Amount(share.to_owned())),
@@ -134,12 +137,18 @@ fn a_shop_held_by_an_enterprise_under_its_old_business_licence() {
                 fields: vec![
                     ("title", RawFact::Text("鲁（2012）海阳市不动产权第0000871号".to_owned())),
                     ("unit_number", RawFact::Text("370687003001GB00077F00010002".to_owned())),
-                    ("location", RawFact::Text("山东省烟台市海阳市方圆街道黄海路８号".to_owned())),
+                    (
+                        "location",
+                        RawFact::Text("山东省烟台市海阳市方圆街道黄海路８号".to_owned()),
+                    ),
                     ("right_type", RawFact::Code("state_owned_construction_land_and_house")),
                     ("use", RawFact::Code("commercial")),
                     ("co_ownership", RawFact::Code("sole")),
                     ("area", RawFact::Number(312.4)),
-                    ("registered", RawFact::Date(RawDate::Text("2012-11-02 09:05:00".to_owned()))),
+                    (
+                        "registered",
+                        RawFact::Date(RawDate::Text("2012-11-02 09:05:00".to_owned())),
+                    ),
                 ],
             }],
             ..RawMention::new(Slot::new(Role::RightHolder, 0), EntityKind::Organisation)
@@ -205,20 +214,32 @@ fn unknown_codes_are_flagged_and_never_guessed() {
         ]
     );
     let fields: Vec<&str> = person.facts[0].fields.iter().map(|(name, _)| *name).collect();
-    assert_eq!(fields, ["title", "unit_number", "location", "co_ownership", "area", "registered"]);
+    assert_eq!(
+        fields,
+        ["title", "unit_number", "location", "co_ownership", "area", "registered"]
+    );
 
     assert_eq!(village.kind, EntityKind::Organisation);
-    assert_eq!(village.documents[0].family, Some(DocumentFamily::UnifiedSocialCreditCode));
+    assert_eq!(
+        village.documents[0].family,
+        Some(DocumentFamily::UnifiedSocialCreditCode)
+    );
     assert_eq!(village.documents[0].code, "8");
     assert_eq!(village.flags, [unknown("/qlr/1/qlrlx", "holder type")]);
     assert!(
-        !village.values.iter().any(|v| v.attribute == Attribute::OrganisationType),
+        !village
+            .values
+            .iter()
+            .any(|v| v.attribute == Attribute::OrganisationType),
         "no organisation type is invented for an unknown holder type"
     );
     assert_eq!(reading.relations, [holds_title(0, None), holds_title(1, None)]);
     // Flags never carry the values they are about.
     for flag in &person.flags {
-        assert!(!flag.message.contains('9') && !flag.message.contains("仓储"), "{flag:?}");
+        assert!(
+            !flag.message.contains('9') && !flag.message.contains("仓储"),
+            "{flag:?}"
+        );
     }
 }
 
@@ -275,5 +296,8 @@ fn every_generated_title_is_read() {
         assert_eq!(reading.relations.len(), reading.mentions.len());
     }
     assert!(titles > 100, "{titles} titles");
-    assert!(organisations > 0 && unknown_codes > 0, "{organisations} {unknown_codes}");
+    assert!(
+        organisations > 0 && unknown_codes > 0,
+        "{organisations} {unknown_codes}"
+    );
 }
