@@ -15,7 +15,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::model::ReadError;
+use crate::model::{
+    Attribute, DocumentFamily, FlagCode, QualityFlag, RawDate, RawDocument, RawMention, RawValue, ReadError,
+};
 
 /// True when `text` is empty or only white space, the ideographic space U+3000
 /// included: such a value means the field was left empty.
@@ -146,6 +148,116 @@ pub(crate) fn optional_integer(payload: &Value, pointer: &str) -> Result<Option<
     }
 }
 
+// ---------------------------------------------------------------------------
+// Building mentions from fields: the same few steps in every adapter.
+
+/// The quality flag of a code missing from a department's table. The message names
+/// the table, never the code itself (flags are logged and counted).
+pub(crate) fn unknown_code(pointer: &str, table: &str) -> QualityFlag {
+    QualityFlag::new(
+        FlagCode::UnknownCode,
+        pointer,
+        format!("code is not in the {table} code table"),
+    )
+}
+
+/// The value of an optional free-text field (name, phone, address, amount), as
+/// typed; `None` when the field is missing or blank.
+pub(crate) fn typed_value(payload: &Value, attribute: Attribute, pointer: &str) -> Result<Option<RawValue>, ReadError> {
+    Ok(filled_text(payload, pointer)?.map(|text| RawValue::text(attribute, pointer, text)))
+}
+
+/// The value of an optional date field, as typed; `None` when missing or blank.
+pub(crate) fn typed_date(payload: &Value, attribute: Attribute, pointer: &str) -> Result<Option<RawValue>, ReadError> {
+    Ok(filled_text(payload, pointer)?.map(|text| RawValue::date(attribute, pointer, RawDate::Text(text.to_owned()))))
+}
+
+/// A number whose field implies its family (a credit code column, a department
+/// register); `None` when the field is missing or blank.
+pub(crate) fn implied_document(
+    payload: &Value,
+    pointer: &str,
+    family: DocumentFamily,
+    register: Option<&'static str>,
+) -> Result<Option<RawDocument>, ReadError> {
+    Ok(filled_text(payload, pointer)?.map(|number| RawDocument {
+        family: Some(family),
+        code: String::new(),
+        register,
+        pointer: pointer.to_owned(),
+        number: number.to_owned(),
+    }))
+}
+
+/// A document number typed beside a type code from a department's table, read
+/// through `table` (which sees the code as [`code`] reduces it).
+///
+/// - A number with a known code: the document of that family.
+/// - A number with an unknown or blank code: the document without a family (kept,
+///   never a key), and a flag on the code's pointer.
+/// - No number: no document; still a flag when the code is filled but unknown.
+pub(crate) fn coded_document(
+    payload: &Value,
+    number_pointer: &str,
+    code_pointer: &str,
+    table: fn(&str) -> Option<DocumentFamily>,
+    table_name: &str,
+) -> Result<(Option<RawDocument>, Option<QualityFlag>), ReadError> {
+    let type_code = optional_text(payload, code_pointer)?.unwrap_or("");
+    let number = filled_text(payload, number_pointer)?;
+    let family = table(&code(type_code));
+    let flag = match (family, number) {
+        (Some(_), _) => None,
+        (None, Some(_)) if is_blank(type_code) => Some(QualityFlag::new(
+            FlagCode::UnknownCode,
+            code_pointer,
+            format!("document type is empty beside a document number; the {table_name} code table needs one"),
+        )),
+        (None, None) if is_blank(type_code) => None,
+        (None, _) => Some(unknown_code(code_pointer, table_name)),
+    };
+    let document = number.map(|number| RawDocument {
+        family,
+        code: type_code.to_owned(),
+        register: None,
+        pointer: number_pointer.to_owned(),
+        number: number.to_owned(),
+    });
+    Ok((document, flag))
+}
+
+/// A code read through a department's table: the mapped value, or `None` and an
+/// unknown-code flag pushed on `flags` (a blank code is unknown too: call this only
+/// for codes that are required, or after deciding an optional one is filled).
+pub(crate) fn lookup<T>(
+    typed: &str,
+    pointer: &str,
+    table: impl Fn(&str) -> Option<T>,
+    table_name: &str,
+    flags: &mut Vec<QualityFlag>,
+) -> Option<T> {
+    let found = table(&code(typed));
+    if found.is_none() {
+        flags.push(unknown_code(pointer, table_name));
+    }
+    found
+}
+
+/// Checks that the text fields a schema requires are present and strings, so that an
+/// adapter may read them with the optional readers and still reject a record whose
+/// structure the schema should have refused.
+pub(crate) fn require_texts(payload: &Value, pointers: &[&str]) -> Result<(), ReadError> {
+    pointers
+        .iter()
+        .try_for_each(|pointer| text(payload, pointer).map(|_| ()))
+}
+
+/// True when a mention says who it is about: a name or a number. DESIGN.md: "A
+/// mention that a record leaves empty (no name, no number) is not a mention."
+pub(crate) fn identifies(mention: &RawMention) -> bool {
+    !mention.documents.is_empty() || mention.values.iter().any(|v| v.attribute == Attribute::Name)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -199,5 +311,206 @@ mod tests {
         assert_eq!(integer(&p, "/g"), Ok(3));
         assert!(integer(&p, "/f").is_err());
         assert_eq!(optional_integer(&p, "/none"), Ok(None));
+    }
+
+    fn table(code: &str) -> Option<DocumentFamily> {
+        (code == "01").then_some(DocumentFamily::ResidentIdentityCard)
+    }
+
+    #[test]
+    fn coded_documents() {
+        let p = json!({"n": " 12 ", "c": "\u{3000}０1", "u": "99", "b": "", "e": "\u{3000}"});
+        let (doc, flag) = coded_document(&p, "/n", "/c", table, "test").unwrap();
+        let doc = doc.unwrap();
+        assert_eq!(doc.family, Some(DocumentFamily::ResidentIdentityCard));
+        assert_eq!(
+            (doc.code.as_str(), doc.number.as_str(), doc.pointer.as_str()),
+            ("\u{3000}０1", " 12 ", "/n")
+        );
+        assert_eq!(flag, None);
+        let (doc, flag) = coded_document(&p, "/n", "/u", table, "test").unwrap();
+        assert_eq!(doc.unwrap().family, None);
+        let flag = flag.unwrap();
+        assert_eq!((flag.code, flag.pointer.as_str()), (FlagCode::UnknownCode, "/u"));
+        assert!(!flag.message.contains("99"));
+        // A blank or missing code with a number: kept without a family, flagged.
+        assert!(coded_document(&p, "/n", "/b", table, "test").unwrap().1.is_some());
+        assert!(coded_document(&p, "/n", "/none", table, "test").unwrap().1.is_some());
+        // No number: no document; an unknown code is still flagged, a blank one is not.
+        let (doc, flag) = coded_document(&p, "/e", "/u", table, "test").unwrap();
+        assert_eq!((doc, flag.map(|f| f.pointer)), (None, Some("/u".to_owned())));
+        assert_eq!(coded_document(&p, "/e", "/b", table, "test"), Ok((None, None)));
+        assert_eq!(coded_document(&p, "/none", "/c", table, "test"), Ok((None, None)));
+        assert!(coded_document(&json!({"n": "1", "c": 1}), "/n", "/c", table, "test").is_err());
+    }
+
+    #[test]
+    fn lookups_and_required_texts() {
+        let mut flags = Vec::new();
+        assert_eq!(
+            lookup("０1 ", "/c", table, "test", &mut flags),
+            Some(DocumentFamily::ResidentIdentityCard)
+        );
+        assert!(flags.is_empty());
+        assert_eq!(lookup("", "/c", table, "test", &mut flags), None);
+        assert_eq!(lookup("7", "/d", table, "test", &mut flags), None);
+        let pointers: Vec<&str> = flags.iter().map(|f| f.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/c", "/d"]);
+        let p = json!({"a": "", "b": 1});
+        assert_eq!(require_texts(&p, &["/a"]), Ok(()));
+        assert_eq!(
+            require_texts(&p, &["/a", "/b"]).map_err(|e| e.pointer),
+            Err("/b".to_owned())
+        );
+        assert_eq!(
+            require_texts(&p, &["/c", "/b"]).map_err(|e| e.pointer),
+            Err("/c".to_owned())
+        );
+    }
+
+    #[test]
+    fn values_and_implied_documents() {
+        let p = json!({"a": " 王 伟 ", "d": "198604", "b": "\u{3000}"});
+        assert_eq!(
+            typed_value(&p, Attribute::Name, "/a"),
+            Ok(Some(RawValue::text(Attribute::Name, "/a", " 王 伟 ")))
+        );
+        assert_eq!(typed_value(&p, Attribute::Name, "/b"), Ok(None));
+        assert_eq!(
+            typed_date(&p, Attribute::BirthDate, "/d"),
+            Ok(Some(RawValue::date(
+                Attribute::BirthDate,
+                "/d",
+                RawDate::Text("198604".into())
+            )))
+        );
+        let doc = implied_document(&p, "/d", DocumentFamily::DepartmentNumber, Some("x.y"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((doc.register, doc.code.as_str()), (Some("x.y"), ""));
+        assert_eq!(implied_document(&p, "/missing", DocumentFamily::Other, None), Ok(None));
+    }
+}
+
+/// What every adapter's property test checks over the synthetic city.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::HashSet;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::OnceLock;
+
+    use serde_json::Value;
+
+    use super::code;
+    use crate::catalog::RecordType;
+    use crate::model::{Attribute, Reading, Role};
+    use crate::synth::{CityConfig, SyntheticRecord};
+
+    /// The city the property tests read, generated once per test run.
+    pub(crate) fn city() -> &'static [SyntheticRecord] {
+        static CITY: OnceLock<Vec<SyntheticRecord>> = OnceLock::new();
+        CITY.get_or_init(|| crate::synth::city(&CityConfig { people: 2000, seed: 7 }))
+    }
+
+    /// Reads every generated record of `record_type` through [`crate::read`] and checks
+    /// what must hold for any adapter: it reads without error or panic; every mention
+    /// has one of `roles`, a slot of its own, and a name or a number; relations join
+    /// mentions of the record; document numbers are exactly as typed; every pointer
+    /// points into the payload; no flag message repeats the code it flags. Returns the
+    /// readings for the department's own checks.
+    pub(crate) fn read_generated(record_type: RecordType, roles: &[Role]) -> Vec<(&'static SyntheticRecord, Reading)> {
+        let mut readings = Vec::new();
+        for record in city().iter().filter(|r| r.record_type == record_type) {
+            let id = &record.source_id;
+            let outcome = catch_unwind(AssertUnwindSafe(|| crate::read(record_type, &record.payload)));
+            let reading = match outcome {
+                Ok(Ok(reading)) => reading,
+                Ok(Err(e)) => panic!("{record_type} {id}: read error at {}: {}", e.pointer, e.message),
+                Err(_) => panic!("{record_type} {id}: the adapter panicked"),
+            };
+            let mut slots = HashSet::new();
+            for mention in &reading.mentions {
+                assert!(roles.contains(&mention.slot.role), "{id}: role {}", mention.slot.role);
+                assert!(slots.insert(mention.slot), "{id}: {:?} twice", mention.slot);
+                let named = mention.values.iter().any(|v| v.attribute == Attribute::Name);
+                assert!(named || !mention.documents.is_empty(), "{id}: empty {:?}", mention.slot);
+                for document in &mention.documents {
+                    let typed = record.payload.pointer(&document.pointer).and_then(Value::as_str);
+                    assert_eq!(typed, Some(document.number.as_str()), "{id}: {}", document.pointer);
+                }
+                for value in &mention.values {
+                    assert!(
+                        record.payload.pointer(&value.pointer).is_some(),
+                        "{id}: {}",
+                        value.pointer
+                    );
+                }
+                for flag in &mention.flags {
+                    let typed = record.payload.pointer(&flag.pointer).and_then(Value::as_str);
+                    let Some(typed) = typed else {
+                        panic!("{id}: flag on {} which is no text field", flag.pointer)
+                    };
+                    let typed = code(typed);
+                    assert!(
+                        typed.is_empty() || !flag.message.contains(&typed),
+                        "{id}: flag message repeats the code at {}",
+                        flag.pointer
+                    );
+                }
+            }
+            for relation in &reading.relations {
+                assert!(slots.contains(&relation.from), "{id}: relation from a missing mention");
+                if let Some(to) = relation.to {
+                    assert!(slots.contains(&to), "{id}: relation to a missing mention");
+                }
+            }
+            readings.push((record, reading));
+        }
+        assert!(!readings.is_empty(), "the city has no {record_type} record");
+        readings
+    }
+
+    /// Replaces each field of the first generated records of `record_type` in turn by
+    /// JSON values of every type (and removes it), and reads each variant: an error is
+    /// fine, a panic is not. Also reads payloads that are no object at all.
+    pub(crate) fn survives_any_field_value(record_type: RecordType) {
+        let odd = [
+            Value::Null,
+            Value::Bool(true),
+            serde_json::json!(-1.5),
+            serde_json::json!(""),
+            serde_json::json!("\u{3000}"),
+            serde_json::json!([]),
+            serde_json::json!(["x", 1]),
+            serde_json::json!({}),
+        ];
+        for payload in odd.iter() {
+            let outcome = catch_unwind(AssertUnwindSafe(|| crate::read(record_type, payload)));
+            assert!(matches!(outcome, Ok(Err(_))), "{record_type}: payload {payload}");
+        }
+        for record in city().iter().filter(|r| r.record_type == record_type).take(20) {
+            let Some(fields) = record.payload.as_object() else {
+                panic!("{record_type} {}: payload is no object", record.source_id)
+            };
+            for name in fields.keys() {
+                let mut removed = record.payload.clone();
+                if let Some(map) = removed.as_object_mut() {
+                    map.remove(name);
+                }
+                let variants = odd.iter().map(|value| {
+                    let mut changed = record.payload.clone();
+                    changed[name.as_str()] = value.clone();
+                    changed
+                });
+                for payload in variants.chain([removed]) {
+                    let outcome = catch_unwind(AssertUnwindSafe(|| crate::read(record_type, &payload)));
+                    assert!(
+                        outcome.is_ok(),
+                        "{record_type} {}: panicked on {name}",
+                        record.source_id
+                    );
+                }
+            }
+        }
     }
 }
