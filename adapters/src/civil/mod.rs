@@ -9,10 +9,10 @@
 //! Defects of a record as a whole (an unknown registration, allowance or status code)
 //! are flagged on the first mention of the reading, so that each is reported once.
 //!
-//! Text is kept as typed; a text field that is empty, white space or missing says
-//! nothing, and a party or member with neither name nor number is no mention. A
-//! [`ReadError`] comes only from what the schema rules out and a reading cannot
-//! survive: a value of the wrong JSON type, a missing array, object or number.
+//! Text is kept as typed; a text field that is empty or white space says nothing, and
+//! a party or member with neither name nor number is no mention. A [`ReadError`]
+//! comes only from what the schema rules out: a required field missing, a value of
+//! the wrong JSON type.
 
 pub(crate) mod synth;
 #[cfg(test)]
@@ -22,8 +22,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, FlagCode, QualityFlag, RawDate, RawDocument, RawFact, RawFactSet,
-    RawMention, RawValue, ReadError, Reading, Relation, RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, QualityFlag, RawDate, RawFact, RawFactSet, RawMention, RawValue, ReadError,
+    Reading, Relation, RelationKind, Role, Slot,
 };
 
 /// The civil affairs document table (`zjlx`). Hong Kong/Macao and Taiwan permits are
@@ -104,38 +104,29 @@ fn allowance_status(code: &str) -> Option<&'static str> {
     }
 }
 
-fn unknown_code(pointer: &str, table: &str) -> QualityFlag {
-    QualityFlag::new(
-        FlagCode::UnknownCode,
-        pointer,
-        format!("the code is not in the civil affairs {table} table"),
-    )
-}
+const DOCUMENT_TYPES: &str = "civil affairs document type (zjlx)";
+const REGISTRATION_TYPES: &str = "civil affairs registration type (ywlx)";
+const NATIONALITIES: &str = "civil affairs nationality (gj)";
+const SEXES: &str = "civil affairs sex (xb)";
+const RELATIONS: &str = "civil affairs relation to the head (yhzgx)";
+const ALLOWANCE_TYPES: &str = "civil affairs allowance type (bzlx)";
+const ALLOWANCE_STATUSES: &str = "civil affairs allowance status (zt)";
 
-/// A required coded field mapped through its table: `None`, and a flag, when the code
-/// is not in it (a blank or missing code is not in it either).
-fn mapped<T>(
+/// A required coded field read through its table (see [`fields::lookup`]).
+fn coded<T>(
     payload: &Value,
     pointer: &str,
-    table: &str,
-    map: fn(&str) -> Option<T>,
+    table: fn(&str) -> Option<T>,
+    table_name: &str,
     flags: &mut Vec<QualityFlag>,
 ) -> Result<Option<T>, ReadError> {
-    let code = fields::filled_text(payload, pointer)?
-        .map(fields::code)
-        .unwrap_or_default();
-    let mapped = map(&code);
-    if mapped.is_none() {
-        flags.push(unknown_code(pointer, table));
-    }
-    Ok(mapped)
-}
-
-fn index_of(position: usize, array: &str) -> Result<u32, ReadError> {
-    u32::try_from(position).map_err(|_| ReadError {
-        pointer: array.to_owned(),
-        message: "more items than the schema allows".to_owned(),
-    })
+    Ok(fields::lookup(
+        fields::text(payload, pointer)?,
+        pointer,
+        table,
+        table_name,
+        flags,
+    ))
 }
 
 // -- civil.marriage ---------------------------------------------------------
@@ -149,35 +140,37 @@ const PARTIES: [(&str, u32); 2] = [("/nan", 0), ("/nv", 1)];
 /// some time: the relation is kept without detail, and neither marital status nor
 /// event is stated.
 pub(crate) fn read_marriage(payload: &Value) -> Result<Reading, ReadError> {
+    fields::require_texts(payload, &["/zsbh", "/ywlx", "/djrq"])?;
     let mut record_flags = Vec::new();
-    let certificate = fields::filled_text(payload, "/zsbh")?;
-    let event = mapped(payload, "/ywlx", "registration type", marital_event, &mut record_flags)?;
-    let registered = fields::filled_text(payload, "/djrq")?;
+    let event = coded(payload, "/ywlx", marital_event, REGISTRATION_TYPES, &mut record_flags)?;
 
     let mut facts = Vec::new();
-    if let Some(certificate) = certificate {
+    if let Some(certificate) = fields::filled_text(payload, "/zsbh")? {
         facts.push(("certificate", RawFact::Text(certificate.to_owned())));
     }
     if let Some(event) = event {
         facts.push(("event", RawFact::Code(event)));
     }
-    if let Some(registered) = registered {
+    if let Some(registered) = fields::filled_text(payload, "/djrq")? {
         facts.push(("registered", RawFact::Date(RawDate::Text(registered.to_owned()))));
     }
     if let Some(registry) = fields::filled_text(payload, "/djjg")? {
         facts.push(("registry", RawFact::Text(registry.to_owned())));
     }
 
-    let mut reading = Reading::default();
+    let mut parties = Vec::new();
     for (object, index) in PARTIES {
-        let Some(mut party) = party(payload, object, index, event)? else {
-            continue;
-        };
+        parties.push(party(payload, object, index, event)?);
+    }
+    let mut reading = Reading {
+        mentions: parties.into_iter().filter(fields::identifies).collect(),
+        relations: Vec::new(),
+    };
+    for party in &mut reading.mentions {
         party.facts.push(RawFactSet {
             topic: "marriage_registration",
             fields: facts.clone(),
         });
-        reading.mentions.push(party);
     }
     if let [man, woman] = reading.mentions.as_slice() {
         reading.relations.push(Relation {
@@ -193,65 +186,36 @@ pub(crate) fn read_marriage(payload: &Value) -> Result<Reading, ReadError> {
     Ok(reading)
 }
 
-/// One party (`nan` or `nv`), or `None` when the record leaves it without name and number.
-fn party(
-    payload: &Value,
-    object: &str,
-    index: u32,
-    event: Option<&'static str>,
-) -> Result<Option<RawMention>, ReadError> {
+/// One party (`nan` or `nv`).
+fn party(payload: &Value, object: &str, index: u32, event: Option<&'static str>) -> Result<RawMention, ReadError> {
     fields::object(payload, object)?;
     let at = |field: &str| format!("{object}/{field}");
-    let name = fields::filled_text(payload, &at("xm"))?;
-    let number = fields::filled_text(payload, &at("zjhm"))?;
-    let birth = fields::filled_text(payload, &at("csrq"))?;
-    if name.is_none() && number.is_none() {
-        return Ok(None);
-    }
+    fields::require_texts(payload, &[&at("xm"), &at("zjlx"), &at("zjhm"), &at("csrq"), &at("gj")])?;
 
     let mut mention = RawMention::new(Slot::new(Role::Party, index), EntityKind::Person);
-    if let Some(number) = number {
-        let code = fields::filled_text(payload, &at("zjlx"))?
-            .map(fields::code)
-            .unwrap_or_default();
-        let family = document_family(&code);
-        if family.is_none() {
-            mention.flags.push(unknown_code(&at("zjlx"), "document type"));
-        }
-        mention.documents.push(RawDocument {
-            family,
-            code,
-            register: None,
-            pointer: at("zjhm"),
-            number: number.to_owned(),
-        });
-    }
-    if let Some(name) = name {
-        mention.values.push(RawValue::text(Attribute::Name, at("xm"), name));
-    }
-    if let Some(birth) = birth {
-        mention.values.push(RawValue::date(
-            Attribute::BirthDate,
-            at("csrq"),
-            RawDate::Text(birth.to_owned()),
-        ));
-    }
-    if let Some(country) = mapped(payload, &at("gj"), "nationality", nationality, &mut mention.flags)? {
+    let (document, flag) = fields::coded_document(payload, &at("zjhm"), &at("zjlx"), document_family, DOCUMENT_TYPES)?;
+    mention.documents.extend(document);
+    mention.flags.extend(flag);
+    mention
+        .values
+        .extend(fields::typed_value(payload, Attribute::Name, &at("xm"))?);
+    mention
+        .values
+        .extend(fields::typed_date(payload, Attribute::BirthDate, &at("csrq"))?);
+    if let Some(country) = coded(payload, &at("gj"), nationality, NATIONALITIES, &mut mention.flags)? {
         mention
             .values
             .push(RawValue::text(Attribute::Nationality, at("gj"), country));
     }
-    if let Some(address) = fields::filled_text(payload, &at("hjdz"))? {
-        mention
-            .values
-            .push(RawValue::text(Attribute::HouseholdAddress, at("hjdz"), address));
-    }
+    mention
+        .values
+        .extend(fields::typed_value(payload, Attribute::HouseholdAddress, &at("hjdz"))?);
     if let Some(event) = event {
         mention
             .values
             .push(RawValue::text(Attribute::MaritalStatus, "/ywlx", event));
     }
-    Ok(Some(mention))
+    Ok(mention)
 }
 
 // -- civil.assistance -------------------------------------------------------
@@ -267,14 +231,13 @@ fn party(
 /// mention and no member relation. A second 本人 stays a member without a relation
 /// word.
 pub(crate) fn read_assistance(payload: &Value) -> Result<Reading, ReadError> {
+    fields::require_texts(payload, &["/jtbh", "/hzxm", "/hzsfzh", "/bzlx", "/zt", "/sprq"])?;
     let mut record_flags = Vec::new();
-    let household = fields::filled_text(payload, "/jtbh")?;
-    let kind = mapped(payload, "/bzlx", "allowance type", allowance_type, &mut record_flags)?;
-    let status = mapped(payload, "/zt", "allowance status", allowance_status, &mut record_flags)?;
-    let approved = fields::filled_text(payload, "/sprq")?;
+    let kind = coded(payload, "/bzlx", allowance_type, ALLOWANCE_TYPES, &mut record_flags)?;
+    let status = coded(payload, "/zt", allowance_status, ALLOWANCE_STATUSES, &mut record_flags)?;
 
     let mut facts = Vec::new();
-    if let Some(household) = household {
+    if let Some(household) = fields::filled_text(payload, "/jtbh")? {
         facts.push(("household", RawFact::Text(household.to_owned())));
     }
     if let Some(kind) = kind {
@@ -284,35 +247,38 @@ pub(crate) fn read_assistance(payload: &Value) -> Result<Reading, ReadError> {
     if let Some(status) = status {
         facts.push(("status", RawFact::Code(status)));
     }
-    if let Some(approved) = approved {
+    if let Some(approved) = fields::filled_text(payload, "/sprq")? {
         facts.push(("approved", RawFact::Date(RawDate::Text(approved.to_owned()))));
     }
 
-    let members = fields::array(payload, "/jtcy")?;
-    let mut kinship = Vec::with_capacity(members.len());
-    let mut relation_flags = Vec::with_capacity(members.len());
-    for position in 0..members.len() {
-        fields::object(payload, &format!("/jtcy/{position}"))?;
+    let count = fields::array(payload, "/jtcy")?.len();
+    let count = u32::try_from(count).map_err(|_| ReadError {
+        pointer: "/jtcy".to_owned(),
+        message: "more members than the schema allows".to_owned(),
+    })?;
+    let mut kinship = Vec::new();
+    let mut kinship_flags = Vec::new();
+    for index in 0..count {
+        let at = |field: &str| format!("/jtcy/{index}/{field}");
+        fields::object(payload, &format!("/jtcy/{index}"))?;
+        fields::require_texts(payload, &[&at("xm"), &at("sfzh"), &at("xb"), &at("csrq"), &at("yhzgx")])?;
         let mut flags = Vec::new();
-        let pointer = format!("/jtcy/{position}/yhzgx");
-        kinship.push(mapped(payload, &pointer, "relation", relation_to_head, &mut flags)?);
-        relation_flags.push(flags);
+        kinship.push(coded(payload, &at("yhzgx"), relation_to_head, RELATIONS, &mut flags)?);
+        kinship_flags.push(flags);
     }
     let head = head_of_household(payload, &kinship)?;
 
     let mut reading = Reading::default();
     let mut household_members = Vec::new();
-    for (position, flags) in relation_flags.into_iter().enumerate() {
-        let index = index_of(position, "/jtcy")?;
-        let is_head = head == Some(position);
-        let relation = match kinship.get(position).copied().flatten() {
+    for ((index, relation), flags) in (0..count).zip(kinship).zip(kinship_flags) {
+        let is_head = head == Some(index);
+        let relation = match relation {
             _ if is_head => Some(SELF),
             Some(SELF) => None,
             other => other,
         };
         let mut member = member(payload, index, is_head, flags)?;
-        let named = member.values.iter().any(|v| v.attribute == Attribute::Name);
-        if member.documents.is_empty() && !named {
+        if !fields::identifies(&member) {
             record_flags.append(&mut member.flags);
             continue;
         }
@@ -329,10 +295,7 @@ pub(crate) fn read_assistance(payload: &Value) -> Result<Reading, ReadError> {
         }
         reading.mentions.push(member);
     }
-    let head_slot = head
-        .map(|h| index_of(h, "/jtcy"))
-        .transpose()?
-        .map(|h| Slot::new(Role::Member, h));
+    let head_slot = head.map(|h| Slot::new(Role::Member, h));
     if let Some(head_slot) = head_slot.filter(|&slot| reading.mentions.iter().any(|m| m.slot == slot)) {
         reading.relations = household_members
             .into_iter()
@@ -350,22 +313,26 @@ pub(crate) fn read_assistance(payload: &Value) -> Result<Reading, ReadError> {
     Ok(reading)
 }
 
-/// The position in `jtcy` of the head of household, if the record lets us tell.
-fn head_of_household(payload: &Value, kinship: &[Option<&'static str>]) -> Result<Option<usize>, ReadError> {
+/// The index in `jtcy` of the head of household, if the record lets us tell.
+fn head_of_household(payload: &Value, kinship: &[Option<&'static str>]) -> Result<Option<u32>, ReadError> {
     if let Some(head) = kinship.iter().position(|r| *r == Some(SELF)) {
-        return Ok(Some(head));
+        return Ok(u32::try_from(head).ok());
     }
     // Only a member whose relation code is unknown may be a mistyped 本人.
-    let candidates: Vec<usize> = (0..kinship.len()).filter(|&i| kinship[i].is_none()).collect();
-    let matching = |head_field: &str, member_field: &str| -> Result<Vec<usize>, ReadError> {
+    let candidates: Vec<u32> = (0..)
+        .zip(kinship)
+        .filter(|(_, relation)| relation.is_none())
+        .map(|(index, _)| index)
+        .collect();
+    let matching = |head_field: &str, member_field: &str| -> Result<Vec<u32>, ReadError> {
         let Some(wanted) = fields::filled_text(payload, head_field)?.map(comparable) else {
             return Ok(Vec::new());
         };
         let mut found = Vec::new();
-        for &i in &candidates {
-            let typed = fields::filled_text(payload, &format!("/jtcy/{i}/{member_field}"))?;
+        for &index in &candidates {
+            let typed = fields::filled_text(payload, &format!("/jtcy/{index}/{member_field}"))?;
             if typed.map(comparable).as_ref() == Some(&wanted) {
-                found.push(i);
+                found.push(index);
             }
         }
         Ok(found)
@@ -387,52 +354,42 @@ fn comparable(text: &str) -> String {
 }
 
 /// `jtcy[index]` as the record gives it (possibly without name and number). The head
-/// also gets `hzxm`, `hzsfzh` and the household's phone.
+/// also gets `hzsfzh`, `hzxm` and the household's phone.
 fn member(payload: &Value, index: u32, is_head: bool, flags: Vec<QualityFlag>) -> Result<RawMention, ReadError> {
     let at = |field: &str| format!("/jtcy/{index}/{field}");
     let mut mention = RawMention::new(Slot::new(Role::Member, index), EntityKind::Person);
     mention.flags = flags;
-    let mut numbers = vec![at("sfzh")];
-    let mut names = vec![at("xm")];
+    let (mut numbers, mut names) = (vec![at("sfzh")], vec![at("xm")]);
     if is_head {
         numbers.push("/hzsfzh".to_owned());
         names.push("/hzxm".to_owned());
     }
     for pointer in numbers {
-        if let Some(number) = fields::filled_text(payload, &pointer)? {
-            mention.documents.push(RawDocument {
-                family: Some(DocumentFamily::ResidentIdentityCard),
-                code: String::new(),
-                register: None,
-                pointer,
-                number: number.to_owned(),
-            });
-        }
+        mention.documents.extend(fields::implied_document(
+            payload,
+            &pointer,
+            DocumentFamily::ResidentIdentityCard,
+            None,
+        )?);
     }
     for pointer in names {
-        if let Some(name) = fields::filled_text(payload, &pointer)? {
-            mention.values.push(RawValue::text(Attribute::Name, pointer, name));
-        }
-    }
-    if let Some(sex) = mapped(payload, &at("xb"), "sex", sex, &mut mention.flags)? {
-        mention.values.push(RawValue::text(Attribute::Sex, at("xb"), sex));
-    }
-    if let Some(birth) = fields::filled_text(payload, &at("csrq"))? {
-        mention.values.push(RawValue::date(
-            Attribute::BirthDate,
-            at("csrq"),
-            RawDate::Text(birth.to_owned()),
-        ));
-    }
-    if let Some(address) = fields::filled_text(payload, "/jzdz")? {
         mention
             .values
-            .push(RawValue::text(Attribute::Address, "/jzdz", address));
+            .extend(fields::typed_value(payload, Attribute::Name, &pointer)?);
     }
+    if let Some(sex) = coded(payload, &at("xb"), sex, SEXES, &mut mention.flags)? {
+        mention.values.push(RawValue::text(Attribute::Sex, at("xb"), sex));
+    }
+    mention
+        .values
+        .extend(fields::typed_date(payload, Attribute::BirthDate, &at("csrq"))?);
+    mention
+        .values
+        .extend(fields::typed_value(payload, Attribute::Address, "/jzdz")?);
     if is_head {
-        if let Some(phone) = fields::filled_text(payload, "/lxdh")? {
-            mention.values.push(RawValue::text(Attribute::Phone, "/lxdh", phone));
-        }
+        mention
+            .values
+            .extend(fields::typed_value(payload, Attribute::Phone, "/lxdh")?);
     }
     Ok(mention)
 }

@@ -6,10 +6,10 @@
 //! [`read`] reads them back into the developer, builder and supervisor (units) and
 //! the project manager (a person), each with the permit as a fact.
 //!
-//! Text is kept as typed; a text field that is empty, white space or missing says
-//! nothing, and a unit or manager with neither name nor number is no mention. A
-//! [`ReadError`] comes only from what the schema rules out and a reading cannot
-//! survive: a value of the wrong JSON type, a missing object or number.
+//! Text is kept as typed; a text field that is empty or white space says nothing, and
+//! a unit or manager with neither name nor number is no mention. A [`ReadError`]
+//! comes only from what the schema rules out: a required field missing, a value of
+//! the wrong JSON type.
 
 pub(crate) mod synth;
 #[cfg(test)]
@@ -19,12 +19,15 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, RawDate, RawDocument, RawFact, RawFactSet, RawMention, RawValue, ReadError,
-    Reading, Relation, RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, ReadError, Reading, Relation,
+    RelationKind, Role, Slot,
 };
 
 /// The register the project manager's 注册证书号 belongs to.
 const CONSTRUCTOR_CERTIFICATE: &str = "construction.constructor_certificate";
+
+const BUILDER: Slot = Slot::new(Role::Builder, 0);
+const PROJECT_MANAGER: Slot = Slot::new(Role::ProjectManager, 0);
 
 /// The three units a permit names, each `{mc, tyshxydm}`.
 const UNITS: [(Role, &str); 3] = [
@@ -35,16 +38,32 @@ const UNITS: [(Role, &str); 3] = [
 
 /// Reads one native record into the four mentions of a permit.
 pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
+    for (_, object) in UNITS {
+        fields::object(payload, object)?;
+    }
+    fields::object(payload, "/xmjl")?;
+    fields::require_texts(
+        payload,
+        &[
+            "/sgxkzbh",
+            "/xmmc",
+            "/jsdw/mc",
+            "/sgdw/mc",
+            "/jldw/mc",
+            "/xmjl/xm",
+            "/xmjl/zjhm",
+        ],
+    )?;
     let permit = permit_facts(payload)?;
-    let mut reading = Reading::default();
+    let mut mentions = Vec::new();
     for (role, object) in UNITS {
-        if let Some(unit) = unit(payload, role, object)? {
-            reading.mentions.push(unit);
-        }
+        mentions.push(unit(payload, role, object)?);
     }
-    if let Some(manager) = project_manager(payload)? {
-        reading.mentions.push(manager);
-    }
+    mentions.push(project_manager(payload)?);
+    let mut reading = Reading {
+        mentions: mentions.into_iter().filter(fields::identifies).collect(),
+        relations: Vec::new(),
+    };
     for mention in &mut reading.mentions {
         let mut facts = permit.clone();
         facts.push(("role", RawFact::Code(mention.slot.role.as_str())));
@@ -53,14 +72,12 @@ pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
             fields: facts,
         });
     }
-    let manager = Slot::new(Role::ProjectManager, 0);
-    let builder = Slot::new(Role::Builder, 0);
     let present = |slot: Slot| reading.mentions.iter().any(|m| m.slot == slot);
-    if present(manager) && present(builder) {
+    if present(PROJECT_MANAGER) && present(BUILDER) {
         reading.relations.push(Relation {
             kind: RelationKind::ManagesProject,
-            from: manager,
-            to: Some(builder),
+            from: PROJECT_MANAGER,
+            to: Some(BUILDER),
             detail: None,
         });
     }
@@ -96,67 +113,42 @@ fn permit_facts(payload: &Value) -> Result<Vec<(&'static str, RawFact)>, ReadErr
     Ok(facts)
 }
 
-/// One of the three units, or `None` when it has neither name nor code.
-fn unit(payload: &Value, role: Role, object: &str) -> Result<Option<RawMention>, ReadError> {
-    fields::object(payload, object)?;
-    let name_at = format!("{object}/mc");
-    let code_at = format!("{object}/tyshxydm");
-    let name = fields::filled_text(payload, &name_at)?;
-    let code = fields::filled_text(payload, &code_at)?;
-    if name.is_none() && code.is_none() {
-        return Ok(None);
-    }
+/// One of the three units `{mc, tyshxydm}`.
+fn unit(payload: &Value, role: Role, object: &str) -> Result<RawMention, ReadError> {
     let mut mention = RawMention::new(Slot::new(role, 0), EntityKind::Organisation);
-    if let Some(code) = code {
-        mention.documents.push(RawDocument {
-            family: Some(DocumentFamily::UnifiedSocialCreditCode),
-            code: String::new(),
-            register: None,
-            pointer: code_at,
-            number: code.to_owned(),
-        });
-    }
-    if let Some(name) = name {
-        mention.values.push(RawValue::text(Attribute::Name, name_at, name));
-    }
-    Ok(Some(mention))
+    mention.documents.extend(fields::implied_document(
+        payload,
+        &format!("{object}/tyshxydm"),
+        DocumentFamily::UnifiedSocialCreditCode,
+        None,
+    )?);
+    mention
+        .values
+        .extend(fields::typed_value(payload, Attribute::Name, &format!("{object}/mc"))?);
+    Ok(mention)
 }
 
-/// The project manager (`xmjl`), or `None` when the record leaves them empty.
-fn project_manager(payload: &Value) -> Result<Option<RawMention>, ReadError> {
-    fields::object(payload, "/xmjl")?;
-    let name = fields::filled_text(payload, "/xmjl/xm")?;
-    let mut documents = Vec::new();
-    for (pointer, family, register) in [
-        ("/xmjl/zjhm", DocumentFamily::ResidentIdentityCard, None),
-        (
-            "/xmjl/zczsh",
-            DocumentFamily::DepartmentNumber,
-            Some(CONSTRUCTOR_CERTIFICATE),
-        ),
-    ] {
-        if let Some(number) = fields::filled_text(payload, pointer)? {
-            documents.push(RawDocument {
-                family: Some(family),
-                code: String::new(),
-                register,
-                pointer: pointer.to_owned(),
-                number: number.to_owned(),
-            });
-        }
-    }
-    if name.is_none() && documents.is_empty() {
-        return Ok(None);
-    }
-    let mut mention = RawMention::new(Slot::new(Role::ProjectManager, 0), EntityKind::Person);
-    mention.documents = documents;
-    if let Some(name) = name {
-        mention.values.push(RawValue::text(Attribute::Name, "/xmjl/xm", name));
-    }
-    if let Some(phone) = fields::filled_text(payload, "/xmjl/lxdh")? {
-        mention
-            .values
-            .push(RawValue::text(Attribute::Phone, "/xmjl/lxdh", phone));
-    }
-    Ok(Some(mention))
+/// The project manager (`xmjl`): a resident identity number and a constructor
+/// certificate of the department's own register.
+fn project_manager(payload: &Value) -> Result<RawMention, ReadError> {
+    let mut mention = RawMention::new(PROJECT_MANAGER, EntityKind::Person);
+    mention.documents.extend(fields::implied_document(
+        payload,
+        "/xmjl/zjhm",
+        DocumentFamily::ResidentIdentityCard,
+        None,
+    )?);
+    mention.documents.extend(fields::implied_document(
+        payload,
+        "/xmjl/zczsh",
+        DocumentFamily::DepartmentNumber,
+        Some(CONSTRUCTOR_CERTIFICATE),
+    )?);
+    mention
+        .values
+        .extend(fields::typed_value(payload, Attribute::Name, "/xmjl/xm")?);
+    mention
+        .values
+        .extend(fields::typed_value(payload, Attribute::Phone, "/xmjl/lxdh")?);
+    Ok(mention)
 }

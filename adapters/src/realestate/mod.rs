@@ -8,9 +8,10 @@
 //! Defects of the title itself (an unknown right type, use or co-ownership code) are
 //! flagged on the first mention of the reading, so that each is reported once.
 //!
-//! Text is kept as typed; a text field that is empty, white space or missing says
-//! nothing. A [`ReadError`] comes only from what the schema rules out and a reading
-//! cannot survive: a value of the wrong JSON type, a missing array, object or number.
+//! Text is kept as typed; a text field that is empty or white space says nothing, and
+//! a holder with neither name nor number is no mention. A [`ReadError`] comes only
+//! from what the schema rules out: a required field missing, a value of the wrong
+//! JSON type.
 
 pub(crate) mod synth;
 #[cfg(test)]
@@ -20,8 +21,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, FlagCode, QualityFlag, RawDate, RawDocument, RawFact, RawFactSet,
-    RawMention, RawValue, ReadError, Reading, Relation, RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, QualityFlag, RawDate, RawFact, RawFactSet, RawMention, RawValue, ReadError,
+    Reading, Relation, RelationKind, Role, Slot,
 };
 
 /// The real estate document table (`zjzl`), from the national registration database standard.
@@ -111,16 +112,20 @@ fn yes_no(code: &str) -> Option<bool> {
     }
 }
 
-fn unknown_code(pointer: &str, table: &str) -> QualityFlag {
-    QualityFlag::new(
-        FlagCode::UnknownCode,
-        pointer,
-        format!("the code is not in the real estate {table} table"),
-    )
-}
+const DOCUMENT_TYPES: &str = "real estate document type (zjzl)";
+const HOLDER_TYPES: &str = "real estate holder type (qlrlx)";
+const RIGHT_TYPES: &str = "real estate right type (qllx)";
+const USES: &str = "real estate use (yt)";
+const CO_OWNERSHIP: &str = "real estate co-ownership (gyfs)";
+const MORTGAGE_STATES: &str = "real estate mortgage state (dyzt)";
+const SEIZURE_STATES: &str = "real estate seizure state (cfzt)";
 
 /// Reads one native record into one mention per right holder, each holding the title.
 pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
+    fields::require_texts(
+        payload,
+        &["/bdcqzh", "/bdcdyh", "/zl", "/qllx", "/yt", "/gyfs", "/djsj"],
+    )?;
     let mut record_flags = Vec::new();
     let title = title_facts(payload, &mut record_flags)?;
     let mut reading = Reading::default();
@@ -155,44 +160,38 @@ fn title_facts(payload: &Value, flags: &mut Vec<QualityFlag>) -> Result<Vec<(&'s
             facts.push((name, RawFact::Text(text.to_owned())));
         }
     }
-    let tables: [(&'static str, &str, &str, CodeTable); 3] = [
-        ("right_type", "/qllx", "right type", right_type),
-        ("use", "/yt", "use", usage),
-        ("co_ownership", "/gyfs", "co-ownership", co_ownership),
+    let tables: [(&'static str, &str, CodeTable, &str); 3] = [
+        ("right_type", "/qllx", right_type, RIGHT_TYPES),
+        ("use", "/yt", usage, USES),
+        ("co_ownership", "/gyfs", co_ownership, CO_OWNERSHIP),
     ];
-    // Required codes: a blank one is not in the table either.
-    for (name, pointer, table, map) in tables {
-        let code = fields::filled_text(payload, pointer)?
-            .map(fields::code)
-            .unwrap_or_default();
-        match map(&code) {
-            Some(word) => facts.push((name, RawFact::Code(word))),
-            None => flags.push(unknown_code(pointer, table)),
+    for (name, pointer, table, table_name) in tables {
+        if let Some(word) = fields::lookup(fields::text(payload, pointer)?, pointer, table, table_name, flags) {
+            facts.push((name, RawFact::Code(word)));
         }
     }
     facts.push(("area", RawFact::Number(fields::number(payload, "/mj")?)));
     if let Some(registered) = fields::filled_text(payload, "/djsj")? {
         facts.push(("registered", RawFact::Date(RawDate::Text(registered.to_owned()))));
     }
-    // Optional codes: blank says nothing.
-    for (name, pointer, table) in [
-        ("mortgaged", "/dyzt", "mortgage state"),
-        ("seized", "/cfzt", "seizure state"),
+    // Optional codes: a blank one says nothing.
+    for (name, pointer, table_name) in [
+        ("mortgaged", "/dyzt", MORTGAGE_STATES),
+        ("seized", "/cfzt", SEIZURE_STATES),
     ] {
         let Some(code) = fields::filled_text(payload, pointer)? else {
             continue;
         };
-        match yes_no(&fields::code(code)) {
-            Some(yes) => facts.push((name, RawFact::Bool(yes))),
-            None => flags.push(unknown_code(pointer, table)),
+        if let Some(yes) = fields::lookup(code, pointer, yes_no, table_name, flags) {
+            facts.push((name, RawFact::Bool(yes)));
         }
     }
     Ok(facts)
 }
 
 /// `qlr[index]`, or `None` when it names nobody (no name and no number) or its kind
-/// cannot be told (unknown holder type and a document that implies no kind): then
-/// its flags go to the record's flags.
+/// cannot be told (unknown holder type and a document type that implies no kind):
+/// then its flags go to the record's flags.
 fn right_holder(
     payload: &Value,
     index: u32,
@@ -201,47 +200,34 @@ fn right_holder(
 ) -> Result<Option<RawMention>, ReadError> {
     fields::object(payload, &format!("/qlr/{index}"))?;
     let at = |field: &str| format!("/qlr/{index}/{field}");
-    let mut flags = Vec::new();
+    fields::require_texts(payload, &[&at("qlrmc"), &at("qlrlx"), &at("zjzl"), &at("zjh")])?;
 
-    let name = fields::filled_text(payload, &at("qlrmc"))?;
-    let number = fields::filled_text(payload, &at("zjh"))?;
-    let document_code = fields::filled_text(payload, &at("zjzl"))?
-        .map(fields::code)
-        .unwrap_or_default();
-    let family = document_family(&document_code);
-    if number.is_some() && family.is_none() {
-        flags.push(unknown_code(&at("zjzl"), "document type"));
-    }
-    let type_code = fields::filled_text(payload, &at("qlrlx"))?
-        .map(fields::code)
-        .unwrap_or_default();
-    let holder_type = holder_type(&type_code);
-    if holder_type.is_none() {
-        flags.push(unknown_code(&at("qlrlx"), "holder type"));
-    }
+    let mut flags = Vec::new();
+    let (document, document_flag) =
+        fields::coded_document(payload, &at("zjh"), &at("zjzl"), document_family, DOCUMENT_TYPES)?;
+    flags.extend(document_flag);
+    let holder_type = fields::lookup(
+        fields::text(payload, &at("qlrlx"))?,
+        &at("qlrlx"),
+        holder_type,
+        HOLDER_TYPES,
+        &mut flags,
+    );
     let kind = match holder_type {
         Some((kind, _)) => Some(kind),
-        None => family.and_then(kind_of_family),
+        None => document_family(&fields::code(fields::text(payload, &at("zjzl"))?)).and_then(kind_of_family),
     };
-    let (Some(kind), false) = (kind, name.is_none() && number.is_none()) else {
+    let Some(kind) = kind else {
         record_flags.extend(flags);
         return Ok(None);
     };
 
     let mut mention = RawMention::new(Slot::new(Role::RightHolder, index), kind);
     mention.flags = flags;
-    if let Some(number) = number {
-        mention.documents.push(RawDocument {
-            family,
-            code: document_code,
-            register: None,
-            pointer: at("zjh"),
-            number: number.to_owned(),
-        });
-    }
-    if let Some(name) = name {
-        mention.values.push(RawValue::text(Attribute::Name, at("qlrmc"), name));
-    }
+    mention.documents.extend(document);
+    mention
+        .values
+        .extend(fields::typed_value(payload, Attribute::Name, &at("qlrmc"))?);
     if let Some((EntityKind::Organisation, Some(organisation_type))) = holder_type {
         mention.values.push(RawValue::text(
             Attribute::OrganisationType,
@@ -249,10 +235,15 @@ fn right_holder(
             organisation_type,
         ));
     }
-    for (attribute, field) in [(Attribute::Phone, "dh"), (Attribute::Address, "dz")] {
-        if let Some(text) = fields::filled_text(payload, &at(field))? {
-            mention.values.push(RawValue::text(attribute, at(field), text));
-        }
+    mention
+        .values
+        .extend(fields::typed_value(payload, Attribute::Phone, &at("dh"))?);
+    mention
+        .values
+        .extend(fields::typed_value(payload, Attribute::Address, &at("dz"))?);
+    if !fields::identifies(&mention) {
+        record_flags.append(&mut mention.flags);
+        return Ok(None);
     }
     let mut facts = title.to_vec();
     if let Some(share) = fields::filled_text(payload, &at("fe"))? {
