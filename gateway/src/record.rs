@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+use tongban_adapters::model::QualityFlag;
+
+use crate::unified::{Contribution, Resolution};
+
 /// An envelope as received, before validation. The payload is the JSON text exactly
 /// as the department sent it; it is kept verbatim in quarantine if rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +20,7 @@ pub struct Envelope {
 
 /// A record that passed validation and is ready to be kept as one version of a
 /// source record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceRecord {
     pub record_type: String,
     pub source_id: String,
@@ -26,6 +30,10 @@ pub struct SourceRecord {
     /// space), so that a replay of the same content compares equal whatever its
     /// formatting.
     pub payload: String,
+    /// What the record says about persons and organisations, adapted and normalised;
+    /// resolved if this version becomes current. `None` contributes nothing, like a
+    /// deleted record.
+    pub contribution: Option<Contribution>,
 }
 
 /// A record that failed validation, on its way to quarantine.
@@ -36,7 +44,7 @@ pub struct Rejection {
 }
 
 /// What a batch item is once validated: a record to keep, or a rejection to quarantine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Submission {
     Valid(SourceRecord),
     Rejected(Rejection),
@@ -137,4 +145,8 @@ pub struct RecordResult {
     pub errors: Vec<RecordError>,
     /// Set for rejections: the quarantine entry that keeps the record.
     pub quarantine_id: Option<String>,
+    /// For an accepted record: where each of its mentions resolved.
+    pub resolutions: Vec<Resolution>,
+    /// For an accepted record: the semantic defects found in it.
+    pub quality_flags: Vec<QualityFlag>,
 }

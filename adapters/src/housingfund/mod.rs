@@ -117,7 +117,7 @@ fn account_holder(payload: &Value) -> Result<RawMention, ReadError> {
     }
     // A fraction such as `0.12`: an amount whose unit is "of the base".
     if let Some(rate) = fields::filled_text(payload, "/grjcbl")? {
-        facts.push(("personal_rate", RawFact::Amount(rate.to_owned())));
+        facts.push(("personal_rate", RawFact::Text(rate.to_owned())));
     }
     if let Some(opened) = fields::filled_text(payload, "/khrq")? {
         facts.push(("opened", RawFact::Date(RawDate::Text(opened.to_owned()))));

@@ -83,7 +83,7 @@ fn unknown_document_code_and_no_organisation_code() {
                 ("account", RawFact::Text("300000004217".to_owned())),
                 ("status", RawFact::Code("normal")),
                 ("contribution_base", RawFact::Amount("8000.50".to_owned())),
-                ("personal_rate", RawFact::Amount("0.12".to_owned())),
+                ("personal_rate", RawFact::Text("0.12".to_owned())),
                 ("opened", RawFact::Date(RawDate::Text("2019/3/7".to_owned()))),
                 ("employer_account", RawFact::Text("1000000351".to_owned())),
             ],

@@ -52,6 +52,25 @@ impl From<RecordResult> for pb::RecordResult {
             current_version: r.current_version,
             errors: r.errors.into_iter().map(Into::into).collect(),
             quarantine_id: r.quarantine_id.unwrap_or_default(),
+            mentions: r
+                .resolutions
+                .into_iter()
+                .map(|m| pb::MentionResolution {
+                    role: m.slot.role.as_str().to_owned(),
+                    index: m.slot.index,
+                    unified_id: m.unified_id,
+                    matched_existing: m.matched_existing,
+                })
+                .collect(),
+            quality_flags: r
+                .quality_flags
+                .into_iter()
+                .map(|f| pb::QualityFlag {
+                    code: f.code.as_str().to_owned(),
+                    pointer: f.pointer,
+                    message: f.message,
+                })
+                .collect(),
         }
     }
 }

@@ -1,8 +1,11 @@
-//! The pipeline of a pushed batch: authorise → validate → commit → answer.
+//! The pipeline of a pushed batch: authorise → validate → adapt → normalise →
+//! (resolve and commit, in the store's transaction) → answer.
 //!
-//! Data flows one way: envelopes in, [`RecordResult`]s out. Later issues add the adapt,
-//! normalise and resolve stages between validation and commit.
+//! Data flows one way: envelopes in, [`RecordResult`]s out. Resolution happens inside
+//! the store's transaction, because it must see the entities as they are once the
+//! batch's keys are locked; the decisions themselves are made by [`crate::resolve`].
 
+pub mod adapt;
 pub mod validate;
 
 use std::time::SystemTime;
@@ -11,7 +14,7 @@ use tongban_adapters::{Department, RecordType};
 
 use crate::config::Limits;
 use crate::identity::Identity;
-use crate::record::{Envelope, RecordResult};
+use crate::record::{Envelope, RecordResult, Submission};
 use crate::store::{Receipt, Store, StoreError};
 
 pub use validate::{SchemaError, Validator};
@@ -61,7 +64,10 @@ impl<S: Store> Pipeline<S> {
         self.authorise(identity, &envelopes)?;
         let batch = envelopes
             .into_iter()
-            .map(|envelope| self.validator.check(envelope))
+            .map(|envelope| match self.validator.check_parsed(envelope) {
+                Ok((record, payload)) => adapt::adapt(record, &payload),
+                Err(rejection) => Submission::Rejected(rejection),
+            })
             .collect();
         let receipt = Receipt {
             identity: identity.clone(),

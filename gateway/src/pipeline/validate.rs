@@ -57,20 +57,34 @@ impl Validator {
     /// Checks one envelope whose record type the caller is known to own (or which is
     /// unknown). Never fails: a defective record becomes a [`Rejection`].
     pub fn check(&self, envelope: Envelope) -> Submission {
-        match self.find_errors(&envelope) {
-            Ok(canonical_payload) => Submission::Valid(SourceRecord {
-                record_type: envelope.record_type,
-                source_id: envelope.source_id,
-                source_version: envelope.source_version,
-                deleted: envelope.deleted,
-                payload: canonical_payload,
-            }),
-            Err(errors) => Submission::Rejected(Rejection { envelope, errors }),
+        match self.check_parsed(envelope) {
+            Ok((record, _)) => Submission::Valid(record),
+            Err(rejection) => Submission::Rejected(rejection),
         }
     }
 
-    /// The canonical payload text of a valid record, or every error found.
-    fn find_errors(&self, envelope: &Envelope) -> Result<String, Vec<RecordError>> {
+    /// As [`Validator::check`], handing back the parsed payload of a valid record for
+    /// the next stage; its `contribution` is left for that stage to fill.
+    pub fn check_parsed(&self, envelope: Envelope) -> Result<(SourceRecord, Value), Rejection> {
+        match self.find_errors(&envelope) {
+            Ok((canonical_payload, payload)) => Ok((
+                SourceRecord {
+                    record_type: envelope.record_type,
+                    source_id: envelope.source_id,
+                    source_version: envelope.source_version,
+                    deleted: envelope.deleted,
+                    payload: canonical_payload,
+                    contribution: None,
+                },
+                payload,
+            )),
+            Err(errors) => Err(Rejection { envelope, errors }),
+        }
+    }
+
+    /// The canonical payload text and the parsed payload of a valid record, or every
+    /// error found.
+    fn find_errors(&self, envelope: &Envelope) -> Result<(String, Value), Vec<RecordError>> {
         let mut errors = envelope_errors(envelope);
         let record_type = envelope.record_type.parse::<RecordType>().ok();
         if envelope.payload.len() > self.max_payload_bytes {
@@ -104,7 +118,7 @@ impl Validator {
             errors.extend(schema.errors(&payload));
         }
         if errors.is_empty() {
-            Ok(canonical_json(&payload))
+            Ok((canonical_json(&payload), payload))
         } else {
             Err(errors)
         }

@@ -250,6 +250,8 @@ fn pending_result(
         current_version: None,
         errors,
         quarantine_id,
+        resolutions: Vec::new(),
+        quality_flags: Vec::new(),
     }
 }
 
