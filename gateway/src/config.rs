@@ -4,6 +4,9 @@
 //! is checked against this module by a test. Secrets can come from the environment
 //! instead of the file (see [`Config::apply_env`]).
 
+use crate::registry::FeedSettings;
+use crate::resolve::survivorship::Authorities;
+use crate::sharing::SharingRules;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,6 +33,52 @@ pub struct Config {
     /// Seconds in-flight calls get to finish after SIGTERM or Ctrl-C.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// Which department is the authority for which attribute of a unified record.
+    #[serde(default)]
+    pub survivorship: Authorities,
+    /// What each department may read of unified records.
+    #[serde(default)]
+    pub sharing: SharingRules,
+    #[serde(default)]
+    pub feed: FeedConfig,
+}
+
+/// The change feed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Changes per page read from the store and per message batch.
+    #[serde(default = "default_feed_page")]
+    pub max_page: usize,
+    /// Milliseconds between looks for changes other replicas committed, while following.
+    #[serde(default = "default_feed_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+fn default_feed_page() -> usize {
+    FeedSettings::default().max_page
+}
+
+fn default_feed_poll_ms() -> u64 {
+    u64::try_from(FeedSettings::default().poll_interval.as_millis()).unwrap_or(250)
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            max_page: default_feed_page(),
+            poll_interval_ms: default_feed_poll_ms(),
+        }
+    }
+}
+
+impl FeedConfig {
+    pub fn settings(&self) -> FeedSettings {
+        FeedSettings {
+            max_page: self.max_page.max(1),
+            poll_interval: std::time::Duration::from_millis(self.poll_interval_ms.max(10)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +215,7 @@ impl Config {
         config.apply_env(|name| std::env::var(name).ok());
         config.resolve_relative_paths(path.parent().unwrap_or(Path::new(".")));
         config.check()?;
+        config.check_survivorship()?;
         Ok(config)
     }
 
@@ -185,6 +235,18 @@ impl Config {
 
     /// Relative paths in a configuration file are relative to that file, so that a
     /// service manager's working directory does not matter.
+    fn check_survivorship(&self) -> Result<(), ConfigError> {
+        let unknown = self.survivorship.unknown_attributes();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(format!(
+                "survivorship names unknown attributes: {}",
+                unknown.join(", ")
+            )))
+        }
+    }
+
     fn resolve_relative_paths(&mut self, base: &Path) {
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {

@@ -11,18 +11,23 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tongban_proto::v1::exchange_server::ExchangeServer;
+use tongban_proto::v1::unified_server::UnifiedServer;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use crate::config::Limits;
 use crate::grpc::exchange::ExchangeService;
 use crate::grpc::message_limit::MessageLimitLayer;
+use crate::grpc::unified::UnifiedService;
 use crate::pipeline::{Pipeline, SchemaError};
+use crate::registry::{FeedSettings, Registry};
+use crate::sharing::SharingRules;
 use crate::store::Store;
 use crate::tls::accept_loop;
 
-/// The gRPC service name health reports on besides the overall status ("").
+/// The gRPC service names health reports on besides the overall status ("").
 pub const EXCHANGE_SERVICE_NAME: &str = "tongban.v1.Exchange";
+pub const UNIFIED_SERVICE_NAME: &str = "tongban.v1.Unified";
 
 /// Everything the server needs besides its store and listener.
 #[derive(Clone)]
@@ -34,6 +39,8 @@ pub struct ServerSettings {
     pub probe_interval: Duration,
     /// How long in-flight calls and open streams get to finish once shutdown begins.
     pub shutdown_grace: Duration,
+    pub sharing: SharingRules,
+    pub feed: FeedSettings,
 }
 
 impl ServerSettings {
@@ -55,6 +62,8 @@ impl ServerSettings {
             handshake_timeout: Duration::from_secs(10),
             probe_interval: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(10),
+            sharing: SharingRules::default(),
+            feed: FeedSettings::default(),
         })
     }
 }
@@ -102,7 +111,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 }
 
 /// Starts the hub on `listener` over `store`.
-pub fn start<S: Store>(
+pub fn start<S: Store + Clone>(
     listener: TcpListener,
     settings: ServerSettings,
     store: S,
@@ -123,19 +132,25 @@ pub fn start<S: Store>(
 }
 
 /// Serves until `shutdown` resolves.
-pub async fn serve<S: Store>(
+pub async fn serve<S: Store + Clone>(
     listener: TcpListener,
     settings: ServerSettings,
     store: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let limits = settings.limits.clone();
-    let pipeline = Arc::new(Pipeline::new(store, &limits)?);
+    let pipeline = Arc::new(Pipeline::new(store.clone(), &limits)?);
+    let registry = Arc::new(Registry::new(
+        store,
+        settings.sharing.clone(),
+        settings.feed.clone(),
+        pipeline.commits(),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Known, and not serving, until the first probe of the store says otherwise: a
     // health check never sees NOT_FOUND for our own service.
-    for service in ["", EXCHANGE_SERVICE_NAME] {
+    for service in ["", EXCHANGE_SERVICE_NAME, UNIFIED_SERVICE_NAME] {
         health.set_service_status(service, ServingStatus::NotServing).await;
     }
     let probe = tokio::spawn(probe_store(pipeline.clone(), health, settings.probe_interval));
@@ -159,12 +174,22 @@ pub async fn serve<S: Store>(
     .max_decoding_message_size(limits.max_message_bytes)
     .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
+    // Following feeds end cleanly when shutdown begins.
+    let (feeds_stop_tx, feeds_stop_rx) = tokio::sync::watch::channel(false);
+    let unified = UnifiedServer::new(UnifiedService::new(
+        registry,
+        limits.stream_window.max(16),
+        feeds_stop_rx,
+    ))
+    .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
+
     let incoming = accept_loop(listener, settings.tls.clone(), settings.handshake_timeout);
     // tonic's graceful shutdown waits for every client to hang up; a department that
     // keeps its connection open must not keep the hub from stopping.
     let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
+        let _ = feeds_stop_tx.send(true);
         let _ = stopping_tx.send(());
     };
     let shutdown_grace = settings.shutdown_grace;
@@ -183,6 +208,7 @@ pub async fn serve<S: Store>(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(exchange)
+        .add_service(unified)
         .serve_with_incoming_shutdown(incoming, shutdown);
     let result = tokio::select! {
         result = server => result,
@@ -217,6 +243,7 @@ async fn probe_store<S: Store>(pipeline: Arc<Pipeline<S>>, health: HealthReporte
         }
         health.set_service_status("", status).await;
         health.set_service_status(EXCHANGE_SERVICE_NAME, status).await;
+        health.set_service_status(UNIFIED_SERVICE_NAME, status).await;
         tokio::time::sleep(interval).await;
     }
 }

@@ -21,7 +21,9 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
-    let store = open_store(&config.store).await?;
+    let store = open_store(&config.store)
+        .await?
+        .with_authorities(config.survivorship.clone());
     let tls = crate::tls::server_config(
         &config.tls.client_ca,
         &config.tls.cert,
@@ -34,6 +36,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         handshake_timeout: Duration::from_secs(config.tls.handshake_timeout_secs.max(1)),
         probe_interval: config.health.probe_interval(),
         shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        sharing: config.sharing.clone(),
+        feed: config.feed.settings(),
     };
     let listener = server::bind(config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "tongban serving");

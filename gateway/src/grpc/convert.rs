@@ -92,3 +92,56 @@ pub fn push_response(batch_id: String, results: Vec<RecordResult>) -> pb::PushRe
         counts: Some(counts),
     }
 }
+
+fn kind_to_pb(kind: tongban_adapters::model::EntityKind) -> pb::EntityKind {
+    match kind {
+        tongban_adapters::model::EntityKind::Person => pb::EntityKind::Person,
+        tongban_adapters::model::EntityKind::Organisation => pb::EntityKind::Organisation,
+    }
+}
+
+fn sources_to_pb(sources: &[crate::unified::MentionRef]) -> Vec<pb::MentionRef> {
+    sources
+        .iter()
+        .map(|s| pb::MentionRef {
+            record_type: s.record_type.clone(),
+            source_id: s.source_id.clone(),
+            role: s.role.clone(),
+            index: s.index,
+        })
+        .collect()
+}
+
+/// The record as JSON for the wire; a merged-away entity carries none.
+fn record_json(record: &crate::unified::UnifiedRecord) -> String {
+    if record.merged_into.is_some() {
+        return String::new();
+    }
+    // Serialising plain data cannot fail; an empty record would be noticed by consumers.
+    serde_json::to_string(record).unwrap_or_default()
+}
+
+pub fn change_to_pb(change: crate::unified::Change) -> pb::Change {
+    let record = change.record;
+    pb::Change {
+        cursor: change.position.to_string(),
+        unified_id: record.unified_id.clone(),
+        kind: kind_to_pb(record.kind).into(),
+        version: record.version,
+        merged_into: record.merged_into.clone().unwrap_or_default(),
+        sources: sources_to_pb(&record.sources),
+        record: record_json(&record),
+    }
+}
+
+pub fn lookup_response(found: crate::registry::Found) -> pb::LookupResponse {
+    let record = found.record;
+    pb::LookupResponse {
+        unified_id: record.unified_id.clone(),
+        kind: kind_to_pb(record.kind).into(),
+        version: record.version,
+        redirected_from: found.redirected_from.unwrap_or_default(),
+        sources: sources_to_pb(&record.sources),
+        record: record_json(&record),
+    }
+}

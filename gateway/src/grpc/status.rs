@@ -8,6 +8,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::pipeline::PushError;
+use crate::registry::ReadError;
 use crate::store::StoreError;
 
 /// The `domain` of every google.rpc.ErrorInfo the hub sends.
@@ -83,10 +84,30 @@ impl From<PushError> for Status {
     }
 }
 
+impl From<ReadError> for Status {
+    fn from(e: ReadError) -> Status {
+        let message = e.to_string();
+        match e {
+            ReadError::Refused { identity, what } => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                ErrorDetails::with_error_info(
+                    "NOT_SHARED",
+                    ERROR_DOMAIN,
+                    HashMap::from([("identity".to_owned(), identity.to_string()), ("part".to_owned(), what)]),
+                ),
+            ),
+            ReadError::NotFound(_) => Status::not_found(message),
+            ReadError::InvalidArgument(_) => Status::invalid_argument(message),
+            ReadError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Status {
         match e {
-            StoreError::Unavailable(_) => {
+            StoreError::Unavailable(_) | StoreError::Contention(_) => {
                 tracing::warn!(error = %e, "store unavailable");
                 Status::with_error_details(
                     Code::Unavailable,

@@ -8,7 +8,10 @@
 pub mod adapt;
 pub mod validate;
 
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use tokio::sync::Notify;
 
 use tongban_adapters::{Department, RecordType};
 
@@ -43,6 +46,8 @@ pub struct Pipeline<S> {
     validator: Validator,
     store: S,
     max_batch_records: usize,
+    /// Woken after every commit, for the change feeds that follow.
+    committed: Arc<Notify>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -51,7 +56,13 @@ impl<S: Store> Pipeline<S> {
             validator: Validator::new(limits.max_payload_bytes)?,
             store,
             max_batch_records: limits.max_batch_records,
+            committed: Arc::new(Notify::new()),
         })
+    }
+
+    /// Notified after every commit of this pipeline.
+    pub fn commits(&self) -> Arc<Notify> {
+        Arc::clone(&self.committed)
     }
 
     pub fn store(&self) -> &S {
@@ -73,7 +84,9 @@ impl<S: Store> Pipeline<S> {
             identity: identity.clone(),
             received_at: SystemTime::now(),
         };
-        Ok(self.store.commit(&receipt, batch).await?)
+        let results = self.store.commit(&receipt, batch).await?;
+        self.committed.notify_waiters();
+        Ok(results)
     }
 
     /// A department pushes only its own record types; the batch must be of a sane size.

@@ -10,11 +10,17 @@
 
 pub mod embedded;
 pub mod postgres;
+mod unify;
 
 use std::time::SystemTime;
 
+use tongban_adapters::model::EntityKind;
+
 use crate::identity::Identity;
-use crate::record::{Envelope, RecordError, RecordResult, Submission};
+use crate::record::{Envelope, Outcome, RecordError, RecordResult, Submission};
+use crate::resolve::survivorship::Authorities;
+use crate::resolve::{Incoming, Key};
+use crate::unified::{Change, EntityId, UnifiedRecord};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +31,30 @@ pub enum StoreError {
     /// Anything else: a bug or a corrupted database, not worth retrying.
     #[error("store failure: {0}")]
     Internal(String),
+    /// Concurrent batches collided (a deadlock broken by the database, an entity merged
+    /// under our feet). Stores retry the transaction a few times before giving up with this.
+    #[error("store contention: {0}")]
+    Contention(String),
 }
+
+/// One line of the audit log: who read or was refused what, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: SystemTime,
+    /// The caller's identity, e.g. `department:tax`.
+    pub identity: String,
+    /// `lookup`, `changes`, ...
+    pub action: String,
+    /// What was read: a unified ID, an identifier's scheme, a cursor.
+    pub subject: String,
+    /// The purpose the caller declared.
+    pub purpose: String,
+    /// `granted` or `refused: <reason>`.
+    pub outcome: String,
+}
+
+/// Transactions retried on [`StoreError::Contention`] before the error is returned.
+const CONTENTION_ATTEMPTS: usize = 5;
 
 /// Who handed a batch in, and when; recorded with quarantine entries.
 #[derive(Debug, Clone)]
@@ -98,6 +127,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip proving the store can serve now (for gRPC health).
     fn ping(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+
+    /// Changes of the feed after position `after`, in position (= commit) order, only
+    /// of `kinds` (all when empty), at most `limit`.
+    fn changes(
+        &self,
+        after: i64,
+        kinds: &[EntityKind],
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<Change>, StoreError>> + Send;
+
+    /// An entity's current record and, if it was merged away, its survivor's ID.
+    fn entity(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = Result<Option<(Option<EntityId>, UnifiedRecord)>, StoreError>> + Send;
+
+    /// The entity owning the first of `keys` that has an owner.
+    fn key_owner(&self, keys: &[Key])
+        -> impl std::future::Future<Output = Result<Option<EntityId>, StoreError>> + Send;
+
+    /// Appends to the audit log.
+    fn audit(&self, entry: &AuditEntry) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+
+    /// The audit log, oldest first.
+    fn audit_log(&self, limit: usize) -> impl std::future::Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
 }
 
 /// A store chosen at run time from configuration.
@@ -140,6 +194,51 @@ impl Store for AnyStore {
         match self {
             AnyStore::Postgres(store) => store.ping().await,
             AnyStore::Embedded(store) => store.ping().await,
+        }
+    }
+
+    async fn changes(&self, after: i64, kinds: &[EntityKind], limit: usize) -> Result<Vec<Change>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.changes(after, kinds, limit).await,
+            AnyStore::Embedded(store) => store.changes(after, kinds, limit).await,
+        }
+    }
+
+    async fn entity(&self, id: &str) -> Result<Option<(Option<EntityId>, UnifiedRecord)>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.entity(id).await,
+            AnyStore::Embedded(store) => store.entity(id).await,
+        }
+    }
+
+    async fn key_owner(&self, keys: &[Key]) -> Result<Option<EntityId>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.key_owner(keys).await,
+            AnyStore::Embedded(store) => store.key_owner(keys).await,
+        }
+    }
+
+    async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.audit(entry).await,
+            AnyStore::Embedded(store) => store.audit(entry).await,
+        }
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.audit_log(limit).await,
+            AnyStore::Embedded(store) => store.audit_log(limit).await,
+        }
+    }
+}
+
+impl AnyStore {
+    /// Sets the survivorship authorities unified records are built with.
+    pub fn with_authorities(self, authorities: Authorities) -> Self {
+        match self {
+            AnyStore::Postgres(store) => AnyStore::Postgres(store.with_authorities(authorities)),
+            AnyStore::Embedded(store) => AnyStore::Embedded(store.with_authorities(authorities)),
         }
     }
 }
@@ -287,4 +386,46 @@ fn errors_from_json(text: &str) -> Result<Vec<RecordError>, StoreError> {
 /// A `LIMIT` value for SQL.
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The batch items that became current and carry a contribution, for resolution.
+fn became_current<'a>(batch: &'a [Submission], results: &[RecordResult]) -> Vec<unify::Current<'a>> {
+    let items = batch
+        .iter()
+        .zip(results)
+        .enumerate()
+        .filter_map(|(item, (submission, result))| {
+            let Submission::Valid(record) = submission else {
+                return None;
+            };
+            if result.outcome != Outcome::Accepted {
+                return None;
+            }
+            let contribution = record.contribution.as_ref()?;
+            Some((
+                item,
+                Incoming {
+                    source_id: &record.source_id,
+                    source_version: record.source_version,
+                    contribution,
+                },
+            ))
+        });
+    unify::last_current(items)
+}
+
+/// Puts each accepted record's resolutions and quality flags into its result.
+fn fill_resolutions(
+    batch: &[Submission],
+    results: &mut [RecordResult],
+    mut resolutions: std::collections::HashMap<usize, Vec<crate::unified::Resolution>>,
+) {
+    for (item, (submission, result)) in batch.iter().zip(results.iter_mut()).enumerate() {
+        if let Submission::Valid(record) = submission {
+            if let (Some(contribution), Some(resolved)) = (&record.contribution, resolutions.remove(&item)) {
+                result.quality_flags = contribution.flags();
+                result.resolutions = resolved;
+            }
+        }
+    }
 }

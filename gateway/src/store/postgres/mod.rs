@@ -15,12 +15,22 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
+mod unified;
+
+use std::sync::Arc;
+
+use tongban_adapters::model::EntityKind;
+
+use super::unify::unify_batch;
 use super::{
-    envelope_of, errors_from_json, errors_to_json, fill_current_versions, pending_result, records_in_lock_order,
-    sql_limit, unknown_records, Decision, QuarantineEntry, Receipt, RecordKey, Store, StoreError, StoredVersion,
-    VersionWrite,
+    became_current, envelope_of, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions,
+    pending_result, records_in_lock_order, sql_limit, unknown_records, AuditEntry, Decision, QuarantineEntry, Receipt,
+    RecordKey, Store, StoreError, StoredVersion, VersionWrite, CONTENTION_ATTEMPTS,
 };
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
+use crate::resolve::survivorship::Authorities;
+use crate::resolve::Key;
+use crate::unified::{Change, EntityId, UnifiedRecord};
 
 /// How to reach PostgreSQL and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -45,6 +55,8 @@ pub struct PostgresStore {
     /// statement timeout does not help when the server, or the network to it, goes
     /// silent: without this a call would wait for TCP to give up, hours later.
     answer_timeout: Duration,
+    /// Survivorship rules of the unified records this store builds.
+    authorities: Arc<Authorities>,
 }
 
 /// Added to the statement timeout: the server gets to report its own timeout first.
@@ -67,11 +79,18 @@ impl PostgresStore {
         let store = PostgresStore {
             pool: build_pool(settings)?,
             answer_timeout,
+            authorities: Arc::new(Authorities::default()),
         };
         let mut client = store.client().await?;
         let migrated = migrate(&mut client).await;
         release(client, migrated)?;
         Ok(store)
+    }
+
+    /// Builds unified records with these survivorship rules instead of the defaults.
+    pub fn with_authorities(mut self, authorities: Authorities) -> Self {
+        self.authorities = Arc::new(authorities);
+        self
     }
 
     /// Closes the pool: idle connections are dropped at once, busy ones when returned, and
@@ -161,10 +180,16 @@ struct Migration {
 }
 
 /// Applied in order, each once; never edit one that has shipped, add a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("migrations/postgres/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/postgres/0002_unified.sql"),
+    },
+];
 
 /// The advisory lock that serialises migrations of replicas starting at once.
 const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"tongbanM");
@@ -217,8 +242,17 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut client = self.client().await?;
-        let result = self.answered(commit_batch(&mut client, receipt, &batch)).await;
-        release(client, result)
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .answered(commit_batch(&mut client, receipt, &batch, &self.authorities))
+                .await;
+            match result {
+                // The transaction was rolled back; the same batch again meets the new state.
+                Err(StoreError::Contention(_)) if attempt < CONTENTION_ATTEMPTS => attempt += 1,
+                result => return release(client, result),
+            }
+        }
     }
 
     async fn versions(&self, record_type: &str, source_id: &str) -> Result<Vec<StoredVersion>, StoreError> {
@@ -246,6 +280,38 @@ impl Store for PostgresStore {
             .await;
         release(client, result)
     }
+
+    async fn changes(&self, after: i64, kinds: &[EntityKind], limit: usize) -> Result<Vec<Change>, StoreError> {
+        let client = self.client().await?;
+        let result = self
+            .answered(unified::select_changes(&client, after, kinds, limit))
+            .await;
+        release(client, result)
+    }
+
+    async fn entity(&self, id: &str) -> Result<Option<(Option<EntityId>, UnifiedRecord)>, StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(unified::select_entity(&client, id)).await;
+        release(client, result)
+    }
+
+    async fn key_owner(&self, keys: &[Key]) -> Result<Option<EntityId>, StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(unified::select_key_owner(&client, keys)).await;
+        release(client, result)
+    }
+
+    async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(unified::insert_audit(&client, entry)).await;
+        release(client, result)
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(unified::select_audit(&client, limit)).await;
+        release(client, result)
+    }
 }
 
 type Client = deadpool_postgres::Client;
@@ -266,9 +332,10 @@ async fn commit_batch(
     client: &mut Client,
     receipt: &Receipt,
     batch: &[Submission],
+    authorities: &Authorities,
 ) -> Result<Vec<RecordResult>, StoreError> {
     let tx = client.transaction().await.map_err(classify)?;
-    let results = apply_batch(&tx, receipt, batch).await?;
+    let results = apply_batch(&tx, receipt, batch, authorities).await?;
     // Dropping `tx` on an error above rolls the whole batch back.
     tx.commit().await.map_err(classify)?;
     Ok(results)
@@ -356,6 +423,7 @@ async fn apply_batch(
     tx: &Transaction<'_>,
     receipt: &Receipt,
     batch: &[Submission],
+    authorities: &Authorities,
 ) -> Result<Vec<RecordResult>, StoreError> {
     let identity = receipt.identity.to_string();
 
@@ -389,6 +457,10 @@ async fn apply_batch(
         }
     }
     fill_current_versions(&mut results, &current);
+
+    // Resolve what became current and keep the unified records, in the same transaction.
+    let resolutions = unify_batch(&unified::PgUnify { tx }, &became_current(batch, &results), authorities).await?;
+    fill_resolutions(batch, &mut results, resolutions);
     Ok(results)
 }
 
@@ -653,7 +725,12 @@ fn classify_pool_error(error: PoolError) -> StoreError {
 /// else (constraint violations, SQL errors) is a bug and `Internal`.
 fn classify(error: tokio_postgres::Error) -> StoreError {
     let message = describe(&error);
-    if is_transient(&error) {
+    if error
+        .code()
+        .is_some_and(|code| *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE)
+    {
+        StoreError::Contention(message)
+    } else if is_transient(&error) {
         StoreError::Unavailable(message)
     } else {
         StoreError::Internal(message)

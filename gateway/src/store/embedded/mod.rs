@@ -10,14 +10,22 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
+mod unified;
 
+use futures_util::FutureExt;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
+use tongban_adapters::model::EntityKind;
+
+use super::unify::unify_batch;
 use super::{
-    envelope_of, errors_from_json, errors_to_json, fill_current_versions, pending_result, records_in_lock_order,
-    sql_limit, unknown_records, Decision, QuarantineEntry, Receipt, RecordKey, Store, StoreError, StoredVersion,
-    VersionWrite,
+    became_current, envelope_of, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions,
+    pending_result, records_in_lock_order, sql_limit, unknown_records, AuditEntry, Decision, QuarantineEntry, Receipt,
+    RecordKey, Store, StoreError, StoredVersion, VersionWrite,
 };
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
+use crate::resolve::survivorship::Authorities;
+use crate::resolve::Key;
+use crate::unified::{Change, EntityId, UnifiedRecord};
 
 /// Tuning of the embedded store.
 #[derive(Debug, Clone)]
@@ -39,6 +47,8 @@ impl Default for EmbeddedSettings {
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     connection: Arc<Mutex<Connection>>,
+    /// Survivorship rules of the unified records this store builds.
+    authorities: Arc<Authorities>,
 }
 
 impl EmbeddedStore {
@@ -61,7 +71,14 @@ impl EmbeddedStore {
         migrate(&mut connection)?;
         Ok(EmbeddedStore {
             connection: Arc::new(Mutex::new(connection)),
+            authorities: Arc::new(Authorities::default()),
         })
+    }
+
+    /// Builds unified records with these survivorship rules instead of the defaults.
+    pub fn with_authorities(mut self, authorities: Authorities) -> Self {
+        self.authorities = Arc::new(authorities);
+        self
     }
 
     /// Runs `work` on the connection on a blocking thread.
@@ -114,10 +131,16 @@ struct Migration {
 }
 
 /// Applied in order, each once; never edit one that has shipped, add a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("migrations/embedded/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/embedded/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/embedded/0002_unified.sql"),
+    },
+];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in its own
 /// transaction; `BEGIN IMMEDIATE` keeps two processes opening the file at once apart.
@@ -164,11 +187,12 @@ impl Store for EmbeddedStore {
             return Ok(Vec::new());
         }
         let receipt = receipt.clone();
+        let authorities = Arc::clone(&self.authorities);
         self.run(move |connection| {
             let tx = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(classify)?;
-            let results = apply_batch(&tx, &receipt, &batch)?;
+            let results = apply_batch(&tx, &receipt, &batch, &authorities)?;
             // Dropping `tx` on an error above rolls the whole batch back.
             tx.commit().map_err(classify)?;
             Ok(results)
@@ -255,13 +279,47 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+
+    async fn changes(&self, after: i64, kinds: &[EntityKind], limit: usize) -> Result<Vec<Change>, StoreError> {
+        let kinds = kinds.to_vec();
+        self.run(move |connection| unified::select_changes(connection, after, &kinds, limit))
+            .await
+    }
+
+    async fn entity(&self, id: &str) -> Result<Option<(Option<EntityId>, UnifiedRecord)>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |connection| unified::select_entity(connection, &id))
+            .await
+    }
+
+    async fn key_owner(&self, keys: &[Key]) -> Result<Option<EntityId>, StoreError> {
+        let keys = keys.to_vec();
+        self.run(move |connection| unified::select_key_owner(connection, &keys))
+            .await
+    }
+
+    async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let entry = entry.clone();
+        self.run(move |connection| unified::insert_audit(connection, &entry))
+            .await
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.run(move |connection| unified::select_audit(connection, limit))
+            .await
+    }
 }
 
 /// Applies every item of `batch` inside `tx`; the results are final only once `tx` commits.
 /// The same steps as the PostgreSQL store, where the order of the first one matters; here
 /// the write lock is held already and the first step only creates the rows of new records
 /// before their versions, which reference them.
-fn apply_batch(tx: &Transaction<'_>, receipt: &Receipt, batch: &[Submission]) -> Result<Vec<RecordResult>, StoreError> {
+fn apply_batch(
+    tx: &Transaction<'_>,
+    receipt: &Receipt,
+    batch: &[Submission],
+    authorities: &Authorities,
+) -> Result<Vec<RecordResult>, StoreError> {
     let identity = receipt.identity.to_string();
 
     let mut current: HashMap<RecordKey, Option<i64>> = HashMap::new();
@@ -292,6 +350,17 @@ fn apply_batch(tx: &Transaction<'_>, receipt: &Receipt, batch: &[Submission]) ->
         }
     }
     fill_current_versions(&mut results, &current);
+
+    // Resolve what became current and keep the unified records, in the same transaction.
+    // The operations are synchronous: the future is complete at its first poll.
+    let unify = unified::SqliteUnify {
+        tx,
+        now_millis: unix_millis(receipt.received_at),
+    };
+    let resolutions = unify_batch(&unify, &became_current(batch, &results), authorities)
+        .now_or_never()
+        .ok_or_else(|| StoreError::Internal("embedded resolution did not complete synchronously".to_owned()))??;
+    fill_resolutions(batch, &mut results, resolutions);
     Ok(results)
 }
 

@@ -1,0 +1,227 @@
+//! Reading unified records: lookups by ID or identifier and the change feed, under the
+//! sharing rules, every read of personal data and every refusal written to the audit
+//! log before the answer leaves.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+use tongban_adapters::model::EntityKind;
+use tongban_adapters::normalise;
+
+use crate::identity::Identity;
+use crate::sharing::{Grants, Part, SharingRules};
+use crate::store::{AuditEntry, Store, StoreError};
+use crate::unified::{kind_of_id, Change, EntityId, UnifiedRecord};
+
+/// How a lookup names its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupBy {
+    UnifiedId(String),
+    /// Any identifier in any form.
+    Identifier(String),
+}
+
+/// A record found, reduced to what the caller may see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub record: UnifiedRecord,
+    /// The ID asked for, when it was merged into `record`'s.
+    pub redirected_from: Option<EntityId>,
+}
+
+/// Why a read was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{identity} may not read {what}")]
+    Refused { identity: Identity, what: String },
+    #[error("no unified record is known by {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Settings of the change feed.
+#[derive(Debug, Clone)]
+pub struct FeedSettings {
+    /// Changes per page read from the store and at most per request.
+    pub max_page: usize,
+    /// How often a following feed looks for changes committed by other replicas (those
+    /// of this process wake it at once).
+    pub poll_interval: Duration,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        FeedSettings {
+            max_page: 500,
+            poll_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The reading side of the hub.
+pub struct Registry<S> {
+    store: S,
+    sharing: SharingRules,
+    pub feed: FeedSettings,
+    /// Woken after every commit of this process, for following feeds.
+    committed: Arc<Notify>,
+}
+
+impl<S: Store> Registry<S> {
+    pub fn new(store: S, sharing: SharingRules, feed: FeedSettings, committed: Arc<Notify>) -> Self {
+        Registry {
+            store,
+            sharing,
+            feed,
+            committed,
+        }
+    }
+
+    /// Resolves when this process commits something (or at once if it just did).
+    pub async fn committed(&self) {
+        self.committed.notified().await;
+    }
+
+    async fn audit(
+        &self,
+        identity: &Identity,
+        action: &str,
+        subject: &str,
+        purpose: &str,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        self.store
+            .audit(&AuditEntry {
+                at: SystemTime::now(),
+                identity: identity.to_string(),
+                action: action.to_owned(),
+                subject: subject.to_owned(),
+                purpose: purpose.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .await
+    }
+
+    /// One unified record by ID (following a merge) or by any identifier.
+    pub async fn lookup(
+        &self,
+        identity: &Identity,
+        by: &LookupBy,
+        purpose: &str,
+        asked: &[String],
+    ) -> Result<Found, ReadError> {
+        let subject = match by {
+            LookupBy::UnifiedId(id) => id.clone(),
+            // The audit names what was asked without repeating an identity number.
+            LookupBy::Identifier(_) => "identifier".to_owned(),
+        };
+        let asked: Vec<Part> = asked
+            .iter()
+            .map(|p| p.parse::<Part>().map_err(ReadError::InvalidArgument))
+            .collect::<Result<_, _>>()?;
+        let grants = self.sharing.grants(identity);
+        let refused = if grants.may_read_anything() {
+            grants.refuses(&asked).map(ToString::to_string)
+        } else {
+            Some("personal data".to_owned())
+        };
+        if let Some(what) = refused {
+            self.audit(identity, "lookup", &subject, purpose, &format!("refused: {what}"))
+                .await?;
+            return Err(ReadError::Refused {
+                identity: identity.clone(),
+                what,
+            });
+        }
+        let (id, subject) = match by {
+            LookupBy::UnifiedId(id) => {
+                if kind_of_id(id).is_none() {
+                    return Err(ReadError::InvalidArgument(format!(
+                        "{id:?} is not a unified ID (P or O followed by 11 digits)"
+                    )));
+                }
+                (id.clone(), subject)
+            }
+            LookupBy::Identifier(text) => {
+                let keys: Vec<_> = normalise::lookup_keys(text)
+                    .into_iter()
+                    .map(|identifier| (identifier.scheme, identifier.value))
+                    .collect();
+                match self.store.key_owner(&keys).await? {
+                    Some(id) => (id.clone(), format!("identifier → {id}")),
+                    None => {
+                        self.audit(identity, "lookup", &subject, purpose, "not found").await?;
+                        return Err(ReadError::NotFound("that identifier".to_owned()));
+                    }
+                }
+            }
+        };
+        let Some((redirect, record)) = self.store.entity(&id).await? else {
+            self.audit(identity, "lookup", &subject, purpose, "not found").await?;
+            return Err(ReadError::NotFound(id));
+        };
+        let (record, redirected_from) = match redirect {
+            Some(survivor) => match self.store.entity(&survivor).await? {
+                Some((_, record)) => (record, Some(id)),
+                None => return Err(ReadError::NotFound(survivor)),
+            },
+            None => (record, None),
+        };
+        self.audit(identity, "lookup", &record.unified_id, purpose, "granted")
+            .await?;
+        Ok(Found {
+            record: grants.view(&record, &asked),
+            redirected_from,
+        })
+    }
+
+    /// May `identity` read the feed? Audited either way.
+    pub async fn open_feed(&self, identity: &Identity, after: i64) -> Result<(), ReadError> {
+        let subject = format!("changes after {after}");
+        if *identity != Identity::Platform {
+            self.audit(
+                identity,
+                "changes",
+                &subject,
+                "feed",
+                "refused: the feed is the platform's",
+            )
+            .await?;
+            return Err(ReadError::Refused {
+                identity: identity.clone(),
+                what: "the change feed".to_owned(),
+            });
+        }
+        self.audit(identity, "changes", &subject, "feed", "granted").await?;
+        Ok(())
+    }
+
+    /// The next page of the feed after `after`.
+    pub async fn changes(&self, after: i64, kinds: &[EntityKind], page: usize) -> Result<Vec<Change>, ReadError> {
+        let page = page.clamp(1, self.feed.max_page);
+        Ok(self.store.changes(after, kinds, page).await?)
+    }
+}
+
+/// Reads a feed cursor: empty means the beginning.
+pub fn parse_cursor(text: &str) -> Result<i64, ReadError> {
+    if text.trim().is_empty() {
+        return Ok(0);
+    }
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ReadError::InvalidArgument(format!("{text:?} is not a feed cursor")))
+}
+
+impl<S> Registry<S> {
+    /// The grants of `identity`, for callers that shape their own answers.
+    pub fn grants(&self, identity: &Identity) -> Grants {
+        self.sharing.grants(identity)
+    }
+}
