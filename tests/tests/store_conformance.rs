@@ -155,6 +155,7 @@ fn valid(source_id: &str, version: i64, payload: &str) -> Submission {
         source_version: version,
         deleted: false,
         payload: payload.to_owned(),
+        contribution: None,
     })
 }
 
@@ -165,6 +166,7 @@ fn tombstone(source_id: &str, version: i64) -> Submission {
         source_version: version,
         deleted: true,
         payload: "{}".to_owned(),
+        contribution: None,
     })
 }
 
@@ -248,6 +250,8 @@ async fn accepts_a_new_record(fixture: &impl Fixture) {
             current_version: Some(1),
             errors: Vec::new(),
             quarantine_id: None,
+            resolutions: Vec::new(),
+            quality_flags: Vec::new(),
         }
     );
     assert_eq!(current(store, "A-1").await, Some(stored(1, r#"{"name":"Li"}"#)));
