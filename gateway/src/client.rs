@@ -199,6 +199,15 @@ pub struct PushReport {
     pub failure: Option<String>,
     /// The same counts per record type.
     pub by_record_type: std::collections::BTreeMap<String, OutcomeCounts>,
+    /// Mentions of persons and organisations in the accepted records.
+    pub mentions: u64,
+    /// Of those, the mentions that joined a unified record the hub already held: facts
+    /// this department need not have collected again.
+    pub matched_existing: u64,
+    /// Quality flags of the accepted records, by code (`WRONG_CHECK_CHARACTER`, ...).
+    pub quality_flags: std::collections::BTreeMap<String, u64>,
+    /// The accepted lines that carry quality flags: correct these at the source.
+    pub flagged: Vec<FlaggedLine>,
     pub rejections: Vec<RejectedLine>,
     pub unreadable_lines: Vec<UnreadableLine>,
 }
@@ -226,6 +235,22 @@ impl PushReport {
     pub fn is_complete(&self) -> bool {
         self.failure.is_none() && self.not_delivered == 0
     }
+}
+
+/// An accepted line with semantic defects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlaggedLine {
+    pub line: u64,
+    pub record_type: String,
+    pub source_id: String,
+    pub flags: Vec<Flag>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flag {
+    pub code: String,
+    pub pointer: String,
+    pub message: String,
 }
 
 /// A line the hub rejected, with its reasons.
@@ -557,6 +582,27 @@ fn record_answers(report: &mut PushReport, batch: &Batch, response: pb::PushResp
             pb::Outcome::Accepted => {
                 report.accepted += 1;
                 by_type.accepted += 1;
+                report.mentions += result.mentions.len() as u64;
+                report.matched_existing += result.mentions.iter().filter(|m| m.matched_existing).count() as u64;
+                for flag in &result.quality_flags {
+                    *report.quality_flags.entry(flag.code.clone()).or_default() += 1;
+                }
+                if !result.quality_flags.is_empty() {
+                    report.flagged.push(FlaggedLine {
+                        line,
+                        record_type: result.record_type,
+                        source_id: result.source_id,
+                        flags: result
+                            .quality_flags
+                            .into_iter()
+                            .map(|f| Flag {
+                                code: f.code,
+                                pointer: f.pointer,
+                                message: f.message,
+                            })
+                            .collect(),
+                    });
+                }
             }
             pb::Outcome::Unchanged => {
                 report.unchanged += 1;

@@ -24,6 +24,7 @@ pub mod grpc;
 pub mod identity;
 pub mod pipeline;
 pub mod pki;
+pub mod platform;
 pub mod record;
 pub mod registry;
 pub mod resolve;

@@ -12,11 +12,14 @@
 
 mod checks;
 mod population;
+mod score;
 #[cfg(test)]
 mod tests;
 pub(crate) mod typing;
 
 use std::fmt;
+
+pub use score::PairwiseScore;
 
 use fastrand::Rng;
 use serde_json::Value;

@@ -1,26 +1,30 @@
 //! `tongban demo`: a hub on the embedded store in a temporary folder, seven simulated
-//! departments pushing a generated city over mutual TLS, and a summary per record type.
+//! departments pushing a generated city over mutual TLS, the platform pulling the feed
+//! of unified records, and a report: records per department, mentions, unified persons
+//! and organisations, repeated collections avoided, quality flags, and the resolution
+//! measured against the generator's ground truth.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use tongban_adapters::synth::{self, CityConfig, SyntheticRecord};
+use tongban_adapters::synth::{self, CityConfig, PairwiseScore, SyntheticRecord};
 use tongban_adapters::{Department, RecordType};
 
 use crate::client::{push_file, ClientIdentity, OutcomeCounts, PushOptions, PushReport};
 use crate::identity::Identity;
 use crate::pki::PkiLayout;
+use crate::platform::{pull, PullOptions, PullReport};
 use crate::server::{self, ServerSettings};
 use crate::store::embedded::EmbeddedStore;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// People in the synthetic city.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 3000)]
     people: usize,
     /// Seed of the generator: the same seed gives the same city.
     #[arg(long, default_value_t = 1)]
@@ -52,7 +56,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let endpoint = format!("https://{}", hub.addr);
     println!("Tongban demo: hub on {endpoint} (embedded store in {})", dir.display());
 
-    let files = write_department_files(dir, &args)?;
+    let city = synth::city(&CityConfig {
+        people: args.people,
+        seed: args.seed,
+    });
+    let truth_path = dir.join("truth.jsonl");
+    write_lines(&truth_path, synth::truth_lines(&city))?;
+    let files = write_department_files(dir, &args, &city)?;
     println!("Seven departments push their exports through PushStream with their own certificates...");
     let mut pushes = Vec::new();
     for (department, file) in files {
@@ -70,20 +80,171 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         reports.push((department, report));
     }
+    println!("The platform pulls the feed of unified records...");
+    let platform = ClientIdentity::load(&pki.identity_dir(&Identity::Platform), None)?;
+    let pull_options = PullOptions::new(endpoint.clone(), dir.join("unified.jsonl"));
+    let pulled = pull(&platform, &pull_options, std::future::pending()).await?;
+    let again = pull(&platform, &pull_options, std::future::pending()).await?;
     hub.shutdown().await?;
+
     print_summary(&reports);
-    println!("\nDone in {:.2} s.", started.elapsed().as_secs_f64());
+    let unified = read_feed(&pull_options.out)?;
+    print_unified(&reports, &unified, &pulled, &again);
+    print_score(&city, &unified);
+    println!(
+        "\nFiles: department exports, unified.jsonl (the feed), truth.jsonl (ground truth) in {}",
+        dir.display()
+    );
+    println!("Done in {:.2} s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The feed's final state: the last line of every unified ID.
+struct FeedState {
+    /// Unified ID → (kind, merged into, sources as (record_type, source_id, role, index)).
+    last: BTreeMap<String, (String, Option<String>, Vec<MentionKey>)>,
+}
+
+type MentionKey = (String, String, String, u64);
+
+fn read_feed(path: &Path) -> anyhow::Result<FeedState> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut last = BTreeMap::new();
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line)?;
+        let text_at = |pointer: &str| {
+            value
+                .pointer(pointer)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let sources = value
+            .get("sources")
+            .and_then(|s| s.as_array())
+            .map(|sources| {
+                sources
+                    .iter()
+                    .map(|s| {
+                        let field = |name: &str| s.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                        let index = s.get("index").and_then(serde_json::Value::as_u64).unwrap_or_default();
+                        (field("record_type"), field("source_id"), field("role"), index)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let merged = value.get("merged_into").and_then(|v| v.as_str()).map(str::to_owned);
+        last.insert(text_at("/unified_id"), (text_at("/kind"), merged, sources));
+    }
+    Ok(FeedState { last })
+}
+
+fn print_unified(reports: &[(Department, PushReport)], feed: &FeedState, pulled: &PullReport, again: &PullReport) {
+    let mentions: u64 = reports.iter().map(|(_, r)| r.mentions).sum();
+    let matched: u64 = reports.iter().map(|(_, r)| r.matched_existing).sum();
+    let live = |kind: &str| {
+        feed.last
+            .values()
+            .filter(|(k, merged, sources)| k == kind && merged.is_none() && !sources.is_empty())
+            .count()
+    };
+    println!("\nUnified records");
+    println!("  mentions of persons and organisations in accepted records: {mentions}");
+    println!(
+        "  unified persons: {}, unified organisations: {}",
+        live("person"),
+        live("organisation")
+    );
+    println!(
+        "  repeated collection avoided: {matched} mentions ({:.1}%) matched a person or organisation the hub already held",
+        percent(matched, mentions)
+    );
+    println!(
+        "  feed: {} changes pulled ({} merges); a second pull from the saved cursor wrote {}",
+        pulled.changes, pulled.merges, again.changes
+    );
+    println!("\nQuality flags reported back to each department (the records were accepted):");
+    for (department, report) in reports {
+        let flags: Vec<String> = report
+            .quality_flags
+            .iter()
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        let flags = if flags.is_empty() {
+            "none".to_owned()
+        } else {
+            flags.join(", ")
+        };
+        println!("  {:<13} {flags}", department.as_str());
+    }
+}
+
+/// Pairwise precision and recall of the feed's clusters against the ground truth.
+fn print_score(city: &[SyntheticRecord], feed: &FeedState) {
+    let truth: HashMap<MentionKey, String> = city
+        .iter()
+        .filter(|r| !r.deleted)
+        .flat_map(|r| {
+            r.truth.iter().map(move |t| {
+                (
+                    (
+                        r.record_type.as_str().to_owned(),
+                        r.source_id.clone(),
+                        t.slot.role.as_str().to_owned(),
+                        u64::from(t.slot.index),
+                    ),
+                    t.entity.to_string(),
+                )
+            })
+        })
+        .collect();
+    let clusters: HashMap<MentionKey, String> = feed
+        .last
+        .iter()
+        .filter(|(_, (_, merged, _))| merged.is_none())
+        .flat_map(|(id, (_, _, sources))| sources.iter().map(move |s| (s.clone(), id.clone())))
+        .collect();
+    let score = PairwiseScore::measure(&truth, &clusters);
+    println!("\nAgainst the generator's ground truth ({} mentions):", score.mentions);
+    println!(
+        "  pairwise precision {:.4}: {} of {} pairs put together are one real person or enterprise",
+        score.precision(),
+        score.correct_pairs,
+        score.predicted_pairs
+    );
+    println!(
+        "  pairwise recall {:.4}: {} of {} true duplicate pairs found by deterministic keys",
+        score.recall(),
+        score.correct_pairs,
+        score.true_pairs
+    );
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for line in lines {
+        writeln!(file, "{line}")?;
+    }
+    file.flush()?;
     Ok(())
 }
 
 /// One JSON-lines file per department: its records, then replays and older versions of
 /// some of them, then a few structurally broken records.
-fn write_department_files(dir: &Path, args: &DemoArgs) -> anyhow::Result<Vec<(Department, PathBuf)>> {
-    let city = synth::city(&CityConfig {
-        people: args.people,
-        seed: args.seed,
-    });
-    let again = synth::replays_and_stale(&city, args.seed, (city.len() / 20).max(8));
+fn write_department_files(
+    dir: &Path,
+    args: &DemoArgs,
+    city: &[SyntheticRecord],
+) -> anyhow::Result<Vec<(Department, PathBuf)>> {
+    let again = synth::replays_and_stale(city, args.seed, (city.len() / 20).max(8));
     let broken: Vec<SyntheticRecord> = synth::defective(args.seed)
         .into_iter()
         .map(|(record, _)| record)

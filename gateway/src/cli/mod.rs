@@ -4,6 +4,8 @@
 mod certs;
 mod demo;
 mod dev;
+mod get;
+mod pull;
 mod push;
 mod serve;
 
@@ -30,6 +32,10 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Push a JSON-lines file of envelopes to the hub as a department.
     Push(push::PushArgs),
+    /// Follow the change feed of unified records into a JSON-lines file (platform).
+    Pull(pull::PullArgs),
+    /// Look up one unified record by unified ID or by any identifier.
+    Get(get::GetArgs),
     /// Start a hub in a temporary folder, push a generated sample from all seven
     /// departments, and print what happened to every record type.
     Demo(demo::DemoArgs),
@@ -42,6 +48,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args).await,
         Command::Certs(args) => certs::run(args),
         Command::Push(args) => push::run(args).await,
+        Command::Pull(args) => pull::run(args).await,
+        Command::Get(args) => get::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }
