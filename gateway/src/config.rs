@@ -343,6 +343,27 @@ mod tests {
             StoreConfig::Postgres(pg) => assert_eq!(pg.url, "postgres://u:p@db/tongban"),
             other => panic!("example should configure postgres, got {other:?}"),
         }
+        config.check_survivorship().expect("example survivorship is valid");
+        assert_eq!(
+            config.survivorship,
+            Authorities::default(),
+            "the example shows the defaults"
+        );
+        assert_eq!(config.feed.settings().max_page, FeedSettings::default().max_page);
+    }
+
+    #[test]
+    fn survivorship_and_sharing_are_checked() {
+        let text = format!("{EXAMPLE}\n[survivorship.unknown]\nname = \"tax\"\n");
+        assert!(Config::parse(&text).is_err(), "only person and organisation tables");
+        let text = EXAMPLE.replace("marital_status = \"civil\"", "marriage = \"civil\"");
+        let config = Config::parse(&text).expect("parses");
+        assert!(config.check_survivorship().is_err(), "unknown attribute");
+        let text = EXAMPLE.replace("# hrss = [", "hrss = [");
+        let config = Config::parse(&text).expect("sharing parses");
+        assert_eq!(config.sharing.departments.len(), 1);
+        let text = EXAMPLE.replace("# hrss = [\"identifiers\"", "hrss = [\"everything\"");
+        assert!(Config::parse(&text).is_err(), "unknown part");
     }
 
     #[test]
