@@ -95,6 +95,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "\nFiles: department exports, unified.jsonl (the feed), truth.jsonl (ground truth) in {}",
         dir.display()
     );
+    if args.keep.is_some() {
+        println!(
+            "Serve this hub again with `tongban dev --data-dir {}`, then pull its feed with \
+             `tongban pull --identity {} --out unified.jsonl`.",
+            dir.display(),
+            pki.identity_dir(&Identity::Platform).display()
+        );
+    }
     println!("Done in {:.2} s.", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -50,6 +50,16 @@ fn print_next_steps(pki: &PkiLayout, created: bool, addr: SocketAddr, db: &std::
         "    tongban push --endpoint https://{addr} --identity {} --file records.jsonl",
         tax.display()
     );
+    println!("  follow the feed of unified records as the platform (again: only what is new):");
+    println!(
+        "    tongban pull --endpoint https://{addr} --identity {} --out unified.jsonl",
+        pki.identity_dir(&Identity::Platform).display()
+    );
+    println!("  look up one unified record by unified ID or any identifier:");
+    println!(
+        "    tongban get --endpoint https://{addr} --identity {} <identifier> --purpose <matter>",
+        pki.identity_dir(&Identity::Platform).display()
+    );
     println!("  explore the API with any gRPC client (reflection is on), e.g.:");
     println!(
         "    grpcurl -cacert {ca} -cert {dir}/cert.pem -key {dir}/key.pem {addr} list",
