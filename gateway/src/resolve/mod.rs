@@ -87,8 +87,8 @@ pub struct Plan {
     /// Existing entities proved to be another one: (absorbed, survivor). The absorbed
     /// entity's mentions and keys move to the survivor and its ID redirects there.
     pub merges: Vec<(EntityId, Target)>,
-    /// Keys to point at their entity (new keys, and keys of absorbed entities are
-    /// moved by the merge itself).
+    /// Keys to point at their entity: every key the batch carries (keys of absorbed
+    /// entities are moved by the merge itself).
     pub keys: Vec<(Key, Target)>,
     /// Existing entities whose unified record must be rebuilt: they gain or lose
     /// mentions. Absorbed entities are not in it; survivors are.
@@ -152,13 +152,11 @@ pub fn plan(context: &Context, incoming: &[Incoming<'_>]) -> Plan {
         }
     }
     plan.merges.sort();
+    // Every key of the batch is written, even one its entity owns already: a concurrent
+    // batch may have pruned it from that entity since it was read (a withdrawn mention).
     let mut keys: Vec<(Key, Target)> = state
         .keys
         .iter()
-        .filter(|(key, node)| {
-            // Keys already owned by the entity they resolve to need no write.
-            !matches!(node, Target::Existing(id) if context.key_owners.get(*key) == Some(id))
-        })
         .map(|(key, node)| (key.clone(), node.clone()))
         .collect();
     for (_, node) in &mut keys {

@@ -55,7 +55,16 @@ fn a_known_key_joins_its_entity_and_an_unknown_one_founds_a_new_entity() {
     assert_eq!(plan.assignments[1].target, Target::New(0));
     assert!(!plan.assignments[1].matched_existing);
     assert_eq!(plan.new_entities, [EntityKind::Person]);
-    assert_eq!(plan.keys, [((IdScheme::ResidentId, "X".to_owned()), Target::New(0))]);
+    assert_eq!(
+        plan.keys,
+        [
+            (
+                (IdScheme::ResidentId, ID_A.1.to_owned()),
+                Target::Existing("P00000000005".to_owned())
+            ),
+            ((IdScheme::ResidentId, "X".to_owned()), Target::New(0))
+        ]
+    );
     assert!(plan.merges.is_empty());
     assert_eq!(plan.touched.iter().collect::<Vec<_>>(), ["P00000000005"]);
 }

@@ -53,6 +53,8 @@ pub(crate) trait UnifyTx {
     /// Points `key` at `entity`, whoever owned it.
     async fn point_key(&self, key: &Key, entity: &EntityId) -> Result<(), StoreError>;
     async fn entity_mentions(&self, id: &EntityId) -> Result<Vec<KeptMention>, StoreError>;
+    /// Removes the keys of `entity` that are not in `keep`.
+    async fn prune_keys(&self, entity: &EntityId, keep: &[Key]) -> Result<(), StoreError>;
     /// The survivors of those of `ids` that were merged away.
     async fn redirects(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, EntityId>, StoreError>;
     /// Stores each record as its entity's current state (version, record, redirect).
@@ -180,6 +182,19 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
     for id in &rebuild {
         let kind = kind_of_id(id).ok_or_else(|| StoreError::Internal(format!("malformed entity id {id:?}")))?;
         let mentions = tx.entity_mentions(id).await?;
+        // A key stays with an entity while one of its mentions carries it: a corrected
+        // identity number must not keep pointing at the entity the typo led to. An entity
+        // left without mentions keeps its keys, so the person it was finds it again.
+        if !mentions.is_empty() {
+            let keep: Vec<Key> = mentions
+                .iter()
+                .flat_map(|m| m.mention.keys())
+                .map(|k| (k.scheme, k.value.clone()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            tx.prune_keys(id, &keep).await?;
+        }
         let related: Vec<EntityId> = mentions
             .iter()
             .flat_map(|m| m.relations.iter().filter_map(|r| r.other.clone()))

@@ -195,6 +195,31 @@ impl UnifyTx for SqliteUnify<'_, '_> {
             .collect()
     }
 
+    async fn prune_keys(&self, entity: &EntityId, keep: &[Key]) -> Result<(), StoreError> {
+        let held: Vec<(String, String)> = self
+            .tx
+            .prepare_cached("SELECT scheme, value FROM entity_keys WHERE entity_id = ?1")
+            .and_then(|mut s| {
+                s.query_map([entity], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(classify)?;
+        let keep: std::collections::HashSet<(&str, &str)> = keep
+            .iter()
+            .map(|(scheme, value)| (scheme.as_str(), value.as_str()))
+            .collect();
+        let mut delete = self
+            .tx
+            .prepare_cached("DELETE FROM entity_keys WHERE scheme = ?1 AND value = ?2 AND entity_id = ?3")
+            .map_err(classify)?;
+        for (scheme, value) in &held {
+            if !keep.contains(&(scheme.as_str(), value.as_str())) {
+                delete.execute(params![scheme, value, entity]).map_err(classify)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn redirects(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, EntityId>, StoreError> {
         let mut statement = self
             .tx

@@ -249,6 +249,24 @@ impl UnifyTx for PgUnify<'_, '_> {
             .collect()
     }
 
+    async fn prune_keys(&self, entity: &EntityId, keep: &[Key]) -> Result<(), StoreError> {
+        let (schemes, values) = key_columns(keep);
+        let statement = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM entity_keys k WHERE k.entity_id = $1
+                 AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS kept(s, v)
+                                 WHERE kept.s = k.scheme AND kept.v = k.value)",
+            )
+            .await
+            .map_err(classify)?;
+        self.tx
+            .execute(&statement, &[entity, &schemes, &values])
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     async fn redirects(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, EntityId>, StoreError> {
         if ids.is_empty() {
             return Ok(HashMap::new());
