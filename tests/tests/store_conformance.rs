@@ -11,12 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tempfile::TempDir;
+use tongban_adapters::model::{Attribute, EntityKind, IdScheme, Identifier, Mention, Observation, Role, Slot};
 use tongban_adapters::{Department, RecordType};
 use tongban_gateway::identity::Identity;
 use tongban_gateway::record::{Envelope, Outcome, RecordError, RecordResult, Rejection, SourceRecord, Submission};
 use tongban_gateway::store::embedded::{EmbeddedSettings, EmbeddedStore};
 use tongban_gateway::store::postgres::{PostgresSettings, PostgresStore};
-use tongban_gateway::store::{AnyStore, QuarantineEntry, Receipt, Store, StoreError, StoredVersion};
+use tongban_gateway::store::{AnyStore, AuditEntry, QuarantineEntry, Receipt, Store, StoreError, StoredVersion};
+use tongban_gateway::unified::{Change, Contribution, UnifiedRecord};
 use tongban_tests::db::TestDatabase;
 
 // ---------------------------------------------------------------------------------------
@@ -130,6 +132,13 @@ conformance!(
     empty_batch_and_ping,
     text_with_nul_is_kept_replayed_and_quarantined,
     content_is_compared_as_canonical_text,
+    mentions_sharing_a_key_are_one_entity,
+    a_mention_carrying_two_entities_keys_merges_them,
+    a_corrected_number_moves_the_mention_and_its_key,
+    a_deleted_record_withdraws_its_mentions,
+    stale_and_replayed_records_change_no_unified_record,
+    the_feed_is_gap_free_in_commit_order,
+    reads_are_audited,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -168,6 +177,88 @@ fn tombstone(source_id: &str, version: i64) -> Submission {
         payload: "{}".to_owned(),
         contribution: None,
     })
+}
+
+/// A key of the tests: a resident identity number (any text does for the store).
+fn resident(value: &str) -> Identifier {
+    Identifier {
+        scheme: IdScheme::ResidentId,
+        value: value.to_owned(),
+        key: true,
+    }
+}
+
+fn passport(value: &str) -> Identifier {
+    Identifier {
+        scheme: IdScheme::Passport,
+        value: value.to_owned(),
+        key: true,
+    }
+}
+
+/// A taxpayer record mentioning one person with these identifiers and name.
+fn person_record(source_id: &str, version: i64, name: &str, identifiers: &[Identifier]) -> Submission {
+    let mention = Mention {
+        slot: Slot::new(Role::Taxpayer, 0),
+        kind: EntityKind::Person,
+        identifiers: identifiers.to_vec(),
+        observations: vec![Observation {
+            attribute: Attribute::Name,
+            value: name.to_owned(),
+            typed: name.to_owned(),
+            derived: false,
+        }],
+        facts: Vec::new(),
+        flags: Vec::new(),
+        match_name: name.to_owned(),
+    };
+    Submission::Valid(SourceRecord {
+        record_type: record_type(),
+        source_id: source_id.to_owned(),
+        source_version: version,
+        deleted: false,
+        payload: format!("{{\"name\":\"{name}\"}}"),
+        contribution: Some(Contribution {
+            record_type: RecordType::TaxTaxpayer,
+            mentions: vec![mention],
+            relations: Vec::new(),
+        }),
+    })
+}
+
+fn withdrawn(source_id: &str, version: i64) -> Submission {
+    Submission::Valid(SourceRecord {
+        record_type: record_type(),
+        source_id: source_id.to_owned(),
+        source_version: version,
+        deleted: true,
+        payload: "{}".to_owned(),
+        contribution: Some(Contribution::withdrawn(RecordType::TaxTaxpayer)),
+    })
+}
+
+/// The unified ID the record's one mention resolved to.
+fn resolved(result: &RecordResult) -> String {
+    assert_eq!(result.resolutions.len(), 1, "one mention resolved: {result:?}");
+    result.resolutions[0].unified_id.clone()
+}
+
+/// Every change of the feed, in order.
+async fn feed<S: Store>(store: &S) -> Vec<Change> {
+    store.changes(0, &[], 10_000).await.expect("read the feed")
+}
+
+/// The live record behind `id`, following a merge, and the ID it was merged into.
+async fn unified<S: Store>(store: &S, id: &str) -> (Option<String>, UnifiedRecord) {
+    store
+        .entity(id)
+        .await
+        .expect("read an entity")
+        .expect("the entity exists")
+}
+
+fn source_ids(record: &UnifiedRecord) -> Vec<&str> {
+    record.sources.iter().map(|s| s.source_id.as_str()).collect()
 }
 
 fn rejected(source_id: &str, version: i64, payload: &str) -> (Submission, Envelope, Vec<RecordError>) {
@@ -683,6 +774,75 @@ async fn postgres_concurrent_batches_from_two_replicas() {
     }
 }
 
+/// Replicas resolving the same people at the same moment, each person reached through
+/// different keys by different records (so that batches also merge entities under each
+/// other's feet): every person ends as one live entity, never two, and the feed is
+/// gap-free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_resolving_the_same_people_make_one_entity_each() {
+    const PEOPLE: usize = 12;
+    const TASKS: usize = 6;
+    let fixture = Postgres::new().await;
+    let replicas = [Arc::new(fixture.store.clone()), Arc::new(fixture.reopen().await)];
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&replicas[task % 2]);
+        tasks.spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(task as u64);
+            // Each task's record about person p carries the resident number, the passport,
+            // or both, depending on the task.
+            let mut batch: Vec<Submission> = (0..PEOPLE)
+                .map(|p| {
+                    let keys = match (task + p) % 3 {
+                        0 => vec![resident(&format!("R{p}"))],
+                        1 => vec![passport(&format!("E{p}"))],
+                        _ => vec![resident(&format!("R{p}")), passport(&format!("E{p}"))],
+                    };
+                    person_record(&format!("T{task}-{p}"), 1, "周九", &keys)
+                })
+                .collect();
+            rng.shuffle(&mut batch);
+            for chunk in batch.chunks(4) {
+                store
+                    .commit(&tax_receipt(), chunk.to_vec())
+                    .await
+                    .expect("concurrent commit");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task");
+    }
+
+    let store = &fixture.store;
+    let mut live_entities = std::collections::HashSet::new();
+    for p in 0..PEOPLE {
+        let by_id = store
+            .key_owner(&[(IdScheme::ResidentId, format!("R{p}"))])
+            .await
+            .unwrap();
+        let by_passport = store.key_owner(&[(IdScheme::Passport, format!("E{p}"))]).await.unwrap();
+        assert_eq!(by_id, by_passport, "person {p}: both keys lead to one entity");
+        let id = by_id.expect("person resolved");
+        let (redirect, record) = unified(store, &id).await;
+        assert_eq!(redirect, None, "keys point at live entities");
+        assert_eq!(
+            record.sources.len(),
+            TASKS,
+            "person {p}: every task's record in one entity"
+        );
+        live_entities.insert(id);
+    }
+    assert_eq!(live_entities.len(), PEOPLE);
+    let positions: Vec<i64> = feed(store).await.iter().map(|c| c.position).collect();
+    assert_eq!(
+        positions,
+        (1..=positions.len() as i64).collect::<Vec<_>>(),
+        "gap-free feed"
+    );
+}
+
 /// Replicas starting at once migrate one at a time; a later start changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_migrations_run_once_even_when_replicas_race() {
@@ -987,4 +1147,211 @@ async fn embedded_migrations_run_once() {
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+// ---------------------------------------------------------------------------------------
+// Unified records
+
+async fn mentions_sharing_a_key_are_one_entity(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let first = commit_one(store, person_record("U-1", 1, "王伟", &[resident("R1")])).await;
+    let second = commit_one(
+        store,
+        person_record("U-2", 1, "王伟", &[resident("R1"), passport("E1")]),
+    )
+    .await;
+    let other = commit_one(store, person_record("U-3", 1, "李娜", &[resident("R2")])).await;
+    let id = resolved(&first);
+    assert!(id.starts_with('P'), "{id}");
+    assert_eq!(resolved(&second), id);
+    assert_ne!(resolved(&other), id);
+    assert!(!first.resolutions[0].matched_existing);
+    assert!(
+        second.resolutions[0].matched_existing,
+        "the second department was not asked again"
+    );
+
+    let (redirect, record) = unified(store, &id).await;
+    assert_eq!(redirect, None);
+    assert_eq!(source_ids(&record), ["U-1", "U-2"]);
+    assert_eq!(record.attributes["name"].value, "王伟");
+    assert_eq!(
+        store.key_owner(&[(IdScheme::Passport, "E1".to_owned())]).await.unwrap(),
+        Some(id.clone())
+    );
+    assert_eq!(
+        store
+            .key_owner(&[(IdScheme::Passport, "nobody".to_owned())])
+            .await
+            .unwrap(),
+        None
+    );
+    let again = fixture.reopen().await;
+    assert_eq!(
+        unified(&again, &id).await.1,
+        record,
+        "committed, seen by another instance"
+    );
+}
+
+async fn a_mention_carrying_two_entities_keys_merges_them(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let by_id = resolved(&commit_one(store, person_record("M-1", 1, "KIM MIN JUN", &[resident("R1")])).await);
+    let by_passport = resolved(&commit_one(store, person_record("M-2", 1, "KIM MIN JUN", &[passport("M1")])).await);
+    assert_ne!(by_id, by_passport);
+    let both = commit_one(
+        store,
+        person_record("M-3", 1, "KIM MIN JUN", &[resident("R1"), passport("M1")]),
+    )
+    .await;
+    let survivor = resolved(&both);
+    assert_eq!(
+        survivor,
+        by_id.clone().min(by_passport.clone()),
+        "the older entity survives"
+    );
+    let absorbed = if survivor == by_id { by_passport } else { by_id };
+
+    let (redirect, _) = unified(store, &absorbed).await;
+    assert_eq!(
+        redirect.as_deref(),
+        Some(survivor.as_str()),
+        "the absorbed ID redirects for ever"
+    );
+    let (_, record) = unified(store, &survivor).await;
+    assert_eq!(source_ids(&record), ["M-1", "M-2", "M-3"]);
+    assert_eq!(
+        store.key_owner(&[(IdScheme::Passport, "M1".to_owned())]).await.unwrap(),
+        Some(survivor.clone()),
+        "the absorbed entity's keys moved"
+    );
+    let merge = feed(store)
+        .await
+        .into_iter()
+        .rev()
+        .find(|c| c.record.unified_id == absorbed)
+        .expect("a change for the absorbed entity");
+    assert_eq!(merge.record.merged_into.as_deref(), Some(survivor.as_str()));
+    assert!(merge.record.sources.is_empty());
+}
+
+async fn a_corrected_number_moves_the_mention_and_its_key(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let typo = resolved(
+        &commit_one(
+            store,
+            person_record("C-1", 1, "张三", &[resident("WRONG"), passport("P3")]),
+        )
+        .await,
+    );
+    commit_one(store, person_record("C-2", 1, "张三", &[passport("P3")])).await;
+    let right = resolved(&commit_one(store, person_record("C-3", 1, "张三", &[resident("RIGHT")])).await);
+    assert_ne!(typo, right);
+
+    let corrected = commit_one(store, person_record("C-1", 2, "张三", &[resident("RIGHT")])).await;
+    assert_eq!(resolved(&corrected), right, "the new version's key decides");
+    let (_, left) = unified(store, &typo).await;
+    assert_eq!(source_ids(&left), ["C-2"], "the old entity lost the mention");
+    assert_eq!(
+        store
+            .key_owner(&[(IdScheme::ResidentId, "WRONG".to_owned())])
+            .await
+            .unwrap(),
+        None,
+        "a key no mention carries any more leaves its entity"
+    );
+    let (_, moved) = unified(store, &right).await;
+    assert_eq!(source_ids(&moved), ["C-1", "C-3"]);
+}
+
+async fn a_deleted_record_withdraws_its_mentions(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let id = resolved(&commit_one(store, person_record("D-1", 1, "赵六", &[resident("R6")])).await);
+    commit_one(store, person_record("D-2", 1, "赵六", &[resident("R6")])).await;
+    let deleted = commit_one(store, withdrawn("D-1", 2)).await;
+    assert_eq!(deleted.outcome, Outcome::Accepted);
+    assert!(deleted.resolutions.is_empty());
+    let (_, record) = unified(store, &id).await;
+    assert_eq!(source_ids(&record), ["D-2"]);
+    let again = resolved(&commit_one(store, person_record("D-3", 1, "赵六", &[resident("R6")])).await);
+    assert_eq!(again, id, "the key still leads to the entity");
+}
+
+async fn stale_and_replayed_records_change_no_unified_record(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let id = resolved(&commit_one(store, person_record("S-1", 5, "钱七", &[resident("R7")])).await);
+    let before = feed(store).await.len();
+    let (_, record_before) = unified(store, &id).await;
+    let stale = commit_one(store, person_record("S-1", 4, "钱 七", &[resident("R8")])).await;
+    assert_eq!(stale.outcome, Outcome::Stale);
+    assert!(stale.resolutions.is_empty());
+    let replay = commit_one(store, person_record("S-1", 5, "钱七", &[resident("R7")])).await;
+    assert_eq!(replay.outcome, Outcome::Unchanged);
+    assert_eq!(feed(store).await.len(), before, "no change published");
+    assert_eq!(unified(store, &id).await.1, record_before);
+    let newer = commit_one(
+        store,
+        person_record("S-1", 6, "钱七", &[resident("R7"), passport("Q7")]),
+    )
+    .await;
+    assert_eq!(resolved(&newer), id);
+    let (_, record_after) = unified(store, &id).await;
+    assert_eq!(record_after.version, record_before.version + 1);
+}
+
+async fn the_feed_is_gap_free_in_commit_order(fixture: &impl Fixture) {
+    let store = fixture.store();
+    for n in 0..5 {
+        let batch = (0..3)
+            .map(|i| person_record(&format!("F-{n}-{i}"), 1, "孙八", &[resident(&format!("R{i}"))]))
+            .collect();
+        commit(store, batch).await;
+    }
+    let changes = feed(store).await;
+    let positions: Vec<i64> = changes.iter().map(|c| c.position).collect();
+    assert_eq!(
+        positions,
+        (1..=positions.len() as i64).collect::<Vec<_>>(),
+        "no gap, in order"
+    );
+    let mut versions: HashMap<&str, i64> = HashMap::new();
+    for change in &changes {
+        let last = versions.insert(&change.record.unified_id, change.record.version);
+        assert_eq!(
+            change.record.version,
+            last.unwrap_or(0) + 1,
+            "versions grow by one per change"
+        );
+    }
+    assert_eq!(versions.len(), 3, "three people");
+    let tail = store.changes(positions[4], &[], 3).await.unwrap();
+    assert_eq!(tail.iter().map(|c| c.position).collect::<Vec<_>>(), positions[5..8]);
+    assert!(store
+        .changes(0, &[EntityKind::Organisation], 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.changes(0, &[EntityKind::Person], 100).await.unwrap().len(),
+        changes.len()
+    );
+}
+
+async fn reads_are_audited(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let entry = AuditEntry {
+        at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        identity: "department:hrss".to_owned(),
+        action: "lookup".to_owned(),
+        subject: "P00000000001".to_owned(),
+        purpose: "case 2026-1".to_owned(),
+        outcome: "granted".to_owned(),
+    };
+    store.audit(&entry).await.unwrap();
+    let second = AuditEntry {
+        outcome: "refused: facts:civil".to_owned(),
+        ..entry.clone()
+    };
+    store.audit(&second).await.unwrap();
+    assert_eq!(fixture.reopen().await.audit_log(10).await.unwrap(), [entry, second]);
 }
