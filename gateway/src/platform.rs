@@ -61,7 +61,7 @@ pub struct PullReport {
 pub enum PullError {
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error("the hub refused the feed: {0}")]
+    #[error("the hub answered {:?}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
     #[error("{path}: {source}")]
     File { path: PathBuf, source: std::io::Error },

@@ -112,7 +112,7 @@ fn write_tax_file(path: &Path) {
     let good = |id: &str, date: &str| {
         serde_json::json!({
             "record_type": "tax.taxpayer", "source_id": id, "source_version": 1700000000000i64,
-            "payload": {"djxh": id, "nsrsbh": "370687198001010019", "nsrmc": "王 伟", "nsrlx": "3",
+            "payload": {"djxh": id, "nsrsbh": "370687198001010016", "nsrmc": "王 伟", "nsrlx": "3",
                         "zjlx_dm": "201", "zcdz": "海阳市方圆街道", "djrq": date, "nsrzt_dm": "03",
                         "swjg_dm": "13706870000"}
         })
@@ -208,6 +208,83 @@ fn dev_hub_and_push_connector() {
     // Another department's certificate cannot push tax records: the push stops, says why,
     // and exits non-zero.
     let output = push(dir.path(), &endpoint, "tongban-data/pki/civil", "tax.jsonl");
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("PermissionDenied"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // The platform pulls the feed: the two accepted records are one person (same number).
+    let pull = |args: &[&str]| {
+        let mut all = vec![
+            "pull",
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "tongban-data/pki/platform",
+        ];
+        all.extend_from_slice(args);
+        tongban(&all, dir.path())
+    };
+    let output = pull(&["--out", "unified.jsonl"]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let lines = std::fs::read_to_string(dir.path().join("unified.jsonl")).expect("feed file");
+    let last: serde_json::Value = serde_json::from_str(lines.lines().last().expect("a change")).expect("json");
+    assert_eq!(last["kind"], "person");
+    assert_eq!(last["attributes"]["name"]["value"], "王伟", "typed 王 伟");
+    let sources: Vec<&str> = last["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .filter_map(|s| s["source_id"].as_str())
+        .collect();
+    assert_eq!(sources, ["50000000000000000001", "50000000000000000003"]);
+    let unified_id = last["unified_id"].as_str().expect("unified id").to_owned();
+    let cursor = std::fs::read_to_string(dir.path().join("unified.jsonl.cursor")).expect("cursor saved");
+    assert_eq!(cursor.trim(), last["cursor"].as_str().expect("cursor"));
+    let output = pull(&["--out", "unified.jsonl"]);
+    assert!(
+        text(&output.stdout).starts_with("0 changes written"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("unified.jsonl")).expect("feed"),
+        lines
+    );
+
+    // Looked up by the 15-digit form of the number, as a department; beyond its sharing
+    // rules it is refused.
+    let get = |identity: &str, args: &[&str]| {
+        let mut all = vec![
+            "get",
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            identity,
+            "--purpose",
+            "case 1",
+        ];
+        all.extend_from_slice(args);
+        tongban(&all, dir.path())
+    };
+    let output = get("tongban-data/pki/hrss", &["370687800101001"]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let found: serde_json::Value = serde_json::from_slice(&output.stdout).expect("record json");
+    assert_eq!(found["unified_id"].as_str(), Some(unified_id.as_str()));
+    assert!(found["facts"].get("tax").is_none(), "hrss does not see tax's facts");
+    let output = get("tongban-data/pki/hrss", &[&unified_id, "--part", "facts:tax"]);
     assert!(!output.status.success());
     assert!(
         text(&output.stderr).contains("PermissionDenied"),
@@ -326,6 +403,23 @@ fn demo_prints_the_summary_of_all_eight_record_types() {
         numbers[1] > 0 && numbers[2] > 0,
         "replays and stale copies show up: {total}"
     );
+    for expected in [
+        "unified persons: ",
+        "repeated collection avoided: ",
+        "pairwise precision 1.0000",
+        "a second pull from the saved cursor wrote 0",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in:\n{stdout}");
+    }
+    let flags = stdout
+        .split("Quality flags reported")
+        .nth(1)
+        .expect("the quality flags section");
+    let hrss = flags
+        .lines()
+        .find(|l| l.trim_start().starts_with("hrss "))
+        .expect("hrss flags");
+    assert!(hrss.contains("BIRTH_DATE_DISAGREES"), "{hrss}");
 }
 
 /// The admin URL of the test PostgreSQL, as scripts/test exports it.
