@@ -16,7 +16,8 @@
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Attribute, DocumentFamily, FlagCode, QualityFlag, RawDate, RawDocument, RawMention, RawValue, ReadError,
+    Attribute, DocumentFamily, FlagCode, QualityFlag, RawDate, RawDocument, RawMention, RawValue, ReadError, Reading,
+    Relation, RelationKind, Slot,
 };
 
 /// True when `text` is empty or only white space, the ideographic space U+3000
@@ -258,11 +259,39 @@ pub(crate) fn identifies(mention: &RawMention) -> bool {
     !mention.documents.is_empty() || mention.values.iter().any(|v| v.attribute == Attribute::Name)
 }
 
+/// A relation between two mentions of a record that the record states without a
+/// qualifier (employed by, legal representative of, manages the project of).
+pub(crate) fn relation(kind: RelationKind, from: Slot, to: Slot) -> Relation {
+    Relation {
+        kind,
+        from,
+        to: Some(to),
+        detail: None,
+    }
+}
+
+/// A record's reading: of `mentions` (in record order) those that [`identifies`]
+/// someone, and of `relations` those whose mentions are both still there, so that
+/// no relation points at a mention the record left empty.
+pub(crate) fn reading(
+    mentions: impl IntoIterator<Item = RawMention>,
+    relations: impl IntoIterator<Item = Relation>,
+) -> Reading {
+    let mentions: Vec<RawMention> = mentions.into_iter().filter(identifies).collect();
+    let present = |slot: Slot| mentions.iter().any(|m| m.slot == slot);
+    let relations = relations
+        .into_iter()
+        .filter(|r| present(r.from) && r.to.is_none_or(present))
+        .collect();
+    Reading { mentions, relations }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::model::{EntityKind, Role};
 
     #[test]
     fn blank_includes_ideographic_space() {
@@ -311,6 +340,43 @@ mod tests {
         assert_eq!(integer(&p, "/g"), Ok(3));
         assert!(integer(&p, "/f").is_err());
         assert_eq!(optional_integer(&p, "/none"), Ok(None));
+    }
+
+    #[test]
+    fn readings_keep_what_identifies_and_the_relations_between_it() {
+        let (person, unit) = (Slot::new(Role::Insured, 0), Slot::new(Role::Employer, 0));
+        let named = |slot: Slot| RawMention {
+            values: vec![RawValue::text(Attribute::Name, "/xm", "王伟")],
+            ..RawMention::new(slot, EntityKind::Person)
+        };
+        let employed = relation(RelationKind::EmployedBy, person, unit);
+        assert_eq!(
+            employed,
+            Relation {
+                kind: RelationKind::EmployedBy,
+                from: person,
+                to: Some(unit),
+                detail: None
+            }
+        );
+        let both = reading([named(unit), named(person)], [employed.clone()]);
+        let slots: Vec<Slot> = both.mentions.iter().map(|m| m.slot).collect();
+        assert_eq!(slots, [unit, person], "record order is kept");
+        assert_eq!(both.relations, std::slice::from_ref(&employed));
+        // An empty mention is no mention, and no relation may point at it.
+        let alone = reading(
+            [named(person), RawMention::new(unit, EntityKind::Organisation)],
+            [employed],
+        );
+        assert_eq!(alone.mentions, [named(person)]);
+        assert!(alone.relations.is_empty());
+        let held = Relation {
+            kind: RelationKind::HoldsTitle,
+            from: person,
+            to: None,
+            detail: None,
+        };
+        assert_eq!(reading([named(person)], [held.clone()]).relations, [held]);
     }
 
     fn table(code: &str) -> Option<DocumentFamily> {

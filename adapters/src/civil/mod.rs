@@ -162,22 +162,17 @@ pub(crate) fn read_marriage(payload: &Value) -> Result<Reading, ReadError> {
     for (object, index) in PARTIES {
         parties.push(party(payload, object, index, event)?);
     }
-    let mut reading = Reading {
-        mentions: parties.into_iter().filter(fields::identifies).collect(),
-        relations: Vec::new(),
+    let spouses = Relation {
+        kind: RelationKind::SpouseOf,
+        from: Slot::new(Role::Party, PARTIES[0].1),
+        to: Some(Slot::new(Role::Party, PARTIES[1].1)),
+        detail: event.map(str::to_owned),
     };
+    let mut reading = fields::reading(parties, [spouses]);
     for party in &mut reading.mentions {
         party.facts.push(RawFactSet {
             topic: "marriage_registration",
             fields: facts.clone(),
-        });
-    }
-    if let [man, woman] = reading.mentions.as_slice() {
-        reading.relations.push(Relation {
-            kind: RelationKind::SpouseOf,
-            from: man.slot,
-            to: Some(woman.slot),
-            detail: event.map(str::to_owned),
         });
     }
     if let Some(first) = reading.mentions.first_mut() {

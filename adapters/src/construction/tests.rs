@@ -2,7 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::catalog::RecordType;
-use crate::model::{RawDocument, RawValue};
+use crate::model::{RawDocument, RawValue, Relation};
 
 fn permit() -> Value {
     json!({

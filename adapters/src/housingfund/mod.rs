@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, ReadError, Reading, Relation,
-    RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, ReadError, Reading, RelationKind,
+    Role, Slot,
 };
 
 const ACCOUNT_HOLDER: Slot = Slot::new(Role::AccountHolder, 0);
@@ -66,19 +66,10 @@ pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
             "/khrq",
         ],
     )?;
-    let holder = account_holder(payload)?;
-    let employer = employer(payload)?;
-    let mut reading = Reading::default();
-    if fields::identifies(&holder) && fields::identifies(&employer) {
-        reading.relations.push(Relation {
-            kind: RelationKind::EmployedBy,
-            from: ACCOUNT_HOLDER,
-            to: Some(EMPLOYER),
-            detail: None,
-        });
-    }
-    reading.mentions = [holder, employer].into_iter().filter(fields::identifies).collect();
-    Ok(reading)
+    Ok(fields::reading(
+        [account_holder(payload)?, employer(payload)?],
+        [fields::relation(RelationKind::EmployedBy, ACCOUNT_HOLDER, EMPLOYER)],
+    ))
 }
 
 fn account_holder(payload: &Value) -> Result<RawMention, ReadError> {

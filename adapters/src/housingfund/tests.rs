@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::model::{QualityFlag, RawDocument, RawValue};
+use crate::model::{QualityFlag, RawDocument, RawValue, Relation};
 
 fn read_ok(payload: &Value) -> Reading {
     match read(payload) {

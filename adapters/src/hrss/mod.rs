@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::fields;
 use crate::model::{
     Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading,
-    Relation, RelationKind, Role, Slot,
+    RelationKind, Role, Slot,
 };
 
 const INSURED: Slot = Slot::new(Role::Insured, 0);
@@ -82,19 +82,10 @@ pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
             "/grbh", "/zjlx", "/sfzhm", "/xm", "/xb", "/csrq", "/dwbh", "/dwmc", "/cbzt", "/cbrq",
         ],
     )?;
-    let insured = insured(payload)?;
-    let employer = employer(payload)?;
-    let mut reading = Reading::default();
-    if fields::identifies(&insured) && fields::identifies(&employer) {
-        reading.relations.push(Relation {
-            kind: RelationKind::EmployedBy,
-            from: INSURED,
-            to: Some(EMPLOYER),
-            detail: None,
-        });
-    }
-    reading.mentions = [insured, employer].into_iter().filter(fields::identifies).collect();
-    Ok(reading)
+    Ok(fields::reading(
+        [insured(payload)?, employer(payload)?],
+        [fields::relation(RelationKind::EmployedBy, INSURED, EMPLOYER)],
+    ))
 }
 
 fn insured(payload: &Value) -> Result<RawMention, ReadError> {

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::model::{FlagCode, QualityFlag, RawDocument};
+use crate::model::{FlagCode, QualityFlag, RawDocument, Relation};
 
 fn read_ok(payload: &Value) -> Reading {
     match read(payload) {

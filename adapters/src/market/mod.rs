@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::fields;
 use crate::model::{
     Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading,
-    Relation, RelationKind, Role, Slot,
+    RelationKind, Role, Slot,
 };
 
 const ENTITY: Slot = Slot::new(Role::Entity, 0);
@@ -62,22 +62,14 @@ const STATUSES: &str = "market registration status (djzt)";
 /// Reads one native record into mentions and relations.
 pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
     fields::require_texts(payload, &["/ztid", "/ztmc", "/ztlx", "/fddbr", "/clrq", "/djzt"])?;
-    let entity = entity(payload)?;
-    let representative = legal_representative(payload)?;
-    let mut reading = Reading::default();
-    if fields::identifies(&entity) && fields::identifies(&representative) {
-        reading.relations.push(Relation {
-            kind: RelationKind::LegalRepresentativeOf,
-            from: LEGAL_REPRESENTATIVE,
-            to: Some(ENTITY),
-            detail: None,
-        });
-    }
-    reading.mentions = [entity, representative]
-        .into_iter()
-        .filter(fields::identifies)
-        .collect();
-    Ok(reading)
+    Ok(fields::reading(
+        [entity(payload)?, legal_representative(payload)?],
+        [fields::relation(
+            RelationKind::LegalRepresentativeOf,
+            LEGAL_REPRESENTATIVE,
+            ENTITY,
+        )],
+    ))
 }
 
 fn entity(payload: &Value) -> Result<RawMention, ReadError> {

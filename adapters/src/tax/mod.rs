@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::fields;
 use crate::model::{
     Attribute, DocumentFamily, EntityKind, RawDate, RawDocument, RawFact, RawFactSet, RawMention, RawValue, ReadError,
-    Reading, Relation, RelationKind, Role, Slot,
+    Reading, RelationKind, Role, Slot,
 };
 
 const TAXPAYER: Slot = Slot::new(Role::Taxpayer, 0);
@@ -88,25 +88,11 @@ const USCC_LENGTH: usize = 18;
 pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
     fields::require_texts(payload, &["/nsrsbh", "/nsrmc", "/nsrlx", "/djrq", "/nsrzt_dm"])?;
     let taxpayer = taxpayer(payload)?;
-    let is_organisation = taxpayer.kind == EntityKind::Organisation;
-    let mut reading = Reading::default();
-    if fields::identifies(&taxpayer) {
-        reading.mentions.push(taxpayer);
-    }
-    if let Some(representative) = legal_representative(payload)? {
-        // Only an organisation has a legal representative; one typed on a natural
-        // person's registration is kept as a mention but proves no relation.
-        if is_organisation && reading.mentions.iter().any(|m| m.slot == TAXPAYER) {
-            reading.relations.push(Relation {
-                kind: RelationKind::LegalRepresentativeOf,
-                from: LEGAL_REPRESENTATIVE,
-                to: Some(TAXPAYER),
-                detail: None,
-            });
-        }
-        reading.mentions.push(representative);
-    }
-    Ok(reading)
+    // Only an organisation has a legal representative; one typed on a natural
+    // person's registration is kept as a mention but proves no relation.
+    let represents = (taxpayer.kind == EntityKind::Organisation)
+        .then(|| fields::relation(RelationKind::LegalRepresentativeOf, LEGAL_REPRESENTATIVE, TAXPAYER));
+    Ok(fields::reading([taxpayer, legal_representative(payload)?], represents))
 }
 
 fn taxpayer(payload: &Value) -> Result<RawMention, ReadError> {
@@ -215,8 +201,9 @@ fn unit_code(payload: &Value) -> Result<Option<RawDocument>, ReadError> {
     }))
 }
 
-/// The legal representative, when the record names one or gives a document number.
-fn legal_representative(payload: &Value) -> Result<Option<RawMention>, ReadError> {
+/// The legal representative (a mention only when the record names one or gives a
+/// document number).
+fn legal_representative(payload: &Value) -> Result<RawMention, ReadError> {
     let mut mention = RawMention::new(LEGAL_REPRESENTATIVE, EntityKind::Person);
     mention
         .values
@@ -230,5 +217,5 @@ fn legal_representative(payload: &Value) -> Result<Option<RawMention>, ReadError
     )?;
     mention.documents.extend(document);
     mention.flags.extend(flag);
-    Ok(fields::identifies(&mention).then_some(mention))
+    Ok(mention)
 }
