@@ -469,8 +469,66 @@ pub(crate) mod testing {
 
     use super::code;
     use crate::catalog::RecordType;
-    use crate::model::{Attribute, Reading, Role};
+    use crate::model::{
+        Attribute, DocumentFamily, QualityFlag, RawDate, RawDocument, RawFact, RawValue, ReadError, Reading, Role,
+    };
     use crate::synth::{CityConfig, SyntheticRecord};
+
+    // Builders of the expectations in the departments' golden tests: values as the
+    // adapters must read them from hand-written payloads.
+
+    /// What `read` makes of `payload`, or a panic that names the field it failed on.
+    pub(crate) fn read_ok(read: fn(&Value) -> Result<Reading, ReadError>, payload: &Value) -> Reading {
+        match read(payload) {
+            Ok(reading) => reading,
+            Err(e) => panic!("read failed at {}: {}", e.pointer, e.message),
+        }
+    }
+
+    /// A document number typed at `pointer` beside the type code `code` (empty where
+    /// the field implies the family).
+    pub(crate) fn document(family: Option<DocumentFamily>, code: &str, pointer: &str, number: &str) -> RawDocument {
+        RawDocument {
+            family,
+            code: code.to_owned(),
+            register: None,
+            pointer: pointer.to_owned(),
+            number: number.to_owned(),
+        }
+    }
+
+    /// A number of a department's own `register`, typed at `pointer`.
+    pub(crate) fn department_number(register: &'static str, pointer: &str, number: &str) -> RawDocument {
+        RawDocument {
+            register: Some(register),
+            ..document(Some(DocumentFamily::DepartmentNumber), "", pointer, number)
+        }
+    }
+
+    /// A text value (or a code already mapped to our word) at `pointer`.
+    pub(crate) fn value(attribute: Attribute, pointer: &str, text: &str) -> RawValue {
+        RawValue::text(attribute, pointer, text)
+    }
+
+    /// A date value typed as text at `pointer`.
+    pub(crate) fn date_value(attribute: Attribute, pointer: &str, text: &str) -> RawValue {
+        RawValue::date(attribute, pointer, RawDate::Text(text.to_owned()))
+    }
+
+    /// A fact kept as typed text.
+    pub(crate) fn text(text: &str) -> RawFact {
+        RawFact::Text(text.to_owned())
+    }
+
+    /// A fact that is a date typed as text.
+    pub(crate) fn date(text: &str) -> RawFact {
+        RawFact::Date(RawDate::Text(text.to_owned()))
+    }
+
+    /// The flag of a code missing from the table named `table`.
+    pub(crate) fn unknown(pointer: &str, table: &str) -> QualityFlag {
+        super::unknown_code(pointer, table)
+    }
 
     /// The city the property tests read, generated once per test run.
     pub(crate) fn city() -> &'static [SyntheticRecord] {
