@@ -19,6 +19,37 @@ fn names(mention: &RawMention) -> Vec<&str> {
 
 // -- civil.marriage ---------------------------------------------------------
 
+/// What a registration of `event` reads into: the two parties as given (party 0 the
+/// man, party 1 the woman), each also stating the event as marital status and
+/// carrying the registration's `facts`, and the relation between them.
+fn registration(event: &'static str, facts: Vec<(&'static str, RawFact)>, parties: [RawMention; 2]) -> Reading {
+    let registration = RawFactSet {
+        topic: "marriage_registration",
+        fields: facts,
+    };
+    let mentions = parties
+        .into_iter()
+        .map(|mut party| {
+            party.values.push(value(Attribute::MaritalStatus, "/ywlx", event));
+            party.facts.push(registration.clone());
+            party
+        })
+        .collect();
+    Reading {
+        mentions,
+        relations: vec![Relation {
+            kind: RelationKind::SpouseOf,
+            from: Slot::new(Role::Party, 0),
+            to: Some(Slot::new(Role::Party, 1)),
+            detail: Some(event.to_owned()),
+        }],
+    }
+}
+
+fn party_mention(index: u32) -> RawMention {
+    RawMention::new(Slot::new(Role::Party, index), EntityKind::Person)
+}
+
 #[test]
 fn a_marriage_with_a_foreign_woman() {
     let payload = json!({
@@ -35,17 +66,15 @@ fn a_marriage_with_a_foreign_woman() {
             "gj": "KOR", "hjdz": ""
         }
     });
-    let registration = RawFactSet {
-        topic: "marriage_registration",
-        fields: vec![
+    let expected = registration(
+        "married",
+        vec![
             ("certificate", text("J370000-2019-000321")),
             ("event", RawFact::Code("married")),
             ("registered", date("2019.05.16")),
             ("registry", text("山东省民政厅婚姻登记处")),
         ],
-    };
-    let expected = Reading {
-        mentions: vec![
+        [
             RawMention {
                 documents: vec![document(
                     Some(DocumentFamily::ResidentIdentityCard),
@@ -58,10 +87,8 @@ fn a_marriage_with_a_foreign_woman() {
                     birth("/nan/csrq", "1988.05.12"),
                     value(Attribute::Nationality, "/nan/gj", "CHN"),
                     value(Attribute::HouseholdAddress, "/nan/hjdz", "海阳市凤城街道海河路12号"),
-                    value(Attribute::MaritalStatus, "/ywlx", "married"),
                 ],
-                facts: vec![registration.clone()],
-                ..RawMention::new(Slot::new(Role::Party, 0), EntityKind::Person)
+                ..party_mention(0)
             },
             RawMention {
                 documents: vec![document(Some(DocumentFamily::Passport), "2", "/nv/zjhm", "m12345678 ")],
@@ -69,19 +96,11 @@ fn a_marriage_with_a_foreign_woman() {
                     value(Attribute::Name, "/nv/xm", "KIM MINJI"),
                     birth("/nv/csrq", "1990.11.03"),
                     value(Attribute::Nationality, "/nv/gj", "KOR"),
-                    value(Attribute::MaritalStatus, "/ywlx", "married"),
                 ],
-                facts: vec![registration],
-                ..RawMention::new(Slot::new(Role::Party, 1), EntityKind::Person)
+                ..party_mention(1)
             },
         ],
-        relations: vec![Relation {
-            kind: RelationKind::SpouseOf,
-            from: Slot::new(Role::Party, 0),
-            to: Some(Slot::new(Role::Party, 1)),
-            detail: Some("married".to_owned()),
-        }],
-    };
+    );
     assert_eq!(read_marriage(&payload), Ok(expected));
 }
 
@@ -95,16 +114,14 @@ fn a_divorce_with_an_old_number_and_an_unknown_document_type() {
         "nan": {"xm": "孙建国", "zjlx": "1", "zjhm": "370629620405301", "csrq": "1962.04.05", "gj": "中国"},
         "nv": {"xm": "赵丽", "zjlx": "5", "zjhm": "370687196011082022", "csrq": "1960.11.08", "gj": "中国"}
     });
-    let registration = RawFactSet {
-        topic: "marriage_registration",
-        fields: vec![
+    let expected = registration(
+        "divorced",
+        vec![
             ("certificate", text("L370687-2003-000045")),
             ("event", RawFact::Code("divorced")),
             ("registered", date("\u{3000}2003.09.08")),
         ],
-    };
-    let expected = Reading {
-        mentions: vec![
+        [
             RawMention {
                 documents: vec![document(
                     Some(DocumentFamily::ResidentIdentityCard),
@@ -116,10 +133,8 @@ fn a_divorce_with_an_old_number_and_an_unknown_document_type() {
                     value(Attribute::Name, "/nan/xm", "孙建国"),
                     birth("/nan/csrq", "1962.04.05"),
                     value(Attribute::Nationality, "/nan/gj", "CHN"),
-                    value(Attribute::MaritalStatus, "/ywlx", "divorced"),
                 ],
-                facts: vec![registration.clone()],
-                ..RawMention::new(Slot::new(Role::Party, 0), EntityKind::Person)
+                ..party_mention(0)
             },
             RawMention {
                 documents: vec![document(None, "5", "/nv/zjhm", "370687196011082022")],
@@ -127,20 +142,12 @@ fn a_divorce_with_an_old_number_and_an_unknown_document_type() {
                     value(Attribute::Name, "/nv/xm", "赵丽"),
                     birth("/nv/csrq", "1960.11.08"),
                     value(Attribute::Nationality, "/nv/gj", "CHN"),
-                    value(Attribute::MaritalStatus, "/ywlx", "divorced"),
                 ],
-                facts: vec![registration],
                 flags: vec![unknown("/nv/zjlx", DOCUMENT_TYPES)],
-                ..RawMention::new(Slot::new(Role::Party, 1), EntityKind::Person)
+                ..party_mention(1)
             },
         ],
-        relations: vec![Relation {
-            kind: RelationKind::SpouseOf,
-            from: Slot::new(Role::Party, 0),
-            to: Some(Slot::new(Role::Party, 1)),
-            detail: Some("divorced".to_owned()),
-        }],
-    };
+    );
     assert_eq!(read_marriage(&payload), Ok(expected));
 }
 
