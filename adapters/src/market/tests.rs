@@ -41,8 +41,6 @@ fn old_shop() -> Value {
 fn individual_business_with_only_a_registration_number() {
     let reading = read_ok(read, &old_shop());
     let entity = RawMention {
-        slot: ENTITY,
-        kind: EntityKind::Organisation,
         documents: vec![document(
             Some(DocumentFamily::BusinessLicence),
             "",
@@ -66,11 +64,9 @@ fn individual_business_with_only_a_registration_number() {
                 ("business_scope", text("个体经营：小吃服务。")),
             ],
         }],
-        flags: vec![],
+        ..RawMention::new(ENTITY, EntityKind::Organisation)
     };
     let operator = RawMention {
-        slot: LEGAL_REPRESENTATIVE,
-        kind: EntityKind::Person,
         documents: vec![document(
             Some(DocumentFamily::ResidentIdentityCard),
             "10",
@@ -78,8 +74,7 @@ fn individual_business_with_only_a_registration_number() {
             "370687198203154527",
         )],
         values: vec![value(Attribute::Name, "/fddbr", "王 红")],
-        facts: vec![],
-        flags: vec![],
+        ..RawMention::new(LEGAL_REPRESENTATIVE, EntityKind::Person)
     };
     assert_eq!(
         reading,
@@ -113,8 +108,6 @@ fn limited_company_with_a_hong_kong_representative() {
         }),
     );
     let entity = RawMention {
-        slot: ENTITY,
-        kind: EntityKind::Organisation,
         documents: vec![document(
             Some(DocumentFamily::UnifiedSocialCreditCode),
             "",
@@ -141,11 +134,9 @@ fn limited_company_with_a_hong_kong_representative() {
                 ("business_scope", text("一般项目：道路货物运输。")),
             ],
         }],
-        flags: vec![],
+        ..RawMention::new(ENTITY, EntityKind::Organisation)
     };
     let representative = RawMention {
-        slot: LEGAL_REPRESENTATIVE,
-        kind: EntityKind::Person,
         documents: vec![document(
             Some(DocumentFamily::HkMacaoTaiwanPermit),
             "30",
@@ -153,8 +144,7 @@ fn limited_company_with_a_hong_kong_representative() {
             "H01234567",
         )],
         values: vec![value(Attribute::Name, "/fddbr", "CHAN Tai Man")],
-        facts: vec![],
-        flags: vec![],
+        ..RawMention::new(LEGAL_REPRESENTATIVE, EntityKind::Person)
     };
     assert_eq!(
         reading,

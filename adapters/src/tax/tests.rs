@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::fields::testing::{date, document, read_ok, text, unknown, value};
-use crate::model::{FlagCode, Relation};
+use crate::model::{FlagCode, RawDocument, Relation};
 
 fn registration(fields: Vec<(&'static str, RawFact)>) -> Vec<RawFactSet> {
     vec![RawFactSet {
@@ -19,6 +19,24 @@ fn represents() -> Relation {
         from: LEGAL_REPRESENTATIVE,
         to: Some(TAXPAYER),
         detail: None,
+    }
+}
+
+/// The legal representative a unit's registration names (`fddbrxm`), with their document.
+fn representative(name: &str, document: RawDocument) -> RawMention {
+    RawMention {
+        documents: vec![document],
+        values: vec![value(Attribute::Name, "/fddbrxm", name)],
+        ..RawMention::new(LEGAL_REPRESENTATIVE, EntityKind::Person)
+    }
+}
+
+/// The reading of a unit's registration: the unit, and its legal representative who
+/// represents it.
+fn represented(unit: RawMention, representative: RawMention) -> Reading {
+    Reading {
+        mentions: vec![unit, representative],
+        relations: vec![represents()],
     }
 }
 
@@ -43,8 +61,6 @@ fn unit_with_legacy_tax_id_and_a_foreign_representative() {
     });
     let reading = read_ok(read, &payload);
     let taxpayer = RawMention {
-        slot: TAXPAYER,
-        kind: EntityKind::Organisation,
         documents: vec![document(
             Some(DocumentFamily::LegacyTaxId),
             "",
@@ -66,28 +82,13 @@ fn unit_with_legacy_tax_id_and_a_foreign_representative() {
             ("tax_office", text("13706870100")),
             ("industry", text("1391")),
         ]),
-        flags: vec![],
+        ..RawMention::new(TAXPAYER, EntityKind::Organisation)
     };
-    let representative = RawMention {
-        slot: LEGAL_REPRESENTATIVE,
-        kind: EntityKind::Person,
-        documents: vec![document(
-            Some(DocumentFamily::Passport),
-            "208",
-            "/fddbr_zjhm",
-            "e12345678",
-        )],
-        values: vec![value(Attribute::Name, "/fddbrxm", "SMITH JOHN")],
-        facts: vec![],
-        flags: vec![],
-    };
-    assert_eq!(
-        reading,
-        Reading {
-            mentions: vec![taxpayer, representative],
-            relations: vec![represents()],
-        }
+    let foreigner = representative(
+        "SMITH JOHN",
+        document(Some(DocumentFamily::Passport), "208", "/fddbr_zjhm", "e12345678"),
     );
+    assert_eq!(reading, represented(taxpayer, foreigner));
 }
 
 #[test]
@@ -111,8 +112,6 @@ fn natural_person() {
     });
     let reading = read_ok(read, &payload);
     let person = RawMention {
-        slot: TAXPAYER,
-        kind: EntityKind::Person,
         documents: vec![document(
             Some(DocumentFamily::ResidentIdentityCard),
             "201",
@@ -130,7 +129,7 @@ fn natural_person() {
             ("registered", date("20200105")),
             ("tax_office", text("13706870000")),
         ]),
-        flags: vec![],
+        ..RawMention::new(TAXPAYER, EntityKind::Person)
     };
     assert_eq!(
         reading,
@@ -158,8 +157,6 @@ fn individual_business_with_a_credit_code_typed_with_spaces() {
     });
     let reading = read_ok(read, &payload);
     let business = RawMention {
-        slot: TAXPAYER,
-        kind: EntityKind::Organisation,
         documents: vec![document(
             Some(DocumentFamily::UnifiedSocialCreditCode),
             "",
@@ -176,28 +173,18 @@ fn individual_business_with_a_credit_code_typed_with_spaces() {
             ("status", RawFact::Code("deregistered")),
             ("registered", date("２0120704")),
         ]),
-        flags: vec![],
+        ..RawMention::new(TAXPAYER, EntityKind::Organisation)
     };
-    let operator = RawMention {
-        slot: LEGAL_REPRESENTATIVE,
-        kind: EntityKind::Person,
-        documents: vec![document(
+    let operator = representative(
+        "李强",
+        document(
             Some(DocumentFamily::ResidentIdentityCard),
             "２０１ ",
             "/fddbr_zjhm",
             "370687650312101",
-        )],
-        values: vec![value(Attribute::Name, "/fddbrxm", "李强")],
-        facts: vec![],
-        flags: vec![],
-    };
-    assert_eq!(
-        reading,
-        Reading {
-            mentions: vec![business, operator],
-            relations: vec![represents()],
-        }
+        ),
     );
+    assert_eq!(reading, represented(business, operator));
 }
 
 #[test]
@@ -218,8 +205,6 @@ fn unknown_document_type_and_status_are_flagged_not_mapped() {
     });
     let reading = read_ok(read, &payload);
     let person = RawMention {
-        slot: TAXPAYER,
-        kind: EntityKind::Person,
         documents: vec![document(None, "299", "/nsrsbh", "370687198805054321")],
         values: vec![value(Attribute::Name, "/nsrmc", "刘芳")],
         facts: registration(vec![
@@ -227,6 +212,7 @@ fn unknown_document_type_and_status_are_flagged_not_mapped() {
             ("registered", date("20210301")),
         ]),
         flags: vec![unknown("/zjlx_dm", DOCUMENT_TYPES), unknown("/nsrzt_dm", STATUSES)],
+        ..RawMention::new(TAXPAYER, EntityKind::Person)
     };
     assert_eq!(reading.mentions, vec![person]);
     assert!(reading.relations.is_empty());
