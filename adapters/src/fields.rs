@@ -16,8 +16,8 @@
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Attribute, DocumentFamily, FlagCode, QualityFlag, RawDate, RawDocument, RawMention, RawValue, ReadError, Reading,
-    Relation, RelationKind, Slot,
+    Attribute, DocumentFamily, FlagCode, QualityFlag, RawDate, RawDocument, RawFact, RawMention, RawValue, ReadError,
+    Reading, Relation, RelationKind, Slot,
 };
 
 /// True when `text` is empty or only white space, the ideographic space U+3000
@@ -171,6 +171,23 @@ pub(crate) fn typed_value(payload: &Value, attribute: Attribute, pointer: &str) 
 /// The value of an optional date field, as typed; `None` when missing or blank.
 pub(crate) fn typed_date(payload: &Value, attribute: Attribute, pointer: &str) -> Result<Option<RawValue>, ReadError> {
     Ok(filled_text(payload, pointer)?.map(|text| RawValue::date(attribute, pointer, RawDate::Text(text.to_owned()))))
+}
+
+/// The fact `name` that an optional field states, kept as typed and made a fact by
+/// `fact` (`RawFact::Text`, `RawFact::Amount`, [`date_fact`]); `None` when the field
+/// is missing or blank.
+pub(crate) fn typed_fact(
+    payload: &Value,
+    name: &'static str,
+    pointer: &str,
+    fact: fn(String) -> RawFact,
+) -> Result<Option<(&'static str, RawFact)>, ReadError> {
+    Ok(filled_text(payload, pointer)?.map(|text| (name, fact(text.to_owned()))))
+}
+
+/// A date fact as typed, for [`typed_fact`].
+pub(crate) fn date_fact(text: String) -> RawFact {
+    RawFact::Date(RawDate::Text(text))
 }
 
 /// A number whose field implies its family (a credit code column, a department
@@ -455,6 +472,16 @@ mod tests {
             .unwrap();
         assert_eq!((doc.register, doc.code.as_str()), (Some("x.y"), ""));
         assert_eq!(implied_document(&p, "/missing", DocumentFamily::Other, None), Ok(None));
+        assert_eq!(
+            typed_fact(&p, "born", "/d", date_fact),
+            Ok(Some(("born", RawFact::Date(RawDate::Text("198604".into())))))
+        );
+        assert_eq!(
+            typed_fact(&p, "holder", "/a", RawFact::Text),
+            Ok(Some(("holder", RawFact::Text(" 王 伟 ".into()))))
+        );
+        assert_eq!(typed_fact(&p, "blank", "/b", RawFact::Amount), Ok(None));
+        assert!(typed_fact(&json!({"n": 1}), "number", "/n", RawFact::Text).is_err());
     }
 }
 

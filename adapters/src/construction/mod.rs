@@ -81,9 +81,7 @@ fn permit_facts(payload: &Value) -> Result<Vec<(&'static str, RawFact)>, ReadErr
         ("project", "/xmmc"),
         ("project_address", "/xmdz"),
     ] {
-        if let Some(text) = fields::filled_text(payload, pointer)? {
-            facts.push((name, RawFact::Text(text.to_owned())));
-        }
+        facts.extend(fields::typed_fact(payload, name, pointer, RawFact::Text)?);
     }
     facts.push((
         "contract_value_wan_yuan",

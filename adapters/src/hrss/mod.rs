@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading,
-    RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading, RelationKind,
+    Role, Slot,
 };
 
 const INSURED: Slot = Slot::new(Role::Insured, 0);
@@ -141,12 +141,8 @@ fn insured(payload: &Value) -> Result<RawMention, ReadError> {
         }
     }
     facts.push(("insurance", RawFact::List(insurance)));
-    if let Some(enrolled) = fields::filled_text(payload, "/cbrq")? {
-        facts.push(("enrolled", RawFact::Date(RawDate::Text(enrolled.to_owned()))));
-    }
-    if let Some(employer) = fields::filled_text(payload, "/dwbh")? {
-        facts.push(("employer_number", RawFact::Text(employer.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "enrolled", "/cbrq", fields::date_fact)?);
+    facts.extend(fields::typed_fact(payload, "employer_number", "/dwbh", RawFact::Text)?);
     mention.facts.push(RawFactSet {
         topic: "social_insurance",
         fields: facts,

@@ -144,12 +144,8 @@ fn entity(payload: &Value) -> Result<RawMention, ReadError> {
     if let Some(founded) = founded {
         facts.push(("founded", RawFact::Date(RawDate::Text(founded.to_owned()))));
     }
-    if let Some(registry) = fields::filled_text(payload, "/djjg")? {
-        facts.push(("registry", RawFact::Text(registry.to_owned())));
-    }
-    if let Some(scope) = fields::filled_text(payload, "/jyfw")? {
-        facts.push(("business_scope", RawFact::Text(scope.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "registry", "/djjg", RawFact::Text)?);
+    facts.extend(fields::typed_fact(payload, "business_scope", "/jyfw", RawFact::Text)?);
     mention.facts.push(RawFactSet {
         topic: "market_registration",
         fields: facts,

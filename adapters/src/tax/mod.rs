@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, RawDate, RawDocument, RawFact, RawFactSet, RawMention, RawValue, ReadError,
-    Reading, RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, RawDocument, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading,
+    RelationKind, Role, Slot,
 };
 
 const TAXPAYER: Slot = Slot::new(Role::Taxpayer, 0);
@@ -163,12 +163,8 @@ fn taxpayer(payload: &Value) -> Result<RawMention, ReadError> {
     if let Some(status) = status {
         facts.push(("status", RawFact::Code(status)));
     }
-    if let Some(registered) = fields::filled_text(payload, "/djrq")? {
-        facts.push(("registered", RawFact::Date(RawDate::Text(registered.to_owned()))));
-    }
-    if let Some(office) = fields::filled_text(payload, "/swjg_dm")? {
-        facts.push(("tax_office", RawFact::Text(office.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "registered", "/djrq", fields::date_fact)?);
+    facts.extend(fields::typed_fact(payload, "tax_office", "/swjg_dm", RawFact::Text)?);
     if let Some(industry) = industry {
         facts.push(("industry", RawFact::Text(industry.to_owned())));
     }
