@@ -16,7 +16,8 @@
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Attribute, DocumentFamily, FlagCode, QualityFlag, RawDate, RawDocument, RawMention, RawValue, ReadError,
+    Attribute, DocumentFamily, FlagCode, QualityFlag, RawDate, RawDocument, RawFact, RawMention, RawValue, ReadError,
+    Reading, Relation, RelationKind, Slot,
 };
 
 /// True when `text` is empty or only white space, the ideographic space U+3000
@@ -172,6 +173,23 @@ pub(crate) fn typed_date(payload: &Value, attribute: Attribute, pointer: &str) -
     Ok(filled_text(payload, pointer)?.map(|text| RawValue::date(attribute, pointer, RawDate::Text(text.to_owned()))))
 }
 
+/// The fact `name` that an optional field states, kept as typed and made a fact by
+/// `fact` (`RawFact::Text`, `RawFact::Amount`, [`date_fact`]); `None` when the field
+/// is missing or blank.
+pub(crate) fn typed_fact(
+    payload: &Value,
+    name: &'static str,
+    pointer: &str,
+    fact: fn(String) -> RawFact,
+) -> Result<Option<(&'static str, RawFact)>, ReadError> {
+    Ok(filled_text(payload, pointer)?.map(|text| (name, fact(text.to_owned()))))
+}
+
+/// A date fact as typed, for [`typed_fact`].
+pub(crate) fn date_fact(text: String) -> RawFact {
+    RawFact::Date(RawDate::Text(text))
+}
+
 /// A number whose field implies its family (a credit code column, a department
 /// register); `None` when the field is missing or blank.
 pub(crate) fn implied_document(
@@ -258,11 +276,39 @@ pub(crate) fn identifies(mention: &RawMention) -> bool {
     !mention.documents.is_empty() || mention.values.iter().any(|v| v.attribute == Attribute::Name)
 }
 
+/// A relation between two mentions of a record that the record states without a
+/// qualifier (employed by, legal representative of, manages the project of).
+pub(crate) fn relation(kind: RelationKind, from: Slot, to: Slot) -> Relation {
+    Relation {
+        kind,
+        from,
+        to: Some(to),
+        detail: None,
+    }
+}
+
+/// A record's reading: of `mentions` (in record order) those that [`identifies`]
+/// someone, and of `relations` those whose mentions are both still there, so that
+/// no relation points at a mention the record left empty.
+pub(crate) fn reading(
+    mentions: impl IntoIterator<Item = RawMention>,
+    relations: impl IntoIterator<Item = Relation>,
+) -> Reading {
+    let mentions: Vec<RawMention> = mentions.into_iter().filter(identifies).collect();
+    let present = |slot: Slot| mentions.iter().any(|m| m.slot == slot);
+    let relations = relations
+        .into_iter()
+        .filter(|r| present(r.from) && r.to.is_none_or(present))
+        .collect();
+    Reading { mentions, relations }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::model::{EntityKind, Role};
 
     #[test]
     fn blank_includes_ideographic_space() {
@@ -311,6 +357,43 @@ mod tests {
         assert_eq!(integer(&p, "/g"), Ok(3));
         assert!(integer(&p, "/f").is_err());
         assert_eq!(optional_integer(&p, "/none"), Ok(None));
+    }
+
+    #[test]
+    fn readings_keep_what_identifies_and_the_relations_between_it() {
+        let (person, unit) = (Slot::new(Role::Insured, 0), Slot::new(Role::Employer, 0));
+        let named = |slot: Slot| RawMention {
+            values: vec![RawValue::text(Attribute::Name, "/xm", "王伟")],
+            ..RawMention::new(slot, EntityKind::Person)
+        };
+        let employed = relation(RelationKind::EmployedBy, person, unit);
+        assert_eq!(
+            employed,
+            Relation {
+                kind: RelationKind::EmployedBy,
+                from: person,
+                to: Some(unit),
+                detail: None
+            }
+        );
+        let both = reading([named(unit), named(person)], [employed.clone()]);
+        let slots: Vec<Slot> = both.mentions.iter().map(|m| m.slot).collect();
+        assert_eq!(slots, [unit, person], "record order is kept");
+        assert_eq!(both.relations, std::slice::from_ref(&employed));
+        // An empty mention is no mention, and no relation may point at it.
+        let alone = reading(
+            [named(person), RawMention::new(unit, EntityKind::Organisation)],
+            [employed],
+        );
+        assert_eq!(alone.mentions, [named(person)]);
+        assert!(alone.relations.is_empty());
+        let held = Relation {
+            kind: RelationKind::HoldsTitle,
+            from: person,
+            to: None,
+            detail: None,
+        };
+        assert_eq!(reading([named(person)], [held.clone()]).relations, [held]);
     }
 
     fn table(code: &str) -> Option<DocumentFamily> {
@@ -389,6 +472,16 @@ mod tests {
             .unwrap();
         assert_eq!((doc.register, doc.code.as_str()), (Some("x.y"), ""));
         assert_eq!(implied_document(&p, "/missing", DocumentFamily::Other, None), Ok(None));
+        assert_eq!(
+            typed_fact(&p, "born", "/d", date_fact),
+            Ok(Some(("born", RawFact::Date(RawDate::Text("198604".into())))))
+        );
+        assert_eq!(
+            typed_fact(&p, "holder", "/a", RawFact::Text),
+            Ok(Some(("holder", RawFact::Text(" 王 伟 ".into()))))
+        );
+        assert_eq!(typed_fact(&p, "blank", "/b", RawFact::Amount), Ok(None));
+        assert!(typed_fact(&json!({"n": 1}), "number", "/n", RawFact::Text).is_err());
     }
 }
 
@@ -403,8 +496,66 @@ pub(crate) mod testing {
 
     use super::code;
     use crate::catalog::RecordType;
-    use crate::model::{Attribute, Reading, Role};
+    use crate::model::{
+        Attribute, DocumentFamily, QualityFlag, RawDate, RawDocument, RawFact, RawValue, ReadError, Reading, Role,
+    };
     use crate::synth::{CityConfig, SyntheticRecord};
+
+    // Builders of the expectations in the departments' golden tests: values as the
+    // adapters must read them from hand-written payloads.
+
+    /// What `read` makes of `payload`, or a panic that names the field it failed on.
+    pub(crate) fn read_ok(read: fn(&Value) -> Result<Reading, ReadError>, payload: &Value) -> Reading {
+        match read(payload) {
+            Ok(reading) => reading,
+            Err(e) => panic!("read failed at {}: {}", e.pointer, e.message),
+        }
+    }
+
+    /// A document number typed at `pointer` beside the type code `code` (empty where
+    /// the field implies the family).
+    pub(crate) fn document(family: Option<DocumentFamily>, code: &str, pointer: &str, number: &str) -> RawDocument {
+        RawDocument {
+            family,
+            code: code.to_owned(),
+            register: None,
+            pointer: pointer.to_owned(),
+            number: number.to_owned(),
+        }
+    }
+
+    /// A number of a department's own `register`, typed at `pointer`.
+    pub(crate) fn department_number(register: &'static str, pointer: &str, number: &str) -> RawDocument {
+        RawDocument {
+            register: Some(register),
+            ..document(Some(DocumentFamily::DepartmentNumber), "", pointer, number)
+        }
+    }
+
+    /// A text value (or a code already mapped to our word) at `pointer`.
+    pub(crate) fn value(attribute: Attribute, pointer: &str, text: &str) -> RawValue {
+        RawValue::text(attribute, pointer, text)
+    }
+
+    /// A date value typed as text at `pointer`.
+    pub(crate) fn date_value(attribute: Attribute, pointer: &str, text: &str) -> RawValue {
+        RawValue::date(attribute, pointer, RawDate::Text(text.to_owned()))
+    }
+
+    /// A fact kept as typed text.
+    pub(crate) fn text(text: &str) -> RawFact {
+        RawFact::Text(text.to_owned())
+    }
+
+    /// A fact that is a date typed as text.
+    pub(crate) fn date(text: &str) -> RawFact {
+        RawFact::Date(RawDate::Text(text.to_owned()))
+    }
+
+    /// The flag of a code missing from the table named `table`.
+    pub(crate) fn unknown(pointer: &str, table: &str) -> QualityFlag {
+        super::unknown_code(pointer, table)
+    }
 
     /// The city the property tests read, generated once per test run.
     pub(crate) fn city() -> &'static [SyntheticRecord] {

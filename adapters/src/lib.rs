@@ -20,6 +20,7 @@ pub mod model;
 pub mod normalise;
 pub mod synth;
 
+mod calendar;
 mod civil;
 mod construction;
 pub(crate) mod fields;

@@ -22,8 +22,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, QualityFlag, RawDate, RawFact, RawFactSet, RawMention, RawValue, ReadError,
-    Reading, Relation, RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, QualityFlag, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading,
+    Relation, RelationKind, Role, Slot,
 };
 
 /// The civil affairs document table (`zjlx`). Hong Kong/Macao and Taiwan permits are
@@ -145,39 +145,28 @@ pub(crate) fn read_marriage(payload: &Value) -> Result<Reading, ReadError> {
     let event = coded(payload, "/ywlx", marital_event, REGISTRATION_TYPES, &mut record_flags)?;
 
     let mut facts = Vec::new();
-    if let Some(certificate) = fields::filled_text(payload, "/zsbh")? {
-        facts.push(("certificate", RawFact::Text(certificate.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "certificate", "/zsbh", RawFact::Text)?);
     if let Some(event) = event {
         facts.push(("event", RawFact::Code(event)));
     }
-    if let Some(registered) = fields::filled_text(payload, "/djrq")? {
-        facts.push(("registered", RawFact::Date(RawDate::Text(registered.to_owned()))));
-    }
-    if let Some(registry) = fields::filled_text(payload, "/djjg")? {
-        facts.push(("registry", RawFact::Text(registry.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "registered", "/djrq", fields::date_fact)?);
+    facts.extend(fields::typed_fact(payload, "registry", "/djjg", RawFact::Text)?);
 
     let mut parties = Vec::new();
     for (object, index) in PARTIES {
         parties.push(party(payload, object, index, event)?);
     }
-    let mut reading = Reading {
-        mentions: parties.into_iter().filter(fields::identifies).collect(),
-        relations: Vec::new(),
+    let spouses = Relation {
+        kind: RelationKind::SpouseOf,
+        from: Slot::new(Role::Party, PARTIES[0].1),
+        to: Some(Slot::new(Role::Party, PARTIES[1].1)),
+        detail: event.map(str::to_owned),
     };
+    let mut reading = fields::reading(parties, [spouses]);
     for party in &mut reading.mentions {
         party.facts.push(RawFactSet {
             topic: "marriage_registration",
             fields: facts.clone(),
-        });
-    }
-    if let [man, woman] = reading.mentions.as_slice() {
-        reading.relations.push(Relation {
-            kind: RelationKind::SpouseOf,
-            from: man.slot,
-            to: Some(woman.slot),
-            detail: event.map(str::to_owned),
         });
     }
     if let Some(first) = reading.mentions.first_mut() {
@@ -237,9 +226,7 @@ pub(crate) fn read_assistance(payload: &Value) -> Result<Reading, ReadError> {
     let status = coded(payload, "/zt", allowance_status, ALLOWANCE_STATUSES, &mut record_flags)?;
 
     let mut facts = Vec::new();
-    if let Some(household) = fields::filled_text(payload, "/jtbh")? {
-        facts.push(("household", RawFact::Text(household.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "household", "/jtbh", RawFact::Text)?);
     if let Some(kind) = kind {
         facts.push(("allowance_type", RawFact::Code(kind)));
     }
@@ -247,9 +234,7 @@ pub(crate) fn read_assistance(payload: &Value) -> Result<Reading, ReadError> {
     if let Some(status) = status {
         facts.push(("status", RawFact::Code(status)));
     }
-    if let Some(approved) = fields::filled_text(payload, "/sprq")? {
-        facts.push(("approved", RawFact::Date(RawDate::Text(approved.to_owned()))));
-    }
+    facts.extend(fields::typed_fact(payload, "approved", "/sprq", fields::date_fact)?);
 
     let count = fields::array(payload, "/jtcy")?.len();
     let count = u32::try_from(count).map_err(|_| ReadError {

@@ -2,24 +2,10 @@ use serde_json::json;
 
 use super::*;
 use crate::catalog::RecordType;
-use crate::model::RawDocument;
-
-fn document(family: Option<DocumentFamily>, code: &str, pointer: &str, number: &str) -> RawDocument {
-    RawDocument {
-        family,
-        code: code.to_owned(),
-        register: None,
-        pointer: pointer.to_owned(),
-        number: number.to_owned(),
-    }
-}
+use crate::fields::testing::{date, date_value, document, text, unknown, value};
 
 fn birth(pointer: &str, date: &str) -> RawValue {
-    RawValue::date(Attribute::BirthDate, pointer, RawDate::Text(date.to_owned()))
-}
-
-fn unknown(pointer: &str, table: &str) -> QualityFlag {
-    fields::unknown_code(pointer, table)
+    date_value(Attribute::BirthDate, pointer, date)
 }
 
 fn names(mention: &RawMention) -> Vec<&str> {
@@ -32,6 +18,37 @@ fn names(mention: &RawMention) -> Vec<&str> {
 }
 
 // -- civil.marriage ---------------------------------------------------------
+
+/// What a registration of `event` reads into: the two parties as given (party 0 the
+/// man, party 1 the woman), each also stating the event as marital status and
+/// carrying the registration's `facts`, and the relation between them.
+fn registration(event: &'static str, facts: Vec<(&'static str, RawFact)>, parties: [RawMention; 2]) -> Reading {
+    let registration = RawFactSet {
+        topic: "marriage_registration",
+        fields: facts,
+    };
+    let mentions = parties
+        .into_iter()
+        .map(|mut party| {
+            party.values.push(value(Attribute::MaritalStatus, "/ywlx", event));
+            party.facts.push(registration.clone());
+            party
+        })
+        .collect();
+    Reading {
+        mentions,
+        relations: vec![Relation {
+            kind: RelationKind::SpouseOf,
+            from: Slot::new(Role::Party, 0),
+            to: Some(Slot::new(Role::Party, 1)),
+            detail: Some(event.to_owned()),
+        }],
+    }
+}
+
+fn party_mention(index: u32) -> RawMention {
+    RawMention::new(Slot::new(Role::Party, index), EntityKind::Person)
+}
 
 #[test]
 fn a_marriage_with_a_foreign_woman() {
@@ -49,17 +66,15 @@ fn a_marriage_with_a_foreign_woman() {
             "gj": "KOR", "hjdz": ""
         }
     });
-    let registration = RawFactSet {
-        topic: "marriage_registration",
-        fields: vec![
-            ("certificate", RawFact::Text("J370000-2019-000321".to_owned())),
+    let expected = registration(
+        "married",
+        vec![
+            ("certificate", text("J370000-2019-000321")),
             ("event", RawFact::Code("married")),
-            ("registered", RawFact::Date(RawDate::Text("2019.05.16".to_owned()))),
-            ("registry", RawFact::Text("山东省民政厅婚姻登记处".to_owned())),
+            ("registered", date("2019.05.16")),
+            ("registry", text("山东省民政厅婚姻登记处")),
         ],
-    };
-    let expected = Reading {
-        mentions: vec![
+        [
             RawMention {
                 documents: vec![document(
                     Some(DocumentFamily::ResidentIdentityCard),
@@ -68,34 +83,24 @@ fn a_marriage_with_a_foreign_woman() {
                     "370687198805120018",
                 )],
                 values: vec![
-                    RawValue::text(Attribute::Name, "/nan/xm", "陳 明"),
+                    value(Attribute::Name, "/nan/xm", "陳 明"),
                     birth("/nan/csrq", "1988.05.12"),
-                    RawValue::text(Attribute::Nationality, "/nan/gj", "CHN"),
-                    RawValue::text(Attribute::HouseholdAddress, "/nan/hjdz", "海阳市凤城街道海河路12号"),
-                    RawValue::text(Attribute::MaritalStatus, "/ywlx", "married"),
+                    value(Attribute::Nationality, "/nan/gj", "CHN"),
+                    value(Attribute::HouseholdAddress, "/nan/hjdz", "海阳市凤城街道海河路12号"),
                 ],
-                facts: vec![registration.clone()],
-                ..RawMention::new(Slot::new(Role::Party, 0), EntityKind::Person)
+                ..party_mention(0)
             },
             RawMention {
                 documents: vec![document(Some(DocumentFamily::Passport), "2", "/nv/zjhm", "m12345678 ")],
                 values: vec![
-                    RawValue::text(Attribute::Name, "/nv/xm", "KIM MINJI"),
+                    value(Attribute::Name, "/nv/xm", "KIM MINJI"),
                     birth("/nv/csrq", "1990.11.03"),
-                    RawValue::text(Attribute::Nationality, "/nv/gj", "KOR"),
-                    RawValue::text(Attribute::MaritalStatus, "/ywlx", "married"),
+                    value(Attribute::Nationality, "/nv/gj", "KOR"),
                 ],
-                facts: vec![registration],
-                ..RawMention::new(Slot::new(Role::Party, 1), EntityKind::Person)
+                ..party_mention(1)
             },
         ],
-        relations: vec![Relation {
-            kind: RelationKind::SpouseOf,
-            from: Slot::new(Role::Party, 0),
-            to: Some(Slot::new(Role::Party, 1)),
-            detail: Some("married".to_owned()),
-        }],
-    };
+    );
     assert_eq!(read_marriage(&payload), Ok(expected));
 }
 
@@ -109,19 +114,14 @@ fn a_divorce_with_an_old_number_and_an_unknown_document_type() {
         "nan": {"xm": "孙建国", "zjlx": "1", "zjhm": "370629620405301", "csrq": "1962.04.05", "gj": "中国"},
         "nv": {"xm": "赵丽", "zjlx": "5", "zjhm": "370687196011082022", "csrq": "1960.11.08", "gj": "中国"}
     });
-    let registration = RawFactSet {
-        topic: "marriage_registration",
-        fields: vec![
-            ("certificate", RawFact::Text("L370687-2003-000045".to_owned())),
+    let expected = registration(
+        "divorced",
+        vec![
+            ("certificate", text("L370687-2003-000045")),
             ("event", RawFact::Code("divorced")),
-            (
-                "registered",
-                RawFact::Date(RawDate::Text("\u{3000}2003.09.08".to_owned())),
-            ),
+            ("registered", date("\u{3000}2003.09.08")),
         ],
-    };
-    let expected = Reading {
-        mentions: vec![
+        [
             RawMention {
                 documents: vec![document(
                     Some(DocumentFamily::ResidentIdentityCard),
@@ -130,34 +130,24 @@ fn a_divorce_with_an_old_number_and_an_unknown_document_type() {
                     "370629620405301",
                 )],
                 values: vec![
-                    RawValue::text(Attribute::Name, "/nan/xm", "孙建国"),
+                    value(Attribute::Name, "/nan/xm", "孙建国"),
                     birth("/nan/csrq", "1962.04.05"),
-                    RawValue::text(Attribute::Nationality, "/nan/gj", "CHN"),
-                    RawValue::text(Attribute::MaritalStatus, "/ywlx", "divorced"),
+                    value(Attribute::Nationality, "/nan/gj", "CHN"),
                 ],
-                facts: vec![registration.clone()],
-                ..RawMention::new(Slot::new(Role::Party, 0), EntityKind::Person)
+                ..party_mention(0)
             },
             RawMention {
                 documents: vec![document(None, "5", "/nv/zjhm", "370687196011082022")],
                 values: vec![
-                    RawValue::text(Attribute::Name, "/nv/xm", "赵丽"),
+                    value(Attribute::Name, "/nv/xm", "赵丽"),
                     birth("/nv/csrq", "1960.11.08"),
-                    RawValue::text(Attribute::Nationality, "/nv/gj", "CHN"),
-                    RawValue::text(Attribute::MaritalStatus, "/ywlx", "divorced"),
+                    value(Attribute::Nationality, "/nv/gj", "CHN"),
                 ],
-                facts: vec![registration],
                 flags: vec![unknown("/nv/zjlx", DOCUMENT_TYPES)],
-                ..RawMention::new(Slot::new(Role::Party, 1), EntityKind::Person)
+                ..party_mention(1)
             },
         ],
-        relations: vec![Relation {
-            kind: RelationKind::SpouseOf,
-            from: Slot::new(Role::Party, 0),
-            to: Some(Slot::new(Role::Party, 1)),
-            detail: Some("divorced".to_owned()),
-        }],
-    };
+    );
     assert_eq!(read_marriage(&payload), Ok(expected));
 }
 
@@ -182,9 +172,7 @@ fn unknown_registration_type_and_nationality_are_flagged() {
         [unknown("/nan/gj", NATIONALITIES), unknown("/ywlx", REGISTRATION_TYPES)]
     );
     assert!(woman.flags.is_empty());
-    assert!(woman
-        .values
-        .contains(&RawValue::text(Attribute::Nationality, "/nv/gj", "CHN")));
+    assert!(woman.values.contains(&value(Attribute::Nationality, "/nv/gj", "CHN")));
     for party in [man, woman] {
         assert!(!party.values.iter().any(|v| v.attribute == Attribute::MaritalStatus));
         assert!(!party.facts[0].fields.iter().any(|(name, _)| *name == "event"));
@@ -245,26 +233,26 @@ fn a_household_whose_head_appears_twice() {
     let allowance = |relation: Option<&'static str>| RawFactSet {
         topic: "subsistence_allowance",
         fields: [
-            ("household", RawFact::Text("3706870000001234".to_owned())),
+            ("household", text("3706870000001234")),
             ("allowance_type", RawFact::Code("urban")),
             ("monthly_allowance", RawFact::Number(3480.0)),
             ("status", RawFact::Code("active")),
-            ("approved", RawFact::Date(RawDate::Text("2024.06.01".to_owned()))),
+            ("approved", date("2024.06.01")),
         ]
         .into_iter()
         .chain(relation.map(|r| ("relation_to_head", RawFact::Code(r))))
         .collect(),
     };
     let card = |pointer: &str, number: &str| document(Some(DocumentFamily::ResidentIdentityCard), "", pointer, number);
-    let address = RawValue::text(Attribute::Address, "/jzdz", "海阳市东村街道万米海滩小区3号楼2单元101");
+    let address = value(Attribute::Address, "/jzdz", "海阳市东村街道万米海滩小区3号楼2单元101");
     let member = |index: u32| RawMention::new(Slot::new(Role::Member, index), EntityKind::Person);
     let expected = Reading {
         mentions: vec![
             RawMention {
                 documents: vec![card("/jtcy/0/sfzh", "370687199103150022")],
                 values: vec![
-                    RawValue::text(Attribute::Name, "/jtcy/0/xm", "王芳"),
-                    RawValue::text(Attribute::Sex, "/jtcy/0/xb", "female"),
+                    value(Attribute::Name, "/jtcy/0/xm", "王芳"),
+                    value(Attribute::Sex, "/jtcy/0/xb", "female"),
                     birth("/jtcy/0/csrq", "1991.03.15"),
                     address.clone(),
                 ],
@@ -278,12 +266,12 @@ fn a_household_whose_head_appears_twice() {
                     card("/hzsfzh", "370687900101123"),
                 ],
                 values: vec![
-                    RawValue::text(Attribute::Name, "/jtcy/1/xm", "张伟"),
-                    RawValue::text(Attribute::Name, "/hzxm", "张 伟"),
-                    RawValue::text(Attribute::Sex, "/jtcy/1/xb", "male"),
+                    value(Attribute::Name, "/jtcy/1/xm", "张伟"),
+                    value(Attribute::Name, "/hzxm", "张 伟"),
+                    value(Attribute::Sex, "/jtcy/1/xb", "male"),
                     birth("/jtcy/1/csrq", "1990.01.01"),
                     address.clone(),
-                    RawValue::text(Attribute::Phone, "/lxdh", "13805351234"),
+                    value(Attribute::Phone, "/lxdh", "13805351234"),
                 ],
                 facts: vec![allowance(Some("self"))],
                 ..member(1)
@@ -291,8 +279,8 @@ fn a_household_whose_head_appears_twice() {
             // An infant not yet registered is still a person to keep.
             RawMention {
                 values: vec![
-                    RawValue::text(Attribute::Name, "/jtcy/2/xm", "张小宝"),
-                    RawValue::text(Attribute::Sex, "/jtcy/2/xb", "male"),
+                    value(Attribute::Name, "/jtcy/2/xm", "张小宝"),
+                    value(Attribute::Sex, "/jtcy/2/xb", "male"),
                     birth("/jtcy/2/csrq", "2024.03.15"),
                     address.clone(),
                 ],
@@ -302,8 +290,8 @@ fn a_household_whose_head_appears_twice() {
             RawMention {
                 documents: vec![card("/jtcy/3/sfzh", "370687195807201010")],
                 values: vec![
-                    RawValue::text(Attribute::Name, "/jtcy/3/xm", "张大山"),
-                    RawValue::text(Attribute::Sex, "/jtcy/3/xb", "male"),
+                    value(Attribute::Name, "/jtcy/3/xm", "张大山"),
+                    value(Attribute::Sex, "/jtcy/3/xb", "male"),
                     birth("/jtcy/3/csrq", "1958.07.20"),
                     address,
                 ],

@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, ReadError, Reading, Relation,
-    RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, ReadError, Reading, RelationKind,
+    Role, Slot,
 };
 
 /// The register the project manager's 注册证书号 belongs to.
@@ -60,25 +60,14 @@ pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
         mentions.push(unit(payload, role, object)?);
     }
     mentions.push(project_manager(payload)?);
-    let mut reading = Reading {
-        mentions: mentions.into_iter().filter(fields::identifies).collect(),
-        relations: Vec::new(),
-    };
+    let manages = fields::relation(RelationKind::ManagesProject, PROJECT_MANAGER, BUILDER);
+    let mut reading = fields::reading(mentions, [manages]);
     for mention in &mut reading.mentions {
         let mut facts = permit.clone();
         facts.push(("role", RawFact::Code(mention.slot.role.as_str())));
         mention.facts.push(RawFactSet {
             topic: "construction_permit",
             fields: facts,
-        });
-    }
-    let present = |slot: Slot| reading.mentions.iter().any(|m| m.slot == slot);
-    if present(PROJECT_MANAGER) && present(BUILDER) {
-        reading.relations.push(Relation {
-            kind: RelationKind::ManagesProject,
-            from: PROJECT_MANAGER,
-            to: Some(BUILDER),
-            detail: None,
         });
     }
     Ok(reading)
@@ -92,9 +81,7 @@ fn permit_facts(payload: &Value) -> Result<Vec<(&'static str, RawFact)>, ReadErr
         ("project", "/xmmc"),
         ("project_address", "/xmdz"),
     ] {
-        if let Some(text) = fields::filled_text(payload, pointer)? {
-            facts.push((name, RawFact::Text(text.to_owned())));
-        }
+        facts.extend(fields::typed_fact(payload, name, pointer, RawFact::Text)?);
     }
     facts.push((
         "contract_value_wan_yuan",

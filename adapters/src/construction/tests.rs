@@ -2,7 +2,8 @@ use serde_json::json;
 
 use super::*;
 use crate::catalog::RecordType;
-use crate::model::{RawDocument, RawValue};
+use crate::fields::testing::{department_number, document, text, value};
+use crate::model::{RawDocument, Relation};
 
 fn permit() -> Value {
     json!({
@@ -27,13 +28,7 @@ fn permit() -> Value {
 }
 
 fn usc(pointer: &str, number: &str) -> RawDocument {
-    RawDocument {
-        family: Some(DocumentFamily::UnifiedSocialCreditCode),
-        code: String::new(),
-        register: None,
-        pointer: pointer.to_owned(),
-        number: number.to_owned(),
-    }
+    document(Some(DocumentFamily::UnifiedSocialCreditCode), "", pointer, number)
 }
 
 #[test]
@@ -41,9 +36,9 @@ fn a_permit_names_three_units_and_the_project_manager() {
     let facts = |role: &'static str| RawFactSet {
         topic: "construction_permit",
         fields: vec![
-            ("permit", RawFact::Text("370687202408310101".to_owned())),
-            ("project", RawFact::Text("海阳滨海花园住宅小区项目".to_owned())),
-            ("project_address", RawFact::Text("海阳市凤城街道海滨路88号".to_owned())),
+            ("permit", text("370687202408310101")),
+            ("project", text("海阳滨海花园住宅小区项目")),
+            ("project_address", text("海阳市凤城街道海滨路88号")),
             ("contract_value_wan_yuan", RawFact::Number(20521.68)),
             ("floor_area", RawFact::Number(86342.5)),
             // 2024-08-31, 2024-09-20 and 2026-05-18 at midnight in Beijing.
@@ -64,41 +59,34 @@ fn a_permit_names_three_units_and_the_project_manager() {
         mentions: vec![
             RawMention {
                 documents: vec![usc("/jsdw/tyshxydm", "91370687MA3C12345X")],
-                values: vec![RawValue::text(Attribute::Name, "/jsdw/mc", "海阳滨海置业有限公司")],
+                values: vec![value(Attribute::Name, "/jsdw/mc", "海阳滨海置业有限公司")],
                 facts: vec![facts("developer")],
                 ..organisation(Role::Developer)
             },
             RawMention {
                 documents: vec![usc("/sgdw/tyshxydm", " 913706001654321098")],
-                values: vec![RawValue::text(Attribute::Name, "/sgdw/mc", "烟台建工集团有限公司 ")],
+                values: vec![value(Attribute::Name, "/sgdw/mc", "烟台建工集团有限公司 ")],
                 facts: vec![facts("builder")],
                 ..organisation(Role::Builder)
             },
             RawMention {
-                values: vec![RawValue::text(Attribute::Name, "/jldw/mc", "山东正信工程监理有限公司")],
+                values: vec![value(Attribute::Name, "/jldw/mc", "山东正信工程监理有限公司")],
                 facts: vec![facts("supervisor")],
                 ..organisation(Role::Supervisor)
             },
             RawMention {
                 documents: vec![
-                    RawDocument {
-                        family: Some(DocumentFamily::ResidentIdentityCard),
-                        code: String::new(),
-                        register: None,
-                        pointer: "/xmjl/zjhm".to_owned(),
-                        number: "370687195807201010".to_owned(),
-                    },
-                    RawDocument {
-                        family: Some(DocumentFamily::DepartmentNumber),
-                        code: String::new(),
-                        register: Some("construction.constructor_certificate"),
-                        pointer: "/xmjl/zczsh".to_owned(),
-                        number: "鲁237123456789".to_owned(),
-                    },
+                    document(
+                        Some(DocumentFamily::ResidentIdentityCard),
+                        "",
+                        "/xmjl/zjhm",
+                        "370687195807201010",
+                    ),
+                    department_number("construction.constructor_certificate", "/xmjl/zczsh", "鲁237123456789"),
                 ],
                 values: vec![
-                    RawValue::text(Attribute::Name, "/xmjl/xm", "刘 军"),
-                    RawValue::text(Attribute::Phone, "/xmjl/lxdh", "+86 13905351234"),
+                    value(Attribute::Name, "/xmjl/xm", "刘 军"),
+                    value(Attribute::Phone, "/xmjl/lxdh", "+86 13905351234"),
                 ],
                 facts: vec![facts("project_manager")],
                 ..RawMention::new(Slot::new(Role::ProjectManager, 0), EntityKind::Person)
@@ -136,7 +124,7 @@ fn optional_fields_left_out_and_a_builder_left_empty() {
     );
     let manager = &reading.mentions[2];
     assert!(manager.documents.is_empty());
-    assert_eq!(manager.values, [RawValue::text(Attribute::Name, "/xmjl/xm", "刘军")]);
+    assert_eq!(manager.values, [value(Attribute::Name, "/xmjl/xm", "刘军")]);
     let fields: Vec<&str> = manager.facts[0].fields.iter().map(|(name, _)| *name).collect();
     assert_eq!(
         fields,

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, ReadError, Reading, Relation,
-    RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, RawFact, RawFactSet, RawMention, ReadError, Reading, RelationKind, Role,
+    Slot,
 };
 
 const ACCOUNT_HOLDER: Slot = Slot::new(Role::AccountHolder, 0);
@@ -66,19 +66,10 @@ pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
             "/khrq",
         ],
     )?;
-    let holder = account_holder(payload)?;
-    let employer = employer(payload)?;
-    let mut reading = Reading::default();
-    if fields::identifies(&holder) && fields::identifies(&employer) {
-        reading.relations.push(Relation {
-            kind: RelationKind::EmployedBy,
-            from: ACCOUNT_HOLDER,
-            to: Some(EMPLOYER),
-            detail: None,
-        });
-    }
-    reading.mentions = [holder, employer].into_iter().filter(fields::identifies).collect();
-    Ok(reading)
+    Ok(fields::reading(
+        [account_holder(payload)?, employer(payload)?],
+        [fields::relation(RelationKind::EmployedBy, ACCOUNT_HOLDER, EMPLOYER)],
+    ))
 }
 
 fn account_holder(payload: &Value) -> Result<RawMention, ReadError> {
@@ -105,26 +96,21 @@ fn account_holder(payload: &Value) -> Result<RawMention, ReadError> {
         .extend(fields::typed_value(payload, Attribute::Phone, "/sjhm")?);
 
     let mut facts = Vec::new();
-    if let Some(account) = fields::filled_text(payload, "/grzh")? {
-        facts.push(("account", RawFact::Text(account.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "account", "/grzh", RawFact::Text)?);
     let zhzt = fields::text(payload, "/zhzt")?;
     if let Some(status) = fields::lookup(zhzt, "/zhzt", account_status, STATUSES, &mut mention.flags) {
         facts.push(("status", RawFact::Code(status)));
     }
-    if let Some(base) = fields::filled_text(payload, "/jcjs")? {
-        facts.push(("contribution_base", RawFact::Amount(base.to_owned())));
-    }
+    facts.extend(fields::typed_fact(
+        payload,
+        "contribution_base",
+        "/jcjs",
+        RawFact::Amount,
+    )?);
     // A fraction such as `0.12`: an amount whose unit is "of the base".
-    if let Some(rate) = fields::filled_text(payload, "/grjcbl")? {
-        facts.push(("personal_rate", RawFact::Text(rate.to_owned())));
-    }
-    if let Some(opened) = fields::filled_text(payload, "/khrq")? {
-        facts.push(("opened", RawFact::Date(RawDate::Text(opened.to_owned()))));
-    }
-    if let Some(employer) = fields::filled_text(payload, "/dwzh")? {
-        facts.push(("employer_account", RawFact::Text(employer.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "personal_rate", "/grjcbl", RawFact::Text)?);
+    facts.extend(fields::typed_fact(payload, "opened", "/khrq", fields::date_fact)?);
+    facts.extend(fields::typed_fact(payload, "employer_account", "/dwzh", RawFact::Text)?);
     mention.facts.push(RawFactSet {
         topic: "provident_fund_account",
         fields: facts,

@@ -3,38 +3,8 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::model::{QualityFlag, RawDocument, RawValue};
-
-fn read_ok(payload: &Value) -> Reading {
-    match read(payload) {
-        Ok(reading) => reading,
-        Err(e) => panic!("read failed at {}: {}", e.pointer, e.message),
-    }
-}
-
-fn document(
-    family: Option<DocumentFamily>,
-    code: &str,
-    register: Option<&'static str>,
-    pointer: &str,
-    number: &str,
-) -> RawDocument {
-    RawDocument {
-        family,
-        code: code.to_owned(),
-        register,
-        pointer: pointer.to_owned(),
-        number: number.to_owned(),
-    }
-}
-
-fn value(attribute: Attribute, pointer: &str, text: &str) -> RawValue {
-    RawValue::text(attribute, pointer, text)
-}
-
-fn unknown(pointer: &str, table: &str) -> QualityFlag {
-    fields::unknown_code(pointer, table)
-}
+use crate::fields::testing::{date, date_value, department_number, document, read_ok, text, unknown, value};
+use crate::model::Relation;
 
 /// A foreign permanent resident, typed with the code 99 the fund's table lacks, at
 /// an employer whose organisation code was never entered.
@@ -58,34 +28,28 @@ fn resident_card_holder() -> Value {
 
 #[test]
 fn unknown_document_code_and_no_organisation_code() {
-    let reading = read_ok(&resident_card_holder());
+    let reading = read_ok(read, &resident_card_holder());
     let holder = RawMention {
         slot: ACCOUNT_HOLDER,
         kind: EntityKind::Person,
         documents: vec![
-            document(None, "99", None, "/zjhm", "DEU370687850612"),
-            document(
-                Some(DocumentFamily::DepartmentNumber),
-                "",
-                Some("housingfund.account"),
-                "/grzh",
-                "300000004217",
-            ),
+            document(None, "99", "/zjhm", "DEU370687850612"),
+            department_number("housingfund.account", "/grzh", "300000004217"),
         ],
         values: vec![
             value(Attribute::Name, "/xingming", "Müller Anna"),
-            RawValue::date(Attribute::BirthDate, "/csny", RawDate::Text("198506".to_owned())),
+            date_value(Attribute::BirthDate, "/csny", "198506"),
             value(Attribute::Phone, "/sjhm", "0086 139-5350-1234"),
         ],
         facts: vec![RawFactSet {
             topic: "provident_fund_account",
             fields: vec![
-                ("account", RawFact::Text("300000004217".to_owned())),
+                ("account", text("300000004217")),
                 ("status", RawFact::Code("normal")),
                 ("contribution_base", RawFact::Amount("8000.50".to_owned())),
-                ("personal_rate", RawFact::Text("0.12".to_owned())),
-                ("opened", RawFact::Date(RawDate::Text("2019/3/7".to_owned()))),
-                ("employer_account", RawFact::Text("1000000351".to_owned())),
+                ("personal_rate", text("0.12")),
+                ("opened", date("2019/3/7")),
+                ("employer_account", text("1000000351")),
             ],
         }],
         flags: vec![unknown("/zjlx", DOCUMENT_TYPES)],
@@ -93,13 +57,7 @@ fn unknown_document_code_and_no_organisation_code() {
     let employer = RawMention {
         slot: EMPLOYER,
         kind: EntityKind::Organisation,
-        documents: vec![document(
-            Some(DocumentFamily::DepartmentNumber),
-            "",
-            Some("housingfund.employer"),
-            "/dwzh",
-            "1000000351",
-        )],
+        documents: vec![department_number("housingfund.employer", "/dwzh", "1000000351")],
         values: vec![value(Attribute::Name, "/dwmc", "海阳市蓝海科技有限公司 ")],
         facts: vec![],
         flags: vec![],
@@ -129,7 +87,7 @@ fn sealed_account_with_an_organisation_code_and_no_birth_month() {
     if let Some(map) = payload.as_object_mut() {
         map.remove("csny");
     }
-    let reading = read_ok(&payload);
+    let reading = read_ok(read, &payload);
     let holder = &reading.mentions[0];
     assert!(holder.flags.is_empty());
     assert_eq!(holder.documents[0].family, Some(DocumentFamily::ResidentIdentityCard));
@@ -137,13 +95,7 @@ fn sealed_account_with_an_organisation_code_and_no_birth_month() {
     assert!(holder.facts[0].fields.contains(&("status", RawFact::Code("sealed"))));
     assert_eq!(
         reading.mentions[1].documents[1],
-        document(
-            Some(DocumentFamily::OrganisationCode),
-            "",
-            None,
-            "/dwzzjgdm",
-            "72345678-1",
-        )
+        document(Some(DocumentFamily::OrganisationCode), "", "/dwzzjgdm", "72345678-1",)
     );
 }
 
@@ -158,14 +110,14 @@ fn document_types_and_statuses() {
         ("06", None),
     ] {
         payload["zjlx"] = json!(zjlx);
-        let holder = &read_ok(&payload).mentions[0];
+        let holder = &read_ok(read, &payload).mentions[0];
         assert_eq!(holder.documents[0].family, family, "{zjlx}");
         assert_eq!(holder.flags.is_empty(), family.is_some(), "{zjlx}");
     }
     payload["zjlx"] = json!("01");
     for (zhzt, status) in [("2", Some("closed")), ("3", None)] {
         payload["zhzt"] = json!(zhzt);
-        let holder = &read_ok(&payload).mentions[0];
+        let holder = &read_ok(read, &payload).mentions[0];
         let found = holder.facts[0].fields.iter().find(|(name, _)| *name == "status");
         assert_eq!(found.map(|(_, f)| f.clone()), status.map(RawFact::Code), "{zhzt}");
         assert_eq!(
@@ -185,7 +137,7 @@ fn employer_with_neither_name_nor_code_is_no_mention() {
     let mut payload = resident_card_holder();
     payload["dwmc"] = json!("\u{3000}");
     payload["dwzh"] = json!(" ");
-    let reading = read_ok(&payload);
+    let reading = read_ok(read, &payload);
     assert_eq!(reading.mentions.len(), 1);
     assert_eq!(reading.mentions[0].slot, ACCOUNT_HOLDER);
     assert!(reading.relations.is_empty());

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading,
-    Relation, RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading, RelationKind,
+    Role, Slot,
 };
 
 const INSURED: Slot = Slot::new(Role::Insured, 0);
@@ -82,19 +82,10 @@ pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
             "/grbh", "/zjlx", "/sfzhm", "/xm", "/xb", "/csrq", "/dwbh", "/dwmc", "/cbzt", "/cbrq",
         ],
     )?;
-    let insured = insured(payload)?;
-    let employer = employer(payload)?;
-    let mut reading = Reading::default();
-    if fields::identifies(&insured) && fields::identifies(&employer) {
-        reading.relations.push(Relation {
-            kind: RelationKind::EmployedBy,
-            from: INSURED,
-            to: Some(EMPLOYER),
-            detail: None,
-        });
-    }
-    reading.mentions = [insured, employer].into_iter().filter(fields::identifies).collect();
-    Ok(reading)
+    Ok(fields::reading(
+        [insured(payload)?, employer(payload)?],
+        [fields::relation(RelationKind::EmployedBy, INSURED, EMPLOYER)],
+    ))
 }
 
 fn insured(payload: &Value) -> Result<RawMention, ReadError> {
@@ -150,12 +141,8 @@ fn insured(payload: &Value) -> Result<RawMention, ReadError> {
         }
     }
     facts.push(("insurance", RawFact::List(insurance)));
-    if let Some(enrolled) = fields::filled_text(payload, "/cbrq")? {
-        facts.push(("enrolled", RawFact::Date(RawDate::Text(enrolled.to_owned()))));
-    }
-    if let Some(employer) = fields::filled_text(payload, "/dwbh")? {
-        facts.push(("employer_number", RawFact::Text(employer.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "enrolled", "/cbrq", fields::date_fact)?);
+    facts.extend(fields::typed_fact(payload, "employer_number", "/dwbh", RawFact::Text)?);
     mention.facts.push(RawFactSet {
         topic: "social_insurance",
         fields: facts,

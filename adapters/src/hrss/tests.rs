@@ -3,38 +3,8 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::model::{FlagCode, QualityFlag, RawDocument};
-
-fn read_ok(payload: &Value) -> Reading {
-    match read(payload) {
-        Ok(reading) => reading,
-        Err(e) => panic!("read failed at {}: {}", e.pointer, e.message),
-    }
-}
-
-fn document(
-    family: Option<DocumentFamily>,
-    code: &str,
-    register: Option<&'static str>,
-    pointer: &str,
-    number: &str,
-) -> RawDocument {
-    RawDocument {
-        family,
-        code: code.to_owned(),
-        register,
-        pointer: pointer.to_owned(),
-        number: number.to_owned(),
-    }
-}
-
-fn value(attribute: Attribute, pointer: &str, text: &str) -> RawValue {
-    RawValue::text(attribute, pointer, text)
-}
-
-fn unknown(pointer: &str, table: &str) -> QualityFlag {
-    fields::unknown_code(pointer, table)
-}
+use crate::fields::testing::{date, date_value, department_number, document, read_ok, text, unknown, value};
+use crate::model::{FlagCode, Relation};
 
 fn employed() -> Relation {
     Relation {
@@ -71,7 +41,7 @@ fn veteran() -> Value {
 
 #[test]
 fn insured_with_a_15_digit_number_and_two_insurance_types() {
-    let reading = read_ok(&veteran());
+    let reading = read_ok(read, &veteran());
     let insured = RawMention {
         slot: INSURED,
         kind: EntityKind::Person,
@@ -79,29 +49,16 @@ fn insured_with_a_15_digit_number_and_two_insurance_types() {
             document(
                 Some(DocumentFamily::ResidentIdentityCard),
                 "01",
-                None,
                 "/sfzhm",
                 "370687650312101",
             ),
-            document(
-                Some(DocumentFamily::DepartmentNumber),
-                "",
-                Some("hrss.person"),
-                "/grbh",
-                "3700012345",
-            ),
-            document(
-                Some(DocumentFamily::DepartmentNumber),
-                "",
-                Some("hrss.card"),
-                "/sbkh",
-                "A12345678",
-            ),
+            department_number("hrss.person", "/grbh", "3700012345"),
+            department_number("hrss.card", "/sbkh", "A12345678"),
         ],
         values: vec![
             value(Attribute::Name, "/xm", "张 建国"),
             value(Attribute::Sex, "/xb", "male"),
-            RawValue::date(Attribute::BirthDate, "/csrq", RawDate::Text("1965-03-12".to_owned())),
+            date_value(Attribute::BirthDate, "/csrq", "1965-03-12"),
             value(Attribute::Ethnicity, "/mz", "01"),
             value(Attribute::Phone, "/lxdh", "138 0535 6789"),
             value(Attribute::HouseholdAddress, "/hjdz", "海阳市东村街道文化路33号"),
@@ -114,8 +71,8 @@ fn insured_with_a_15_digit_number_and_two_insurance_types() {
                     "insurance",
                     RawFact::List(vec![RawFact::Code("medical"), RawFact::Code("pension")]),
                 ),
-                ("enrolled", RawFact::Date(RawDate::Text("1998-07-01".to_owned()))),
-                ("employer_number", RawFact::Text("10000042".to_owned())),
+                ("enrolled", date("1998-07-01")),
+                ("employer_number", text("10000042")),
             ],
         }],
         flags: vec![],
@@ -123,13 +80,7 @@ fn insured_with_a_15_digit_number_and_two_insurance_types() {
     let employer = RawMention {
         slot: EMPLOYER,
         kind: EntityKind::Organisation,
-        documents: vec![document(
-            Some(DocumentFamily::DepartmentNumber),
-            "",
-            Some("hrss.employer"),
-            "/dwbh",
-            "10000042",
-        )],
+        documents: vec![department_number("hrss.employer", "/dwbh", "10000042")],
         values: vec![value(Attribute::Name, "/dwmc", "海阳市东方机械有限公司（集团）")],
         facts: vec![],
         flags: vec![],
@@ -151,7 +102,7 @@ fn unknown_codes_are_flagged_and_left_out() {
     payload["cbzt"] = json!("4");
     payload["xzlx"] = json!(["110", " 2１0", "999"]);
     payload["dwtyshxydm"] = json!(" 913706877234567810");
-    let reading = read_ok(&payload);
+    let reading = read_ok(read, &payload);
     let insured = &reading.mentions[0];
     assert_eq!(insured.documents[0].family, None);
     assert_eq!(insured.documents[0].code, "06");
@@ -184,7 +135,6 @@ fn unknown_codes_are_flagged_and_left_out() {
         document(
             Some(DocumentFamily::UnifiedSocialCreditCode),
             "",
-            None,
             "/dwtyshxydm",
             " 913706877234567810",
         )
@@ -203,7 +153,7 @@ fn sex_codes() {
         ("", None, true),
     ] {
         payload["xb"] = json!(xb);
-        let insured = &read_ok(&payload).mentions[0];
+        let insured = &read_ok(read, &payload).mentions[0];
         let sex = insured.values.iter().find(|v| v.attribute == Attribute::Sex);
         assert_eq!(sex.map(|v| v.text.as_str()), expected, "xb {xb:?}");
         assert_eq!(insured.flags.iter().any(|f| f.pointer == "/xb"), flagged, "xb {xb:?}");
@@ -218,7 +168,7 @@ fn no_insurance_types_is_an_empty_list() {
         map.remove("sbkh");
         map.remove("mz");
     }
-    let insured = &read_ok(&payload).mentions[0];
+    let insured = &read_ok(read, &payload).mentions[0];
     assert!(insured.facts[0].fields.contains(&("insurance", RawFact::List(vec![]))));
     assert_eq!(insured.documents.len(), 2);
     assert!(insured.values.iter().all(|v| v.attribute != Attribute::Ethnicity));

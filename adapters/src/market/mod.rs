@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::fields;
 use crate::model::{
     Attribute, DocumentFamily, EntityKind, RawDate, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading,
-    Relation, RelationKind, Role, Slot,
+    RelationKind, Role, Slot,
 };
 
 const ENTITY: Slot = Slot::new(Role::Entity, 0);
@@ -62,22 +62,14 @@ const STATUSES: &str = "market registration status (djzt)";
 /// Reads one native record into mentions and relations.
 pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
     fields::require_texts(payload, &["/ztid", "/ztmc", "/ztlx", "/fddbr", "/clrq", "/djzt"])?;
-    let entity = entity(payload)?;
-    let representative = legal_representative(payload)?;
-    let mut reading = Reading::default();
-    if fields::identifies(&entity) && fields::identifies(&representative) {
-        reading.relations.push(Relation {
-            kind: RelationKind::LegalRepresentativeOf,
-            from: LEGAL_REPRESENTATIVE,
-            to: Some(ENTITY),
-            detail: None,
-        });
-    }
-    reading.mentions = [entity, representative]
-        .into_iter()
-        .filter(fields::identifies)
-        .collect();
-    Ok(reading)
+    Ok(fields::reading(
+        [entity(payload)?, legal_representative(payload)?],
+        [fields::relation(
+            RelationKind::LegalRepresentativeOf,
+            LEGAL_REPRESENTATIVE,
+            ENTITY,
+        )],
+    ))
 }
 
 fn entity(payload: &Value) -> Result<RawMention, ReadError> {
@@ -152,12 +144,8 @@ fn entity(payload: &Value) -> Result<RawMention, ReadError> {
     if let Some(founded) = founded {
         facts.push(("founded", RawFact::Date(RawDate::Text(founded.to_owned()))));
     }
-    if let Some(registry) = fields::filled_text(payload, "/djjg")? {
-        facts.push(("registry", RawFact::Text(registry.to_owned())));
-    }
-    if let Some(scope) = fields::filled_text(payload, "/jyfw")? {
-        facts.push(("business_scope", RawFact::Text(scope.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "registry", "/djjg", RawFact::Text)?);
+    facts.extend(fields::typed_fact(payload, "business_scope", "/jyfw", RawFact::Text)?);
     mention.facts.push(RawFactSet {
         topic: "market_registration",
         fields: facts,

@@ -3,40 +3,8 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::model::{QualityFlag, RawDocument};
-
-fn read_ok(payload: &Value) -> Reading {
-    match read(payload) {
-        Ok(reading) => reading,
-        Err(e) => panic!("read failed at {}: {}", e.pointer, e.message),
-    }
-}
-
-fn document(family: DocumentFamily, code: &str, pointer: &str, number: &str) -> RawDocument {
-    RawDocument {
-        family: Some(family),
-        code: code.to_owned(),
-        register: None,
-        pointer: pointer.to_owned(),
-        number: number.to_owned(),
-    }
-}
-
-fn value(attribute: Attribute, pointer: &str, text: &str) -> RawValue {
-    RawValue::text(attribute, pointer, text)
-}
-
-fn date(text: &str) -> RawDate {
-    RawDate::Text(text.to_owned())
-}
-
-fn text(text: &str) -> RawFact {
-    RawFact::Text(text.to_owned())
-}
-
-fn unknown(pointer: &str, table: &str) -> QualityFlag {
-    fields::unknown_code(pointer, table)
-}
+use crate::fields::testing::{date, date_value, document, read_ok, text, unknown, value};
+use crate::model::Relation;
 
 fn represents() -> Relation {
     Relation {
@@ -71,16 +39,19 @@ fn old_shop() -> Value {
 
 #[test]
 fn individual_business_with_only_a_registration_number() {
-    let reading = read_ok(&old_shop());
+    let reading = read_ok(read, &old_shop());
     let entity = RawMention {
-        slot: ENTITY,
-        kind: EntityKind::Organisation,
-        documents: vec![document(DocumentFamily::BusinessLicence, "", "/zch", "370687600012345")],
+        documents: vec![document(
+            Some(DocumentFamily::BusinessLicence),
+            "",
+            "/zch",
+            "370687600012345",
+        )],
         values: vec![
             value(Attribute::Name, "/ztmc", "海阳市老街王记小吃店"),
             value(Attribute::Status, "/djzt", "deregistered"),
             value(Attribute::OrganisationType, "/ztlx", "individual_business"),
-            RawValue::date(Attribute::Founded, "/clrq", date("2006年4月9日")),
+            date_value(Attribute::Founded, "/clrq", "2006年4月9日"),
             value(Attribute::Address, "/zs", "海阳市方圆街道老街17号"),
         ],
         facts: vec![RawFactSet {
@@ -88,25 +59,22 @@ fn individual_business_with_only_a_registration_number() {
             fields: vec![
                 ("entity_type", RawFact::Code("individual_business")),
                 ("status", RawFact::Code("deregistered")),
-                ("founded", RawFact::Date(date("2006年4月9日"))),
+                ("founded", date("2006年4月9日")),
                 ("registry", text("海阳市工商行政管理局")),
                 ("business_scope", text("个体经营：小吃服务。")),
             ],
         }],
-        flags: vec![],
+        ..RawMention::new(ENTITY, EntityKind::Organisation)
     };
     let operator = RawMention {
-        slot: LEGAL_REPRESENTATIVE,
-        kind: EntityKind::Person,
         documents: vec![document(
-            DocumentFamily::ResidentIdentityCard,
+            Some(DocumentFamily::ResidentIdentityCard),
             "10",
             "/fddbr_zjhm",
             "370687198203154527",
         )],
         values: vec![value(Attribute::Name, "/fddbr", "王 红")],
-        facts: vec![],
-        flags: vec![],
+        ..RawMention::new(LEGAL_REPRESENTATIVE, EntityKind::Person)
     };
     assert_eq!(
         reading,
@@ -119,28 +87,29 @@ fn individual_business_with_only_a_registration_number() {
 
 #[test]
 fn limited_company_with_a_hong_kong_representative() {
-    let reading = read_ok(&json!({
-        "ztid": "0f8fad5bd9cb469fa16570867728950e",
-        "tyshxydm": "91370687MA3C5B7K2Q ",
-        "zch": "",
-        "ztmc": "海阳市海港(集团)物流有限公司",
-        "ztlx": "１１００",
-        "fddbr": "CHAN Tai Man",
-        "fddbr_zjlx": "30",
-        "fddbr_zjhm": "H01234567",
-        "zczb": "500万元人民币",
-        "clrq": " 2017年11月3日",
-        "zs": "海阳市凤城街道海港路1#",
-        "jyfw": "一般项目：道路货物运输。",
-        "djzt": "在业",
-        "djjg": "海阳市市场监督管理局",
-        "lxdh": "3218888"
-    }));
+    let reading = read_ok(
+        read,
+        &json!({
+            "ztid": "0f8fad5bd9cb469fa16570867728950e",
+            "tyshxydm": "91370687MA3C5B7K2Q ",
+            "zch": "",
+            "ztmc": "海阳市海港(集团)物流有限公司",
+            "ztlx": "１１００",
+            "fddbr": "CHAN Tai Man",
+            "fddbr_zjlx": "30",
+            "fddbr_zjhm": "H01234567",
+            "zczb": "500万元人民币",
+            "clrq": " 2017年11月3日",
+            "zs": "海阳市凤城街道海港路1#",
+            "jyfw": "一般项目：道路货物运输。",
+            "djzt": "在业",
+            "djjg": "海阳市市场监督管理局",
+            "lxdh": "3218888"
+        }),
+    );
     let entity = RawMention {
-        slot: ENTITY,
-        kind: EntityKind::Organisation,
         documents: vec![document(
-            DocumentFamily::UnifiedSocialCreditCode,
+            Some(DocumentFamily::UnifiedSocialCreditCode),
             "",
             "/tyshxydm",
             "91370687MA3C5B7K2Q ",
@@ -149,7 +118,7 @@ fn limited_company_with_a_hong_kong_representative() {
             value(Attribute::Name, "/ztmc", "海阳市海港(集团)物流有限公司"),
             value(Attribute::Status, "/djzt", "active"),
             value(Attribute::OrganisationType, "/ztlx", "limited_company"),
-            RawValue::date(Attribute::Founded, "/clrq", date(" 2017年11月3日")),
+            date_value(Attribute::Founded, "/clrq", " 2017年11月3日"),
             value(Attribute::RegisteredCapital, "/zczb", "500万元人民币"),
             value(Attribute::Address, "/zs", "海阳市凤城街道海港路1#"),
             value(Attribute::Phone, "/lxdh", "3218888"),
@@ -160,25 +129,22 @@ fn limited_company_with_a_hong_kong_representative() {
                 ("entity_type", RawFact::Code("limited_company")),
                 ("status", RawFact::Code("active")),
                 ("registered_capital", RawFact::Amount("500万元人民币".to_owned())),
-                ("founded", RawFact::Date(date(" 2017年11月3日"))),
+                ("founded", date(" 2017年11月3日")),
                 ("registry", text("海阳市市场监督管理局")),
                 ("business_scope", text("一般项目：道路货物运输。")),
             ],
         }],
-        flags: vec![],
+        ..RawMention::new(ENTITY, EntityKind::Organisation)
     };
     let representative = RawMention {
-        slot: LEGAL_REPRESENTATIVE,
-        kind: EntityKind::Person,
         documents: vec![document(
-            DocumentFamily::HkMacaoTaiwanPermit,
+            Some(DocumentFamily::HkMacaoTaiwanPermit),
             "30",
             "/fddbr_zjhm",
             "H01234567",
         )],
         values: vec![value(Attribute::Name, "/fddbr", "CHAN Tai Man")],
-        facts: vec![],
-        flags: vec![],
+        ..RawMention::new(LEGAL_REPRESENTATIVE, EntityKind::Person)
     };
     assert_eq!(
         reading,
@@ -200,7 +166,7 @@ fn status_words_and_entity_types() {
         ("歇业", None),
     ] {
         payload["djzt"] = json!(djzt);
-        let entity = &read_ok(&payload).mentions[0];
+        let entity = &read_ok(read, &payload).mentions[0];
         let status = entity.values.iter().find(|v| v.attribute == Attribute::Status);
         assert_eq!(status.map(|v| v.text.as_str()), expected, "{djzt}");
         assert_eq!(
@@ -215,7 +181,7 @@ fn status_words_and_entity_types() {
         ("2190", None),
     ] {
         payload["ztlx"] = json!(ztlx);
-        let entity = &read_ok(&payload).mentions[0];
+        let entity = &read_ok(read, &payload).mentions[0];
         let facts = &entity.facts[0].fields;
         let fact = facts.iter().find(|(name, _)| *name == "entity_type");
         assert_eq!(fact.map(|(_, f)| f.clone()), expected.map(RawFact::Code), "{ztlx}");
@@ -233,7 +199,7 @@ fn unknown_codes_are_flagged_on_the_mention_they_describe() {
     payload["ztlx"] = json!("2190");
     payload["djzt"] = json!("歇业");
     payload["fddbr_zjlx"] = json!("50");
-    let reading = read_ok(&payload);
+    let reading = read_ok(read, &payload);
     assert_eq!(
         reading.mentions[0].flags,
         vec![unknown("/ztlx", ENTITY_TYPES), unknown("/djzt", STATUSES)]
@@ -259,7 +225,7 @@ fn representative_without_a_document() {
         map.remove("fddbr_zjhm");
         map.remove("zch");
     }
-    let reading = read_ok(&payload);
+    let reading = read_ok(read, &payload);
     // The entity still has its name; the operator has a name only.
     assert!(reading.mentions[0].documents.is_empty());
     assert!(reading.mentions[1].documents.is_empty());

@@ -8,6 +8,7 @@ use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
 
+use crate::calendar::civil_from_days;
 use crate::model::RawDate;
 
 /// A calendar date, or a year and month where the day is not known.
@@ -222,25 +223,6 @@ pub fn from_beijing_millis(ms: i64) -> Result<Date, DateError> {
         return Err(DateError::NoSuchDay);
     };
     Date::full(year, month, day).ok_or(DateError::NoSuchDay)
-}
-
-/// Proleptic Gregorian (year, month, day) of a count of days since 1970-01-01,
-/// counting in 400-year eras of 146 097 days that start on 1 March.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468; // days from 0000-03-01
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -3,17 +3,8 @@
 use serde_json::json;
 
 use super::*;
+use crate::fields::testing::{date_value, department_number, document, value};
 use crate::model::{DocumentFamily, RawDocument, Role, Slot};
-
-fn doc(family: Option<DocumentFamily>, pointer: &str, number: &str) -> RawDocument {
-    RawDocument {
-        family,
-        code: String::new(),
-        register: None,
-        pointer: pointer.into(),
-        number: number.into(),
-    }
-}
 
 fn person(documents: Vec<RawDocument>, values: Vec<RawValue>) -> RawMention {
     let mut raw = RawMention::new(Slot::new(Role::Insured, 0), EntityKind::Person);
@@ -27,10 +18,6 @@ fn organisation(documents: Vec<RawDocument>, values: Vec<RawValue>) -> RawMentio
     raw.documents = documents;
     raw.values = values;
     raw
-}
-
-fn text(attribute: Attribute, pointer: &str, value: &str) -> RawValue {
-    RawValue::text(attribute, pointer, value)
 }
 
 fn observed(mention: &Mention) -> Vec<(Attribute, &str, bool)> {
@@ -58,29 +45,28 @@ const ID: &str = "11010519491231002X";
 
 #[test]
 fn an_insured_person_as_hrss_types_it() {
-    let mut department_number = doc(Some(DocumentFamily::DepartmentNumber), "/grbh", "3706000123");
-    department_number.register = Some("hrss.person");
     let raw = person(
         vec![
-            doc(
+            document(
                 Some(DocumentFamily::ResidentIdentityCard),
+                "",
                 "/sfzhm",
                 " 110105 19491231002x\u{3000}",
             ),
-            department_number,
+            department_number("hrss.person", "/grbh", "3706000123"),
         ],
         vec![
-            text(Attribute::Name, "/xm", "王 伟"),
-            text(Attribute::Sex, "/xb", "female"),
-            RawValue::date(Attribute::BirthDate, "/csrq", RawDate::Text("1949-12-31".into())),
-            text(Attribute::Ethnicity, "/mz", " 01 "),
-            text(Attribute::Phone, "/lxdh", "+86 138-1234-5678"),
-            text(
+            value(Attribute::Name, "/xm", "王 伟"),
+            value(Attribute::Sex, "/xb", "female"),
+            date_value(Attribute::BirthDate, "/csrq", "1949-12-31"),
+            value(Attribute::Ethnicity, "/mz", " 01 "),
+            value(Attribute::Phone, "/lxdh", "+86 138-1234-5678"),
+            value(
                 Attribute::HouseholdAddress,
                 "/hjdz",
                 "山东省烟台市海阳市凤城街道海河路12#",
             ),
-            text(Attribute::Address, "/jzdz", ""),
+            value(Attribute::Address, "/jzdz", ""),
         ],
     );
     let mention = mention(&raw);
@@ -117,10 +103,10 @@ fn an_insured_person_as_hrss_types_it() {
 #[test]
 fn typed_birth_date_and_sex_that_disagree_with_the_number() {
     let raw = person(
-        vec![doc(Some(DocumentFamily::ResidentIdentityCard), "/sfzhm", ID)],
+        vec![document(Some(DocumentFamily::ResidentIdentityCard), "", "/sfzhm", ID)],
         vec![
-            text(Attribute::Sex, "/xb", "male"),
-            RawValue::date(Attribute::BirthDate, "/csrq", RawDate::Text("1949-12-13".into())),
+            value(Attribute::Sex, "/xb", "male"),
+            date_value(Attribute::BirthDate, "/csrq", "1949-12-13"),
         ],
     );
     let mention = mention(&raw);
@@ -145,7 +131,7 @@ fn typed_birth_date_and_sex_that_disagree_with_the_number() {
 fn year_month_birth_dates_compare_on_year_and_month() {
     let with = |csny: &str| {
         mention(&person(
-            vec![doc(Some(DocumentFamily::ResidentIdentityCard), "/zjhm", ID)],
+            vec![document(Some(DocumentFamily::ResidentIdentityCard), "", "/zjhm", ID)],
             vec![RawValue::date(
                 Attribute::BirthDate,
                 "/csny",
@@ -159,8 +145,8 @@ fn year_month_birth_dates_compare_on_year_and_month() {
     assert_eq!(flags(&with("194911")), vec![(FlagCode::BirthDateDisagrees, "/csny")]);
     // A sex the department does not state is no disagreement.
     let unknown = mention(&person(
-        vec![doc(Some(DocumentFamily::ResidentIdentityCard), "/zjhm", ID)],
-        vec![text(Attribute::Sex, "/xb", "unknown")],
+        vec![document(Some(DocumentFamily::ResidentIdentityCard), "", "/zjhm", ID)],
+        vec![value(Attribute::Sex, "/xb", "unknown")],
     ));
     assert!(unknown.flags.is_empty());
 }
@@ -168,12 +154,13 @@ fn year_month_birth_dates_compare_on_year_and_month() {
 #[test]
 fn legacy_numbers_are_keys_and_flagged() {
     let raw = person(
-        vec![doc(
+        vec![document(
             Some(DocumentFamily::ResidentIdentityCard),
+            "",
             "/sfzhm",
             "370629650821042",
         )],
-        vec![text(Attribute::Sex, "/xb", "female")],
+        vec![value(Attribute::Sex, "/xb", "female")],
     );
     let mention = mention(&raw);
     assert_eq!(flags(&mention), vec![(FlagCode::LegacyIdentityNumber, "/sfzhm")]);
@@ -185,12 +172,13 @@ fn legacy_numbers_are_keys_and_flagged() {
 #[test]
 fn a_wrong_check_character_is_shown_but_no_key() {
     let raw = person(
-        vec![doc(
+        vec![document(
             Some(DocumentFamily::ResidentIdentityCard),
+            "",
             "/nsrsbh",
             "110105194912310021",
         )],
-        vec![text(Attribute::Name, "/nsrmc", "陳偉")],
+        vec![value(Attribute::Name, "/nsrmc", "陳偉")],
     );
     let mention = mention(&raw);
     assert_eq!(flags(&mention), vec![(FlagCode::WrongCheckCharacter, "/nsrsbh")]);
@@ -207,8 +195,11 @@ fn a_wrong_check_character_is_shown_but_no_key() {
 #[test]
 fn adapter_flags_are_kept_and_unknown_families_give_nothing() {
     let mut raw = person(
-        vec![doc(None, "/zjhm", ID), doc(Some(DocumentFamily::Other), "/zjhm", "X-1")],
-        vec![text(Attribute::Name, "/xm", "Smith, John")],
+        vec![
+            document(None, "", "/zjhm", ID),
+            document(Some(DocumentFamily::Other), "", "/zjhm", "X-1"),
+        ],
+        vec![value(Attribute::Name, "/xm", "Smith, John")],
     );
     raw.flags.push(QualityFlag::new(
         FlagCode::UnknownCode,
@@ -224,7 +215,7 @@ fn adapter_flags_are_kept_and_unknown_families_give_nothing() {
 
 #[test]
 fn latin_and_minority_names_match_across_departments() {
-    let name_of = |typed: &str| mention(&person(vec![], vec![text(Attribute::Name, "/xm", typed)])).match_name;
+    let name_of = |typed: &str| mention(&person(vec![], vec![value(Attribute::Name, "/xm", typed)])).match_name;
     assert_eq!(name_of("KIM MIN JUN"), name_of("min jun kim"));
     assert_eq!(name_of("Kim, Min Jun"), name_of("MIN JUN KIM"));
     assert_eq!(name_of("买买提•吐尔逊"), "买买提吐尔逊");
@@ -243,27 +234,29 @@ fn an_enterprise_with_every_form_of_its_code() {
     };
     let raw = organisation(
         vec![
-            doc(
+            document(
                 Some(DocumentFamily::UnifiedSocialCreditCode),
+                "",
                 "/tyshxydm",
                 "91110000600037341l ",
             ),
-            doc(Some(DocumentFamily::BusinessLicence), "/zch", &registration),
-            doc(Some(DocumentFamily::OrganisationCode), "/qlr/0/zjh", "60003734-1"),
-            doc(
+            document(Some(DocumentFamily::BusinessLicence), "", "/zch", &registration),
+            document(Some(DocumentFamily::OrganisationCode), "", "/qlr/0/zjh", "60003734-1"),
+            document(
                 Some(DocumentFamily::LegacyTaxId),
+                "",
                 "/nsrsbh",
                 "１１００００６０００３７３４１",
             ),
         ],
         vec![
-            text(Attribute::Name, "/ztmc", "海陽市某某(集團)有限公司 "),
-            text(Attribute::Status, "/djzt", "active"),
-            text(Attribute::OrganisationType, "/ztlx", "limited_company"),
-            RawValue::date(Attribute::Founded, "/clrq", RawDate::Text("2015年3月5日".into())),
-            text(Attribute::RegisteredCapital, "/zczb", "500万元人民币"),
-            text(Attribute::Address, "/zs", "海阳市方圆街道海河路８#"),
-            text(Attribute::Phone, "/lxdh", "4561234"),
+            value(Attribute::Name, "/ztmc", "海陽市某某(集團)有限公司 "),
+            value(Attribute::Status, "/djzt", "active"),
+            value(Attribute::OrganisationType, "/ztlx", "limited_company"),
+            date_value(Attribute::Founded, "/clrq", "2015年3月5日"),
+            value(Attribute::RegisteredCapital, "/zczb", "500万元人民币"),
+            value(Attribute::Address, "/zs", "海阳市方圆街道海河路８#"),
+            value(Attribute::Phone, "/lxdh", "4561234"),
         ],
     );
     let mention = mention(&raw);
@@ -296,7 +289,7 @@ fn an_enterprise_with_every_form_of_its_code() {
 fn organisations_get_nothing_derived_from_a_resident_number() {
     // An individual business registered under its owner's number.
     let raw = organisation(
-        vec![doc(Some(DocumentFamily::ResidentIdentityCard), "/nsrsbh", ID)],
+        vec![document(Some(DocumentFamily::ResidentIdentityCard), "", "/nsrsbh", ID)],
         vec![],
     );
     let mention = mention(&raw);
@@ -307,18 +300,19 @@ fn organisations_get_nothing_derived_from_a_resident_number() {
 #[test]
 fn unreadable_values_are_flagged_not_observed() {
     let raw = organisation(
-        vec![doc(
+        vec![document(
             Some(DocumentFamily::UnifiedSocialCreditCode),
+            "",
             "/tyshxydm",
             "91110000600037341M",
         )],
         vec![
-            text(Attribute::Phone, "/lxdh", "0535-4561234转801"),
-            RawValue::date(Attribute::Founded, "/clrq", RawDate::Text("2015年2月30日".into())),
+            value(Attribute::Phone, "/lxdh", "0535-4561234转801"),
+            date_value(Attribute::Founded, "/clrq", "2015年2月30日"),
             RawValue::date(Attribute::Founded, "/fzrq", RawDate::BeijingMillis(i64::MAX)),
-            text(Attribute::RegisteredCapital, "/zczb", "五百万元"),
-            text(Attribute::RegisteredCapital, "/zczb2", ""),
-            RawValue::date(Attribute::Founded, "/empty", RawDate::Text(" ".into())),
+            value(Attribute::RegisteredCapital, "/zczb", "五百万元"),
+            value(Attribute::RegisteredCapital, "/zczb2", ""),
+            date_value(Attribute::Founded, "/empty", " "),
         ],
     );
     let mention = mention(&raw);
@@ -343,7 +337,7 @@ fn unreadable_values_are_flagged_not_observed() {
 
 #[test]
 fn dates_typed_without_a_raw_date_are_read_from_the_text() {
-    let raw = person(vec![], vec![text(Attribute::BirthDate, "/csrq", "１９８５.０７.０１")]);
+    let raw = person(vec![], vec![value(Attribute::BirthDate, "/csrq", "１９８５.０７.０１")]);
     assert_eq!(
         observed(&mention(&raw)),
         vec![(Attribute::BirthDate, "1985-07-01", false)]

@@ -21,8 +21,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, QualityFlag, RawDate, RawFact, RawFactSet, RawMention, RawValue, ReadError,
-    Reading, Relation, RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, QualityFlag, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading,
+    Relation, RelationKind, Role, Slot,
 };
 
 /// The real estate document table (`zjzl`), from the national registration database standard.
@@ -156,9 +156,7 @@ pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
 fn title_facts(payload: &Value, flags: &mut Vec<QualityFlag>) -> Result<Vec<(&'static str, RawFact)>, ReadError> {
     let mut facts = Vec::new();
     for (name, pointer) in [("title", "/bdcqzh"), ("unit_number", "/bdcdyh"), ("location", "/zl")] {
-        if let Some(text) = fields::filled_text(payload, pointer)? {
-            facts.push((name, RawFact::Text(text.to_owned())));
-        }
+        facts.extend(fields::typed_fact(payload, name, pointer, RawFact::Text)?);
     }
     let tables: [(&'static str, &str, CodeTable, &str); 3] = [
         ("right_type", "/qllx", right_type, RIGHT_TYPES),
@@ -171,9 +169,7 @@ fn title_facts(payload: &Value, flags: &mut Vec<QualityFlag>) -> Result<Vec<(&'s
         }
     }
     facts.push(("area", RawFact::Number(fields::number(payload, "/mj")?)));
-    if let Some(registered) = fields::filled_text(payload, "/djsj")? {
-        facts.push(("registered", RawFact::Date(RawDate::Text(registered.to_owned()))));
-    }
+    facts.extend(fields::typed_fact(payload, "registered", "/djsj", fields::date_fact)?);
     // Optional codes: a blank one says nothing.
     for (name, pointer, table_name) in [
         ("mortgaged", "/dyzt", MORTGAGE_STATES),
@@ -246,9 +242,7 @@ fn right_holder(
         return Ok(None);
     }
     let mut facts = title.to_vec();
-    if let Some(share) = fields::filled_text(payload, &at("fe"))? {
-        facts.push(("share", RawFact::Amount(share.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "share", &at("fe"), RawFact::Amount)?);
     mention.facts.push(RawFactSet {
         topic: "real_estate_title",
         fields: facts,

@@ -2,16 +2,11 @@ use serde_json::json;
 
 use super::*;
 use crate::catalog::RecordType;
+use crate::fields::testing::{date, document, text, unknown, value};
 use crate::model::RawDocument;
 
 fn person_card(pointer: &str, number: &str) -> RawDocument {
-    RawDocument {
-        family: Some(DocumentFamily::ResidentIdentityCard),
-        code: "1".to_owned(),
-        register: None,
-        pointer: pointer.to_owned(),
-        number: number.to_owned(),
-    }
+    document(Some(DocumentFamily::ResidentIdentityCard), "1", pointer, number)
 }
 
 fn holds_title(index: u32, share: Option<&str>) -> Relation {
@@ -21,10 +16,6 @@ fn holds_title(index: u32, share: Option<&str>) -> Relation {
         to: None,
         detail: share.map(str::to_owned),
     }
-}
-
-fn unknown(pointer: &str, table: &str) -> QualityFlag {
-    fields::unknown_code(pointer, table)
 }
 
 #[test]
@@ -54,17 +45,14 @@ fn a_home_held_in_shares_by_two_persons() {
     let title = |share: &str| RawFactSet {
         topic: "real_estate_title",
         fields: vec![
-            ("title", RawFact::Text("鲁(2023)海阳市不动产权第0012345号".to_owned())),
-            ("unit_number", RawFact::Text("370687001002GB00123F00120034".to_owned())),
-            ("location", RawFact::Text("海阳市凤城街道海河路12号3单元401".to_owned())),
+            ("title", text("鲁(2023)海阳市不动产权第0012345号")),
+            ("unit_number", text("370687001002GB00123F00120034")),
+            ("location", text("海阳市凤城街道海河路12号3单元401")),
             ("right_type", RawFact::Code("state_owned_construction_land_and_house")),
             ("use", RawFact::Code("residential")),
             ("co_ownership", RawFact::Code("in_shares")),
             ("area", RawFact::Number(126.05)),
-            (
-                "registered",
-                RawFact::Date(RawDate::Text("2023-05-12 10:21:33".to_owned())),
-            ),
+            ("registered", date("2023-05-12 10:21:33")),
             ("mortgaged", RawFact::Bool(true)),
             ("seized", RawFact::Bool(false)),
             ("share", RawFact::Amount(share.to_owned())),
@@ -75,16 +63,16 @@ fn a_home_held_in_shares_by_two_persons() {
             RawMention {
                 documents: vec![person_card("/qlr/0/zjh", "370687198503121234")],
                 values: vec![
-                    RawValue::text(Attribute::Name, "/qlr/0/qlrmc", "王 伟"),
-                    RawValue::text(Attribute::Phone, "/qlr/0/dh", "138 1234 5678"),
-                    RawValue::text(Attribute::Address, "/qlr/0/dz", "海阳市凤城街道海河路12号"),
+                    value(Attribute::Name, "/qlr/0/qlrmc", "王 伟"),
+                    value(Attribute::Phone, "/qlr/0/dh", "138 1234 5678"),
+                    value(Attribute::Address, "/qlr/0/dz", "海阳市凤城街道海河路12号"),
                 ],
                 facts: vec![title("50%")],
                 ..RawMention::new(Slot::new(Role::RightHolder, 0), EntityKind::Person)
             },
             RawMention {
                 documents: vec![person_card("/qlr/1/zjh", "37068719870623002x")],
-                values: vec![RawValue::text(Attribute::Name, "/qlr/1/qlrmc", "李娜")],
+                values: vec![value(Attribute::Name, "/qlr/1/qlrmc", "李娜")],
                 facts: vec![title("1/2")],
                 ..RawMention::new(Slot::new(Role::RightHolder, 1), EntityKind::Person)
             },
@@ -116,35 +104,28 @@ fn a_shop_held_by_an_enterprise_under_its_old_business_licence() {
     });
     let expected = Reading {
         mentions: vec![RawMention {
-            documents: vec![RawDocument {
-                family: Some(DocumentFamily::BusinessLicence),
-                code: "7".to_owned(),
-                register: None,
-                pointer: "/qlr/0/zjh".to_owned(),
-                number: "370687228001234".to_owned(),
-            }],
+            documents: vec![document(
+                Some(DocumentFamily::BusinessLicence),
+                "7",
+                "/qlr/0/zjh",
+                "370687228001234",
+            )],
             values: vec![
-                RawValue::text(Attribute::Name, "/qlr/0/qlrmc", "海阳市鑫源商贸有限公司 "),
-                RawValue::text(Attribute::OrganisationType, "/qlr/0/qlrlx", "enterprise"),
-                RawValue::text(Attribute::Phone, "/qlr/0/dh", "0535-3212345"),
+                value(Attribute::Name, "/qlr/0/qlrmc", "海阳市鑫源商贸有限公司 "),
+                value(Attribute::OrganisationType, "/qlr/0/qlrlx", "enterprise"),
+                value(Attribute::Phone, "/qlr/0/dh", "0535-3212345"),
             ],
             facts: vec![RawFactSet {
                 topic: "real_estate_title",
                 fields: vec![
-                    ("title", RawFact::Text("鲁（2012）海阳市不动产权第0000871号".to_owned())),
-                    ("unit_number", RawFact::Text("370687003001GB00077F00010002".to_owned())),
-                    (
-                        "location",
-                        RawFact::Text("山东省烟台市海阳市方圆街道黄海路８号".to_owned()),
-                    ),
+                    ("title", text("鲁（2012）海阳市不动产权第0000871号")),
+                    ("unit_number", text("370687003001GB00077F00010002")),
+                    ("location", text("山东省烟台市海阳市方圆街道黄海路８号")),
                     ("right_type", RawFact::Code("state_owned_construction_land_and_house")),
                     ("use", RawFact::Code("commercial")),
                     ("co_ownership", RawFact::Code("sole")),
                     ("area", RawFact::Number(312.4)),
-                    (
-                        "registered",
-                        RawFact::Date(RawDate::Text("2012-11-02 09:05:00".to_owned())),
-                    ),
+                    ("registered", date("2012-11-02 09:05:00")),
                 ],
             }],
             ..RawMention::new(Slot::new(Role::RightHolder, 0), EntityKind::Organisation)
@@ -191,13 +172,7 @@ fn unknown_codes_are_flagged_and_never_guessed() {
     assert_eq!(person.kind, EntityKind::Person);
     assert_eq!(
         person.documents,
-        [RawDocument {
-            family: None,
-            code: "10".to_owned(),
-            register: None,
-            pointer: "/qlr/0/zjh".to_owned(),
-            number: "370629196204053013".to_owned(),
-        }]
+        [document(None, "10", "/qlr/0/zjh", "370629196204053013")]
     );
     assert_eq!(
         person.flags,

@@ -24,6 +24,7 @@ pub use score::PairwiseScore;
 use fastrand::Rng;
 use serde_json::Value;
 
+use crate::calendar;
 use crate::catalog::{Department, RecordType};
 use crate::model::{EntityKind, Role, Slot};
 
@@ -412,29 +413,15 @@ impl Date {
         Date { year, month, day }
     }
 
-    /// Days since 1970-01-01 (H. Hinnant's `days_from_civil`).
+    /// Days since 1970-01-01.
     pub(crate) fn days(self) -> i64 {
-        let m = i64::from(self.month);
-        let y = i64::from(self.year) - i64::from(m <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = if m > 2 { m - 3 } else { m + 9 };
-        let doy = (153 * mp + 2) / 5 + i64::from(self.day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
+        calendar::days_from_civil(i64::from(self.year), i64::from(self.month), i64::from(self.day))
     }
 
-    /// The date `days` days after 1970-01-01 (H. Hinnant's `civil_from_days`).
+    /// The date `days` days after 1970-01-01.
     pub(crate) fn from_days(days: i64) -> Date {
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = calendar::civil_from_days(days);
+        // Month and day are in range by construction; the city's years are four-digit.
         Date {
             year: year as i32,
             month: month as u32,

@@ -304,20 +304,23 @@ fn allowed(record_type: RecordType, role: Role) -> &'static [EntityKind] {
     }
 }
 
+/// How many entries the array at `pointer` of a record's payload has (none if it has
+/// no array there).
+fn entries(record: &SyntheticRecord, pointer: &str) -> usize {
+    record
+        .payload
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
+}
+
 /// How many mentions a record writes: one per role of its type, one per `qlr` or
 /// `jtcy` entry, none for the legal representative of a natural person.
 fn expected_mentions(record: &SyntheticRecord) -> usize {
-    let entries = |pointer: &str| {
-        record
-            .payload
-            .pointer(pointer)
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len)
-    };
     match record.record_type {
         RecordType::TaxTaxpayer if text_at(&record.payload, "/nsrlx") == "3" => 1,
-        RecordType::RealEstateTitle => entries("/qlr"),
-        RecordType::CivilAssistance => entries("/jtcy"),
+        RecordType::RealEstateTitle => entries(record, "/qlr"),
+        RecordType::CivilAssistance => entries(record, "/jtcy"),
         RecordType::ConstructionPermit => 4,
         _ => 2,
     }
@@ -348,16 +351,9 @@ fn every_mention_has_exactly_one_true_entity_in_an_allowed_slot() {
                     "{what}: {role} is {}",
                     truth.entity
                 );
-                let entries = |pointer: &str| {
-                    record
-                        .payload
-                        .pointer(pointer)
-                        .and_then(Value::as_array)
-                        .map_or(0, Vec::len)
-                };
                 let positions = match role {
-                    Role::RightHolder => entries("/qlr"),
-                    Role::Member => entries("/jtcy"),
+                    Role::RightHolder => entries(&record, "/qlr"),
+                    Role::Member => entries(&record, "/jtcy"),
                     Role::Party => 2,
                     _ => 1,
                 };

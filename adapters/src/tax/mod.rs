@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, RawDate, RawDocument, RawFact, RawFactSet, RawMention, RawValue, ReadError,
-    Reading, Relation, RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, RawDocument, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading,
+    RelationKind, Role, Slot,
 };
 
 const TAXPAYER: Slot = Slot::new(Role::Taxpayer, 0);
@@ -88,25 +88,11 @@ const USCC_LENGTH: usize = 18;
 pub(crate) fn read(payload: &Value) -> Result<Reading, ReadError> {
     fields::require_texts(payload, &["/nsrsbh", "/nsrmc", "/nsrlx", "/djrq", "/nsrzt_dm"])?;
     let taxpayer = taxpayer(payload)?;
-    let is_organisation = taxpayer.kind == EntityKind::Organisation;
-    let mut reading = Reading::default();
-    if fields::identifies(&taxpayer) {
-        reading.mentions.push(taxpayer);
-    }
-    if let Some(representative) = legal_representative(payload)? {
-        // Only an organisation has a legal representative; one typed on a natural
-        // person's registration is kept as a mention but proves no relation.
-        if is_organisation && reading.mentions.iter().any(|m| m.slot == TAXPAYER) {
-            reading.relations.push(Relation {
-                kind: RelationKind::LegalRepresentativeOf,
-                from: LEGAL_REPRESENTATIVE,
-                to: Some(TAXPAYER),
-                detail: None,
-            });
-        }
-        reading.mentions.push(representative);
-    }
-    Ok(reading)
+    // Only an organisation has a legal representative; one typed on a natural
+    // person's registration is kept as a mention but proves no relation.
+    let represents = (taxpayer.kind == EntityKind::Organisation)
+        .then(|| fields::relation(RelationKind::LegalRepresentativeOf, LEGAL_REPRESENTATIVE, TAXPAYER));
+    Ok(fields::reading([taxpayer, legal_representative(payload)?], represents))
 }
 
 fn taxpayer(payload: &Value) -> Result<RawMention, ReadError> {
@@ -177,12 +163,8 @@ fn taxpayer(payload: &Value) -> Result<RawMention, ReadError> {
     if let Some(status) = status {
         facts.push(("status", RawFact::Code(status)));
     }
-    if let Some(registered) = fields::filled_text(payload, "/djrq")? {
-        facts.push(("registered", RawFact::Date(RawDate::Text(registered.to_owned()))));
-    }
-    if let Some(office) = fields::filled_text(payload, "/swjg_dm")? {
-        facts.push(("tax_office", RawFact::Text(office.to_owned())));
-    }
+    facts.extend(fields::typed_fact(payload, "registered", "/djrq", fields::date_fact)?);
+    facts.extend(fields::typed_fact(payload, "tax_office", "/swjg_dm", RawFact::Text)?);
     if let Some(industry) = industry {
         facts.push(("industry", RawFact::Text(industry.to_owned())));
     }
@@ -215,8 +197,9 @@ fn unit_code(payload: &Value) -> Result<Option<RawDocument>, ReadError> {
     }))
 }
 
-/// The legal representative, when the record names one or gives a document number.
-fn legal_representative(payload: &Value) -> Result<Option<RawMention>, ReadError> {
+/// The legal representative (a mention only when the record names one or gives a
+/// document number).
+fn legal_representative(payload: &Value) -> Result<RawMention, ReadError> {
     let mut mention = RawMention::new(LEGAL_REPRESENTATIVE, EntityKind::Person);
     mention
         .values
@@ -230,5 +213,5 @@ fn legal_representative(payload: &Value) -> Result<Option<RawMention>, ReadError
     )?;
     mention.documents.extend(document);
     mention.flags.extend(flag);
-    Ok(fields::identifies(&mention).then_some(mention))
+    Ok(mention)
 }

@@ -3,46 +3,14 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::model::{FlagCode, QualityFlag};
-
-fn read_ok(payload: Value) -> Reading {
-    match read(&payload) {
-        Ok(reading) => reading,
-        Err(e) => panic!("read failed at {}: {}", e.pointer, e.message),
-    }
-}
-
-fn document(family: Option<DocumentFamily>, code: &str, pointer: &str, number: &str) -> RawDocument {
-    RawDocument {
-        family,
-        code: code.to_owned(),
-        register: None,
-        pointer: pointer.to_owned(),
-        number: number.to_owned(),
-    }
-}
-
-fn value(attribute: Attribute, pointer: &str, text: &str) -> RawValue {
-    RawValue::text(attribute, pointer, text)
-}
+use crate::fields::testing::{date, document, read_ok, text, unknown, value};
+use crate::model::{FlagCode, RawDocument, Relation};
 
 fn registration(fields: Vec<(&'static str, RawFact)>) -> Vec<RawFactSet> {
     vec![RawFactSet {
         topic: "taxpayer_registration",
         fields,
     }]
-}
-
-fn date(text: &str) -> RawFact {
-    RawFact::Date(RawDate::Text(text.to_owned()))
-}
-
-fn text(text: &str) -> RawFact {
-    RawFact::Text(text.to_owned())
-}
-
-fn unknown(pointer: &str, table: &str) -> QualityFlag {
-    fields::unknown_code(pointer, table)
 }
 
 fn represents() -> Relation {
@@ -54,9 +22,27 @@ fn represents() -> Relation {
     }
 }
 
+/// The legal representative a unit's registration names (`fddbrxm`), with their document.
+fn representative(name: &str, document: RawDocument) -> RawMention {
+    RawMention {
+        documents: vec![document],
+        values: vec![value(Attribute::Name, "/fddbrxm", name)],
+        ..RawMention::new(LEGAL_REPRESENTATIVE, EntityKind::Person)
+    }
+}
+
+/// The reading of a unit's registration: the unit, and its legal representative who
+/// represents it.
+fn represented(unit: RawMention, representative: RawMention) -> Reading {
+    Reading {
+        mentions: vec![unit, representative],
+        relations: vec![represents()],
+    }
+}
+
 #[test]
 fn unit_with_legacy_tax_id_and_a_foreign_representative() {
-    let reading = read_ok(json!({
+    let payload = json!({
         "djxh": "10113706870000004321",
         "nsrsbh": " 370687723456781",
         "nsrmc": "海阳市华海食品有限公司 ",
@@ -72,10 +58,9 @@ fn unit_with_legacy_tax_id_and_a_foreign_representative() {
         "djrq": "20080312",
         "nsrzt_dm": "03",
         "swjg_dm": "13706870100"
-    }));
+    });
+    let reading = read_ok(read, &payload);
     let taxpayer = RawMention {
-        slot: TAXPAYER,
-        kind: EntityKind::Organisation,
         documents: vec![document(
             Some(DocumentFamily::LegacyTaxId),
             "",
@@ -97,33 +82,18 @@ fn unit_with_legacy_tax_id_and_a_foreign_representative() {
             ("tax_office", text("13706870100")),
             ("industry", text("1391")),
         ]),
-        flags: vec![],
+        ..RawMention::new(TAXPAYER, EntityKind::Organisation)
     };
-    let representative = RawMention {
-        slot: LEGAL_REPRESENTATIVE,
-        kind: EntityKind::Person,
-        documents: vec![document(
-            Some(DocumentFamily::Passport),
-            "208",
-            "/fddbr_zjhm",
-            "e12345678",
-        )],
-        values: vec![value(Attribute::Name, "/fddbrxm", "SMITH JOHN")],
-        facts: vec![],
-        flags: vec![],
-    };
-    assert_eq!(
-        reading,
-        Reading {
-            mentions: vec![taxpayer, representative],
-            relations: vec![represents()],
-        }
+    let foreigner = representative(
+        "SMITH JOHN",
+        document(Some(DocumentFamily::Passport), "208", "/fddbr_zjhm", "e12345678"),
     );
+    assert_eq!(reading, represented(taxpayer, foreigner));
 }
 
 #[test]
 fn natural_person() {
-    let reading = read_ok(json!({
+    let payload = json!({
         "djxh": "10113706870000000017",
         "nsrsbh": "37068719900101123x",
         "nsrmc": "王 伟",
@@ -139,10 +109,9 @@ fn natural_person() {
         "djrq": "20200105",
         "nsrzt_dm": "03",
         "swjg_dm": "13706870000"
-    }));
+    });
+    let reading = read_ok(read, &payload);
     let person = RawMention {
-        slot: TAXPAYER,
-        kind: EntityKind::Person,
         documents: vec![document(
             Some(DocumentFamily::ResidentIdentityCard),
             "201",
@@ -160,7 +129,7 @@ fn natural_person() {
             ("registered", date("20200105")),
             ("tax_office", text("13706870000")),
         ]),
-        flags: vec![],
+        ..RawMention::new(TAXPAYER, EntityKind::Person)
     };
     assert_eq!(
         reading,
@@ -175,7 +144,7 @@ fn natural_person() {
 fn individual_business_with_a_credit_code_typed_with_spaces() {
     // Optional columns left out altogether; codes typed with full-width digits and
     // the ideographic space.
-    let reading = read_ok(json!({
+    let payload = json!({
         "djxh": "10113706870000000555",
         "nsrsbh": "92370687 MA3C5B7K2Q",
         "nsrmc": "海阳市留格庄镇李强便利店",
@@ -185,10 +154,9 @@ fn individual_business_with_a_credit_code_typed_with_spaces() {
         "fddbr_zjhm": "370687650312101",
         "djrq": "２0120704",
         "nsrzt_dm": "07"
-    }));
+    });
+    let reading = read_ok(read, &payload);
     let business = RawMention {
-        slot: TAXPAYER,
-        kind: EntityKind::Organisation,
         documents: vec![document(
             Some(DocumentFamily::UnifiedSocialCreditCode),
             "",
@@ -205,33 +173,23 @@ fn individual_business_with_a_credit_code_typed_with_spaces() {
             ("status", RawFact::Code("deregistered")),
             ("registered", date("２0120704")),
         ]),
-        flags: vec![],
+        ..RawMention::new(TAXPAYER, EntityKind::Organisation)
     };
-    let operator = RawMention {
-        slot: LEGAL_REPRESENTATIVE,
-        kind: EntityKind::Person,
-        documents: vec![document(
+    let operator = representative(
+        "李强",
+        document(
             Some(DocumentFamily::ResidentIdentityCard),
             "２０１ ",
             "/fddbr_zjhm",
             "370687650312101",
-        )],
-        values: vec![value(Attribute::Name, "/fddbrxm", "李强")],
-        facts: vec![],
-        flags: vec![],
-    };
-    assert_eq!(
-        reading,
-        Reading {
-            mentions: vec![business, operator],
-            relations: vec![represents()],
-        }
+        ),
     );
+    assert_eq!(reading, represented(business, operator));
 }
 
 #[test]
 fn unknown_document_type_and_status_are_flagged_not_mapped() {
-    let reading = read_ok(json!({
+    let payload = json!({
         "djxh": "10113706870000000099",
         "nsrsbh": "370687198805054321",
         "nsrmc": "刘芳",
@@ -244,10 +202,9 @@ fn unknown_document_type_and_status_are_flagged_not_mapped() {
         "djrq": "20210301",
         "nsrzt_dm": "99",
         "swjg_dm": ""
-    }));
+    });
+    let reading = read_ok(read, &payload);
     let person = RawMention {
-        slot: TAXPAYER,
-        kind: EntityKind::Person,
         documents: vec![document(None, "299", "/nsrsbh", "370687198805054321")],
         values: vec![value(Attribute::Name, "/nsrmc", "刘芳")],
         facts: registration(vec![
@@ -255,6 +212,7 @@ fn unknown_document_type_and_status_are_flagged_not_mapped() {
             ("registered", date("20210301")),
         ]),
         flags: vec![unknown("/zjlx_dm", DOCUMENT_TYPES), unknown("/nsrzt_dm", STATUSES)],
+        ..RawMention::new(TAXPAYER, EntityKind::Person)
     };
     assert_eq!(reading.mentions, vec![person]);
     assert!(reading.relations.is_empty());
@@ -271,10 +229,11 @@ fn unknown_document_type_and_status_are_flagged_not_mapped() {
 
 #[test]
 fn unit_with_unknown_status_keeps_no_status_and_one_flag() {
-    let reading = read_ok(json!({
+    let payload = json!({
         "djxh": "1", "nsrsbh": "913706877234567810", "nsrmc": "海阳市东村建筑有限公司", "nsrlx": "1",
         "fddbrxm": "", "fddbr_zjlx_dm": "", "fddbr_zjhm": "", "djrq": "20160101", "nsrzt_dm": "99"
-    }));
+    });
+    let reading = read_ok(read, &payload);
     let [unit] = reading.mentions.as_slice() else {
         panic!("one mention expected: {:?}", reading.mentions)
     };
@@ -289,7 +248,7 @@ fn unit_with_unknown_status_keeps_no_status_and_one_flag() {
 fn unknown_taxpayer_type_decided_by_the_document_type() {
     let base = json!({"djxh": "1", "nsrsbh": "370687198805054321", "nsrmc": "刘芳", "nsrlx": "4",
         "zjlx_dm": "201", "djrq": "20210301", "nsrzt_dm": "03", "hy_dm": "5211"});
-    let reading = read_ok(base.clone());
+    let reading = read_ok(read, &base);
     let person = &reading.mentions[0];
     assert_eq!(person.kind, EntityKind::Person);
     assert_eq!(person.flags, vec![unknown("/nsrlx", TAXPAYER_TYPES)]);
@@ -304,7 +263,7 @@ fn unknown_taxpayer_type_decided_by_the_document_type() {
     unit["zjlx_dm"] = json!("");
     unit["nsrsbh"] = json!("370687723456781");
     unit["fddbrxm"] = json!("赵敏");
-    let reading = read_ok(unit);
+    let reading = read_ok(read, &unit);
     let organisation = &reading.mentions[0];
     assert_eq!(organisation.kind, EntityKind::Organisation);
     assert!(organisation
@@ -322,7 +281,7 @@ fn representative_without_a_usable_document_type() {
     let payload = json!({"djxh": "1", "nsrsbh": "913706877234567810", "nsrmc": "某某公司", "nsrlx": "1",
         "fddbrxm": "\u{3000}", "fddbr_zjlx_dm": "", "fddbr_zjhm": "370687198805054321",
         "djrq": "20160101", "nsrzt_dm": "03"});
-    let reading = read_ok(payload);
+    let reading = read_ok(read, &payload);
     let representative = &reading.mentions[1];
     assert_eq!(representative.slot, LEGAL_REPRESENTATIVE);
     // A blank name is no name; the number alone makes the mention.
@@ -335,8 +294,9 @@ fn representative_without_a_usable_document_type() {
 
 #[test]
 fn representative_on_a_natural_persons_registration_proves_no_relation() {
-    let reading = read_ok(json!({"djxh": "1", "nsrsbh": "370687198805054321", "nsrmc": "刘芳",
-        "nsrlx": "3", "zjlx_dm": "201", "fddbrxm": "刘大海", "djrq": "20210301", "nsrzt_dm": "03"}));
+    let payload = json!({"djxh": "1", "nsrsbh": "370687198805054321", "nsrmc": "刘芳",
+        "nsrlx": "3", "zjlx_dm": "201", "fddbrxm": "刘大海", "djrq": "20210301", "nsrzt_dm": "03"});
+    let reading = read_ok(read, &payload);
     assert_eq!(reading.mentions.len(), 2);
     assert!(reading.relations.is_empty());
 }
