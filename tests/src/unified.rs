@@ -9,6 +9,7 @@
 //! second view; [`pairwise`] compares a view with the truth.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tongban_adapters::model::EntityKind;
@@ -78,6 +79,9 @@ pub async fn unified(hub: &TestHub, identity: &Identity) -> UnifiedClient<Channe
 /// clients to resend (the store was busy or batches collided; nothing was stored).
 const PUSH_ATTEMPTS: usize = 20;
 
+/// UNAVAILABLE answers resent by [`push`] in this process, for the tests to report.
+pub static RESENT: AtomicUsize = AtomicUsize::new(0);
+
 /// Pushes one batch and returns its results, resending it while the hub answers
 /// UNAVAILABLE; panics on any other error.
 pub async fn push(
@@ -99,6 +103,7 @@ pub async fn push(
             }
             Err(status) if status.code() == Code::Unavailable => {
                 last = Some(status);
+                RESENT.fetch_add(1, Ordering::Relaxed);
                 // The hub asks for a retry after a delay; back off a little more each time.
                 tokio::time::sleep(Duration::from_millis(50 * (attempt as u64 + 1))).await;
             }
