@@ -1311,6 +1311,10 @@ known_bug!(
     "bug: store::unify rebuilds only entities whose mentions change, so records related to a merged-away ID keep naming it",
     relations_name_the_survivor_after_a_merge
 );
+known_bug!(
+    "bug: resolve::survivorship orders sources by source_version, which says when a record was last edited, not when its marital event happened",
+    marital_status_follows_the_latest_registration_not_the_latest_edit
+);
 
 const REPLACED_MANAGER: &str = "370687198512270119";
 /// A resident identity number with a wrong check character.
@@ -1480,4 +1484,52 @@ async fn relations_name_the_survivor_after_a_merge(kind: StoreKind) {
         vec![&Value::from(survivor.as_str())],
         "the employer's relation names {absorbed}, merged into {survivor}"
     );
+}
+
+/// Civil affairs registered the couple's marriage in 2005 and their divorce in 2020.
+/// In 2024 a clerk corrected a typo in the 2005 marriage record, so its
+/// `source_version` (last-modified time) is now the newest. The authority says they
+/// are divorced: the latest registration decides, not the latest edit. (With
+/// revision counters, which the envelope also allows, versions of two records are not
+/// comparable at all.)
+async fn marital_status_follows_the_latest_registration_not_the_latest_edit(kind: StoreKind) {
+    let hub = TestHub::start(kind).await;
+    const CORRECTED_2024: i64 = 1_714_521_600_000; // 2024-05-01
+    const REGISTERED_2020: i64 = 1_590_969_600_000; // 2020-06-01
+    let couple = || {
+        (
+            party("冯军", SHARED_PERSON, "1970.01.01"),
+            party("陈静", SHARED_SPOUSE, "1972.02.02"),
+        )
+    };
+    let (man, woman) = couple();
+    let wedding = push_one(
+        &hub,
+        env(
+            "civil.marriage",
+            "J370687-2005-000009",
+            CORRECTED_2024,
+            marriage("J370687-2005-000009", man, woman),
+        ),
+        pb::Outcome::Accepted,
+    )
+    .await;
+    let (man, woman) = couple();
+    let divorce = with(
+        marriage("L370687-2020-000009", man, woman),
+        json!({"ywlx": "离婚", "djrq": "2020.06.01"}),
+    );
+    push_one(
+        &hub,
+        env("civil.marriage", "L370687-2020-000009", REGISTERED_2020, divorce),
+        pb::Outcome::Accepted,
+    )
+    .await;
+    let mut platform = unified(&hub, &Identity::Platform).await;
+    for (role, index) in [("party", 0), ("party", 1)] {
+        let id = slot(&wedding, role, index).unified_id;
+        let record = record_json(&lookup_id(&mut platform, &id).await.expect("lookup").record);
+        let status = &record["attributes"]["marital_status"];
+        assert_eq!(status["value"], "divorced", "{role}/{index}: {status}");
+    }
 }
