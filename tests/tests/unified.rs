@@ -1002,7 +1002,7 @@ async fn feed_consumers_see_every_change_in_commit_order(kind: StoreKind) {
     let platform = unified(&hub, &Identity::Platform).await;
     let (target_tx, target_rx) = tokio::sync::watch::channel(None);
     let follower = tokio::spawn(follow(platform.clone(), String::new(), target_rx.clone(), None));
-    // The second consumer stops a third of the way through the writing.
+    // The second consumer stops after its first 300 changes, while the writers are at work.
     let interrupted = tokio::spawn(follow(platform.clone(), String::new(), target_rx.clone(), Some(300)));
 
     let done = Arc::new(AtomicUsize::new(0));
