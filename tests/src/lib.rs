@@ -8,6 +8,7 @@
 pub mod db;
 pub mod hub;
 pub mod proxy;
+pub mod unified;
 
 /// Runs each named scenario — an `async fn(StoreKind)` — as two tests, one against the
 /// embedded store (`embedded::name`) and one against PostgreSQL (`postgres::name`).
