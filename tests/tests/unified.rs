@@ -30,6 +30,7 @@ tongban_tests::on_both_stores!(
     replays_stale_copies_new_versions_and_withdrawals,
     lookup_finds_records_by_any_identifier_form,
     sharing_rules_refuse_and_audit,
+    a_slot_that_now_names_someone_else_without_a_key_leaves_the_previous_person,
 );
 
 /// Like `on_both_stores!`, on a multi-threaded runtime: the hub serves the concurrent
@@ -1299,10 +1300,6 @@ macro_rules! known_bug {
     };
 }
 
-known_bug!(
-    "bug: resolve::plan_mention keeps a keyless mention in its slot's previous entity even when the new version names someone else",
-    a_slot_that_now_names_someone_else_without_a_key_leaves_the_previous_person
-);
 known_bug!(
     "bug: sharing::Grants::view shows other departments' record types in attribute provenance and their register numbers among identifiers",
     a_departments_view_does_not_reveal_which_other_departments_know_the_person

@@ -8,7 +8,8 @@
 //! Deterministic keys only (DESIGN.md, Resolution): a mention whose keys are owned by
 //! an entity joins it; keys owned by several entities prove they are one, and the
 //! oldest survives while the others redirect to it; a mention without keys keeps the
-//! entity its slot had in the record's previous version, or founds a new one. The
+//! entity its slot had in the record's previous version if it still names the same
+//! person or organisation, or founds a new one. The
 //! probabilistic matcher of a later issue plugs in at [`plan_mention`], where a mention
 //! without keys founds an entity today.
 
@@ -42,9 +43,16 @@ impl Incoming<'_> {
 pub struct Context {
     /// The live entity owning each key of the batch that the store holds.
     pub key_owners: HashMap<Key, EntityId>,
-    /// The entity each mention of the batch's records resolved to in their previous
-    /// versions.
-    pub previous: HashMap<MentionRef, EntityId>,
+    /// Where each mention of the batch's records resolved in their previous versions.
+    pub previous: HashMap<MentionRef, Previous>,
+}
+
+/// A mention of a record's previous version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    pub entity: EntityId,
+    /// Its comparable name (`Mention::match_name`).
+    pub match_name: String,
 }
 
 /// Every key the batch's mentions carry, sorted: the order in which stores lock them.
@@ -118,7 +126,7 @@ pub fn plan(context: &Context, incoming: &[Incoming<'_>]) -> Plan {
     };
     for (mention, node, joined) in placed {
         let target = state.root(&node);
-        let previously = context.previous.get(&mention);
+        let previously = context.previous.get(&mention).map(|p| &p.entity);
         let matched_existing = joined && !matches!((&target, previously), (Target::Existing(t), Some(p)) if t == p);
         if let Target::Existing(id) = &target {
             plan.touched.insert(id.clone());
@@ -131,10 +139,10 @@ pub fn plan(context: &Context, incoming: &[Incoming<'_>]) -> Plan {
     }
     // Entities that lose a mention: the record's previous version put it there.
     for record in incoming {
-        for (mention, entity) in &context.previous {
+        for (mention, previous) in &context.previous {
             if mention.record_type == record.contribution.record_type.as_str() && mention.source_id == record.source_id
             {
-                plan.touched.insert(entity.clone());
+                plan.touched.insert(previous.entity.clone());
             }
         }
     }
@@ -237,14 +245,15 @@ fn plan_mention(state: &mut Planning<'_>, mention: &Mention, mention_ref: &Menti
             node = state.union(&node, other);
         }
         (state.root(&node), true)
-    } else if let Some(previous) = state
-        .context
-        .previous
-        .get(mention_ref)
-        .filter(|id| kind_of_id(id) == Some(mention.kind))
-    {
+    } else if let Some(previous) = state.context.previous.get(mention_ref).filter(|previous| {
+        // Without a key, only the name says the slot still holds the same person: a
+        // record that now names someone else must not put them in the old entity.
+        kind_of_id(&previous.entity) == Some(mention.kind)
+            && !mention.match_name.is_empty()
+            && previous.match_name == mention.match_name
+    }) {
         // Nothing links it elsewhere: the slot stays with the entity it had.
-        let node = Target::Existing(previous.clone());
+        let node = Target::Existing(previous.entity.clone());
         state.add(&node);
         (state.root(&node), true)
     } else {

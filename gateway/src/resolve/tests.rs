@@ -23,6 +23,11 @@ fn person(index: u32, keys: &[(IdScheme, &str)]) -> Mention {
     }
 }
 
+fn named(mut mention: Mention, name: &str) -> Mention {
+    mention.match_name = name.to_owned();
+    mention
+}
+
 fn title(mentions: Vec<Mention>) -> Contribution {
     Contribution {
         record_type: RecordType::RealEstateTitle,
@@ -112,9 +117,15 @@ fn a_new_version_keeps_the_slot_entity_unless_a_key_says_otherwise() {
     let slot_ref = MentionRef::new(RecordType::RealEstateTitle, "t1", Slot::new(Role::RightHolder, 0));
     let context = Context {
         key_owners: HashMap::from([((ID_A.0, ID_A.1.to_owned()), "P00000000002".to_owned())]),
-        previous: HashMap::from([(slot_ref, "P00000000001".to_owned())]),
+        previous: HashMap::from([(
+            slot_ref,
+            Previous {
+                entity: "P00000000001".to_owned(),
+                match_name: "王伟".to_owned(),
+            },
+        )]),
     };
-    let keyless = title(vec![person(0, &[])]);
+    let keyless = title(vec![named(person(0, &[]), "王伟")]);
     let plan_keyless = plan(&context, &[incoming("t1", &keyless)]);
     assert_eq!(
         plan_keyless.assignments[0].target,
@@ -123,6 +134,19 @@ fn a_new_version_keeps_the_slot_entity_unless_a_key_says_otherwise() {
     assert!(
         !plan_keyless.assignments[0].matched_existing,
         "a new version is no repeated collection"
+    );
+
+    let someone_else = title(vec![named(person(0, &[]), "李强")]);
+    let plan_else = plan(&context, &[incoming("t1", &someone_else)]);
+    assert_eq!(
+        plan_else.assignments[0].target,
+        Target::New(0),
+        "another name: another person"
+    );
+    let nameless = title(vec![person(0, &[])]);
+    assert_eq!(
+        plan(&context, &[incoming("t1", &nameless)]).assignments[0].target,
+        Target::New(0)
     );
 
     let keyed = title(vec![person(0, &[ID_A])]);

@@ -18,7 +18,7 @@ use tongban_adapters::model::{EntityKind, Slot};
 
 use super::StoreError;
 use crate::resolve::survivorship::{self, Authorities};
-use crate::resolve::{self, Context, Incoming, Key, Target};
+use crate::resolve::{self, Context, Incoming, Key, Previous, Target};
 use crate::unified::{kind_of_id, EntityId, KeptMention, KeptRelation, MentionRef, Resolution, UnifiedRecord};
 
 /// An entity row as locked.
@@ -40,7 +40,7 @@ pub(crate) trait UnifyTx {
     async fn mentions_of_records(
         &self,
         records: &[(String, String)],
-    ) -> Result<HashMap<MentionRef, EntityId>, StoreError>;
+    ) -> Result<HashMap<MentionRef, Previous>, StoreError>;
     /// Locks the rows of these entities (given sorted) until commit and returns them.
     async fn lock_entities(&self, ids: &[EntityId]) -> Result<Vec<EntityRow>, StoreError>;
     /// Creates an entity with a new ID, version 0 and an empty record.

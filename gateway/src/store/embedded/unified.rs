@@ -11,7 +11,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use tongban_adapters::model::EntityKind;
 
 use super::{classify, from_unix_millis, unix_millis};
-use crate::resolve::Key;
+use crate::resolve::{Key, Previous};
 use crate::store::unify::{EntityRow, UnifyTx};
 use crate::store::{sql_limit, AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
@@ -53,31 +53,33 @@ impl UnifyTx for SqliteUnify<'_, '_> {
     async fn mentions_of_records(
         &self,
         records: &[(String, String)],
-    ) -> Result<HashMap<MentionRef, EntityId>, StoreError> {
+    ) -> Result<HashMap<MentionRef, Previous>, StoreError> {
         let mut statement = self
             .tx
-            .prepare_cached("SELECT role, idx, entity_id FROM mentions WHERE record_type = ?1 AND source_id = ?2")
+            .prepare_cached(
+                "SELECT role, idx, entity_id, match_name FROM mentions WHERE record_type = ?1 AND source_id = ?2",
+            )
             .map_err(classify)?;
         let mut out = HashMap::new();
         for (record_type, source_id) in records {
             let rows = statement
                 .query_map(params![record_type, source_id], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, u32>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
+                    let previous = Previous {
+                        entity: row.get(2)?,
+                        match_name: row.get(3)?,
+                    };
+                    Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?, previous))
                 })
                 .map_err(classify)?;
             for row in rows {
-                let (role, index, entity) = row.map_err(classify)?;
+                let (role, index, previous) = row.map_err(classify)?;
                 let mention = MentionRef {
                     record_type: record_type.clone(),
                     source_id: source_id.clone(),
                     role,
                     index,
                 };
-                out.insert(mention, entity);
+                out.insert(mention, previous);
             }
         }
         Ok(out)
@@ -150,8 +152,8 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         let text = serde_json::to_string(mention).map_err(|e| json_error("a mention", e))?;
         self.tx
             .prepare_cached(
-                "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention, match_name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -161,7 +163,8 @@ impl UnifyTx for SqliteUnify<'_, '_> {
                     mention.source.index,
                     entity,
                     mention.source_version,
-                    text
+                    text,
+                    mention.mention.match_name
                 ])
             })
             .map_err(classify)?;

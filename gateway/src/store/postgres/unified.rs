@@ -11,7 +11,7 @@ use tokio_postgres::types::ToSql;
 use tongban_adapters::model::{EntityKind, IdScheme};
 
 use super::{classify, Transaction};
-use crate::resolve::Key;
+use crate::resolve::{Key, Previous};
 use crate::store::unify::{EntityRow, UnifyTx};
 use crate::store::{AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
@@ -90,12 +90,12 @@ impl UnifyTx for PgUnify<'_, '_> {
     async fn mentions_of_records(
         &self,
         records: &[(String, String)],
-    ) -> Result<HashMap<MentionRef, EntityId>, StoreError> {
+    ) -> Result<HashMap<MentionRef, Previous>, StoreError> {
         let (types, ids): (Vec<&str>, Vec<&str>) = records.iter().map(|(t, s)| (t.as_str(), s.as_str())).unzip();
         let statement = self
             .tx
             .prepare_cached(
-                "SELECT m.record_type, m.source_id, m.role, m.idx, m.entity_id
+                "SELECT m.record_type, m.source_id, m.role, m.idx, m.entity_id, m.match_name
                  FROM mentions m
                  JOIN unnest($1::text[], $2::text[]) AS r(t, s) ON m.record_type = r.t AND m.source_id = r.s",
             )
@@ -112,7 +112,11 @@ impl UnifyTx for PgUnify<'_, '_> {
                 index: u32::try_from(index)
                     .map_err(|_| StoreError::Internal(format!("negative mention index {index}")))?,
             };
-            out.insert(mention, row.try_get(4).map_err(classify)?);
+            let previous = Previous {
+                entity: row.try_get(4).map_err(classify)?,
+                match_name: row.try_get(5).map_err(classify)?,
+            };
+            out.insert(mention, previous);
         }
         Ok(out)
     }
@@ -200,12 +204,12 @@ impl UnifyTx for PgUnify<'_, '_> {
         let statement = self
             .tx
             .prepare_cached(
-                "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention, match_name)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .await
             .map_err(classify)?;
-        let params: [&(dyn ToSql + Sync); 7] = [
+        let params: [&(dyn ToSql + Sync); 8] = [
             &mention.source.record_type,
             &mention.source.source_id,
             &mention.source.role,
@@ -213,6 +217,7 @@ impl UnifyTx for PgUnify<'_, '_> {
             entity,
             &mention.source_version,
             &text,
+            &mention.mention.match_name,
         ];
         self.tx.execute(&statement, &params).await.map_err(classify)?;
         Ok(())

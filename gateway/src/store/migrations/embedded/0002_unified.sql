@@ -25,6 +25,7 @@ CREATE TABLE mentions (
     entity_id      TEXT    NOT NULL REFERENCES entities (id),
     source_version INTEGER NOT NULL,
     mention        TEXT    NOT NULL,
+    match_name     TEXT    NOT NULL,
     PRIMARY KEY (record_type, source_id, role, idx)
 ) STRICT;
 CREATE INDEX mentions_entity ON mentions (entity_id);

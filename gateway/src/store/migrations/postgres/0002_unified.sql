@@ -27,6 +27,9 @@ CREATE TABLE mentions (
     source_version bigint  NOT NULL,
     -- The kept mention (normalised values, facts, flags, resolved relations) as JSON text.
     mention        text    NOT NULL,
+    -- Its comparable name: a keyless mention keeps its slot's entity only while it
+    -- names the same person.
+    match_name     text    NOT NULL,
     PRIMARY KEY (record_type, source_id, role, idx)
 );
 CREATE INDEX mentions_entity ON mentions (entity_id);
