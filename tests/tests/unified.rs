@@ -31,6 +31,7 @@ tongban_tests::on_both_stores!(
     lookup_finds_records_by_any_identifier_form,
     sharing_rules_refuse_and_audit,
     a_slot_that_now_names_someone_else_without_a_key_leaves_the_previous_person,
+    relations_name_the_survivor_after_a_merge,
 );
 
 /// Like `on_both_stores!`, on a multi-threaded runtime: the hub serves the concurrent
@@ -1303,10 +1304,6 @@ macro_rules! known_bug {
 known_bug!(
     "bug: sharing::Grants::view shows other departments' record types in attribute provenance and their register numbers among identifiers",
     a_departments_view_does_not_reveal_which_other_departments_know_the_person
-);
-known_bug!(
-    "bug: store::unify rebuilds only entities whose mentions change, so records related to a merged-away ID keep naming it",
-    relations_name_the_survivor_after_a_merge
 );
 known_bug!(
     "bug: resolve::survivorship orders sources by source_version, which says when a record was last edited, not when its marital event happened",

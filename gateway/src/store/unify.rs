@@ -41,6 +41,9 @@ pub(crate) trait UnifyTx {
         &self,
         records: &[(String, String)],
     ) -> Result<HashMap<MentionRef, Previous>, StoreError>;
+    /// The entities with a mention in a record that also mentions one of `ids`: the only
+    /// ones whose relations can name them.
+    async fn related_entities(&self, ids: &[EntityId]) -> Result<Vec<EntityId>, StoreError>;
     /// Locks the rows of these entities (given sorted) until commit and returns them.
     async fn lock_entities(&self, ids: &[EntityId]) -> Result<Vec<EntityRow>, StoreError>;
     /// Creates an entity with a new ID, version 0 and an empty record.
@@ -98,8 +101,19 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
     // 2. Decide.
     let plan = resolve::plan(&Context { key_owners, previous }, &incoming);
 
-    // 3. Lock what the plan builds on, and make sure it still stands.
-    let mut existing: BTreeSet<EntityId> = plan.touched.clone();
+    // 3. Lock what the plan builds on, and make sure it still stands. Entities related to
+    // an absorbed one are rebuilt too, so that their relations name the survivor.
+    let absorbed: Vec<EntityId> = plan.merges.iter().map(|(absorbed, _)| absorbed.clone()).collect();
+    let mut rebuild: BTreeSet<EntityId> = plan.touched.clone();
+    if !absorbed.is_empty() {
+        rebuild.extend(
+            tx.related_entities(&absorbed)
+                .await?
+                .into_iter()
+                .filter(|id| !absorbed.contains(id)),
+        );
+    }
+    let mut existing: BTreeSet<EntityId> = rebuild.clone();
     for (absorbed, survivor) in &plan.merges {
         existing.insert(absorbed.clone());
         if let Target::Existing(id) = survivor {
@@ -178,7 +192,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
 
     // 5. Rebuild and publish.
     let mut rebuilt = Vec::new();
-    let rebuild: BTreeSet<EntityId> = plan.touched.iter().cloned().chain(created.iter().cloned()).collect();
+    rebuild.extend(created.iter().cloned());
     for id in &rebuild {
         let kind = kind_of_id(id).ok_or_else(|| StoreError::Internal(format!("malformed entity id {id:?}")))?;
         let mentions = tx.entity_mentions(id).await?;

@@ -85,6 +85,28 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         Ok(out)
     }
 
+    async fn related_entities(&self, ids: &[EntityId]) -> Result<Vec<EntityId>, StoreError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT DISTINCT other.entity_id
+                 FROM mentions m
+                 JOIN mentions other ON other.record_type = m.record_type AND other.source_id = m.source_id
+                 WHERE m.entity_id = ?1",
+            )
+            .map_err(classify)?;
+        let mut out = std::collections::BTreeSet::new();
+        for id in ids {
+            let rows = statement
+                .query_map([id], |row| row.get::<_, String>(0))
+                .map_err(classify)?;
+            for row in rows {
+                out.insert(row.map_err(classify)?);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     async fn lock_entities(&self, ids: &[EntityId]) -> Result<Vec<EntityRow>, StoreError> {
         let mut statement = self
             .tx

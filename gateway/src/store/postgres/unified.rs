@@ -121,6 +121,21 @@ impl UnifyTx for PgUnify<'_, '_> {
         Ok(out)
     }
 
+    async fn related_entities(&self, ids: &[EntityId]) -> Result<Vec<EntityId>, StoreError> {
+        let statement = self
+            .tx
+            .prepare_cached(
+                "SELECT DISTINCT other.entity_id
+                 FROM mentions m
+                 JOIN mentions other ON other.record_type = m.record_type AND other.source_id = m.source_id
+                 WHERE m.entity_id = ANY($1)",
+            )
+            .await
+            .map_err(classify)?;
+        let rows = self.tx.query(&statement, &[&ids]).await.map_err(classify)?;
+        rows.iter().map(|row| row.try_get(0).map_err(classify)).collect()
+    }
+
     async fn lock_entities(&self, ids: &[EntityId]) -> Result<Vec<EntityRow>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
