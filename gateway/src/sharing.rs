@@ -2,15 +2,17 @@
 //!
 //! The platform and stewards read everything; operations read no personal data at all;
 //! a department reads what the rules grant it — by default the identifiers, the names
-//! and the facts it stated itself, and only its own mentions among the sources (that
-//! a person is known to civil affairs is itself personal data).
+//! and the facts it stated itself. Unless granted `sources`, a department sees nothing
+//! that tells which other departments know the person (their sources, register numbers,
+//! provenance, typed variants, flags, relations): that a person is known to civil
+//! affairs is itself personal data.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::Deserialize;
-use tongban_adapters::model::Attribute;
+use tongban_adapters::model::{Attribute, IdScheme};
 use tongban_adapters::Department;
 
 use crate::identity::Identity;
@@ -20,13 +22,14 @@ use crate::unified::UnifiedRecord;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Part {
     Identifiers,
-    /// The name attribute and its variants.
+    /// The name attribute.
     Names,
-    /// Every attribute and its variants.
+    /// Every attribute.
     Attributes,
     Relations,
     QualityFlags,
-    /// Every source, not only the reader's own.
+    /// Every source, not only the reader's own, with the provenance of every value,
+    /// other departments' register numbers and the variants as typed.
     Sources,
     /// The facts a department stated.
     Facts(Department),
@@ -134,6 +137,7 @@ impl Grants {
     /// The record reduced to what these grants, narrowed to `asked` when not empty,
     /// allow.
     pub fn view(&self, record: &UnifiedRecord, asked: &[Part]) -> UnifiedRecord {
+        // `department` is None for readers who see everything.
         let (department, granted): (Option<Department>, Vec<Part>) = match self {
             Grants::Everything => (None, everything(record)),
             Grants::Nothing => (None, Vec::new()),
@@ -145,17 +149,39 @@ impl Grants {
             granted.into_iter().filter(|p| asked.contains(p)).collect()
         };
         let has = |part: &Part| parts.contains(part);
+        let own = |record_type: &str| {
+            department.is_none() || department.is_some_and(|d| d.record_types().any(|t| t.as_str() == record_type))
+        };
+        // What another department holds is shown only with `sources`: even a register
+        // number or a typed variant tells that the department knows the person.
+        let all_sources = has(&Part::Sources);
+        let visible = |record_type: &str| all_sources || own(record_type);
         let mut view = UnifiedRecord::merged(record.unified_id.clone(), record.kind, record.version, String::new());
         view.merged_into.clone_from(&record.merged_into);
         if has(&Part::Identifiers) {
-            view.identifiers.clone_from(&record.identifiers);
+            view.identifiers = record
+                .identifiers
+                .iter()
+                .filter(|identifier| {
+                    identifier.scheme != IdScheme::DepartmentNumber
+                        || all_sources
+                        || department.is_some_and(|d| identifier.value.starts_with(&format!("{d}.")))
+                })
+                .cloned()
+                .collect();
         }
         for (attribute, value) in &record.attributes {
             let is_name = attribute == Attribute::Name.as_str();
             if has(&Part::Attributes) || (is_name && has(&Part::Names)) {
-                view.attributes.insert(attribute.clone(), value.clone());
-                if let Some(variants) = record.variants.get(attribute) {
-                    view.variants.insert(attribute.clone(), variants.clone());
+                let mut value = value.clone();
+                if !value.source.as_ref().is_some_and(|s| visible(&s.record_type)) {
+                    value.source = None;
+                }
+                view.attributes.insert(attribute.clone(), value);
+                if all_sources {
+                    if let Some(variants) = record.variants.get(attribute) {
+                        view.variants.insert(attribute.clone(), variants.clone());
+                    }
                 }
             }
         }
@@ -166,28 +192,26 @@ impl Grants {
                 }
             }
         }
-        let own = |record_type: &str| department.is_some_and(|d| d.record_types().any(|t| t.as_str() == record_type));
         if has(&Part::Relations) {
-            view.relations.clone_from(&record.relations);
+            view.relations = record
+                .relations
+                .iter()
+                .filter(|r| visible(&r.source.record_type))
+                .cloned()
+                .collect();
         }
         view.quality_flags = record
             .quality_flags
             .iter()
-            .filter(|f| has(&Part::QualityFlags) || own(&f.source.record_type))
+            .filter(|f| (has(&Part::QualityFlags) && all_sources) || own(&f.source.record_type))
             .cloned()
             .collect();
         view.sources = record
             .sources
             .iter()
-            .filter(|s| has(&Part::Sources) || own(&s.record_type))
+            .filter(|s| visible(&s.record_type))
             .cloned()
             .collect();
-        // Names and attributes point at their sources: hide provenance the reader may not see.
-        for value in view.attributes.values_mut() {
-            if !has(&Part::Sources) && !own(&value.source.record_type) {
-                value.source.source_id = String::new();
-            }
-        }
         view
     }
 }

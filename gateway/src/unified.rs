@@ -123,7 +123,10 @@ pub enum SurvivalRule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SurvivingValue {
     pub value: String,
-    pub source: MentionRef,
+    /// Where the value came from; left out of a department's view when the source is
+    /// another department's (that a department knows someone is itself personal data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<MentionRef>,
     pub rule: SurvivalRule,
 }
 
@@ -156,7 +159,7 @@ pub struct UnifiedRecord {
     /// Every identifier any source gave, reliable ones (keys) first.
     pub identifiers: Vec<Identifier>,
     pub attributes: BTreeMap<String, SurvivingValue>,
-    /// Every distinct normalised value seen per attribute.
+    /// Every distinct value seen per attribute, normalised and as typed.
     pub variants: BTreeMap<String, Vec<String>>,
     /// Facts per department: each fact set carries its `source`.
     pub facts: BTreeMap<String, Vec<Map<String, Value>>>,

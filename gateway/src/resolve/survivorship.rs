@@ -238,7 +238,7 @@ fn recency<'a>(candidate: &Candidate<'a>) -> (i64, std::cmp::Reverse<&'a crate::
 fn surviving(candidate: &Candidate<'_>, rule: SurvivalRule) -> SurvivingValue {
     SurvivingValue {
         value: candidate.value.clone(),
-        source: candidate.mention.source.clone(),
+        source: Some(candidate.mention.source.clone()),
         rule,
     }
 }
@@ -375,13 +375,17 @@ mod tests {
             (birth.value.as_str(), birth.rule),
             ("1990-01-20", SurvivalRule::IdentityNumber)
         );
-        assert_eq!(birth.source.source_id, "c");
+        assert_eq!(birth.source.as_ref().map(|s| s.source_id.as_str()), Some("c"));
         let phone = &record.attributes["phone"];
         assert_eq!(
             (phone.value.as_str(), phone.rule),
             ("13800000000", SurvivalRule::Agreement)
         );
-        assert_eq!(phone.source.source_id, "c", "the most recent of the agreeing sources");
+        assert_eq!(
+            phone.source.as_ref().map(|s| s.source_id.as_str()),
+            Some("c"),
+            "the most recent of the agreeing sources"
+        );
         assert_eq!(record.variants["birth_date"], ["1990-01-02", "1990-01-20"]);
         assert_eq!(record.sources.len(), 5);
     }
