@@ -379,6 +379,9 @@ pub struct RawValue {
     pub text: String,
     /// For [`Attribute::BirthDate`] and [`Attribute::Founded`].
     pub date: Option<RawDate>,
+    /// When the value became true, where the record says (a marriage registration's
+    /// date): survivorship prefers the latest such date to the latest edit of a record.
+    pub as_of: Option<RawDate>,
     /// JSON Pointer of the value within the payload.
     pub pointer: String,
 }
@@ -389,8 +392,15 @@ impl RawValue {
             attribute,
             text: text.into(),
             date: None,
+            as_of: None,
             pointer: pointer.into(),
         }
+    }
+
+    /// The same value, true as of `date`.
+    pub fn as_of(mut self, date: RawDate) -> RawValue {
+        self.as_of = Some(date);
+        self
     }
 
     pub fn date(attribute: Attribute, pointer: impl Into<String>, date: RawDate) -> RawValue {
@@ -402,6 +412,7 @@ impl RawValue {
             attribute,
             text,
             date: Some(date),
+            as_of: None,
             pointer: pointer.into(),
         }
     }
@@ -614,6 +625,9 @@ pub struct Observation {
     /// True when the value was derived from a valid identity number (birth date and
     /// sex), which survivorship prefers to typed ones.
     pub derived: bool,
+    /// `YYYY-MM-DD` from which the value holds, where the record says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
 }
 
 /// A normalised mention: what resolution and survivorship work on.

@@ -207,6 +207,7 @@ fn person_record(source_id: &str, version: i64, name: &str, identifiers: &[Ident
             value: name.to_owned(),
             typed: name.to_owned(),
             derived: false,
+            as_of: None,
         }],
         facts: Vec::new(),
         flags: Vec::new(),

@@ -33,6 +33,7 @@ tongban_tests::on_both_stores!(
     a_slot_that_now_names_someone_else_without_a_key_leaves_the_previous_person,
     relations_name_the_survivor_after_a_merge,
     a_departments_view_does_not_reveal_which_other_departments_know_the_person,
+    marital_status_follows_the_latest_registration_not_the_latest_edit,
 );
 
 /// Like `on_both_stores!`, on a multi-threaded runtime: the hub serves the concurrent
@@ -1283,29 +1284,6 @@ async fn sharing_rules_refuse_and_audit(kind: StoreKind) {
 // Product bugs found while writing these tests. Each test states the behaviour the
 // contract asks for and fails today; they are ignored so that the suite stays usable,
 // and run with `cargo test -p tongban-tests --test unified -- --ignored`.
-
-/// Runs a scenario as two ignored tests, one per store.
-macro_rules! known_bug {
-    ($reason:literal, $scenario:ident) => {
-        mod $scenario {
-            #[tokio::test]
-            #[ignore = $reason]
-            async fn embedded() {
-                super::$scenario(tongban_tests::hub::StoreKind::Embedded).await
-            }
-            #[tokio::test]
-            #[ignore = $reason]
-            async fn postgres() {
-                super::$scenario(tongban_tests::hub::StoreKind::Postgres).await
-            }
-        }
-    };
-}
-
-known_bug!(
-    "bug: resolve::survivorship orders sources by source_version, which says when a record was last edited, not when its marital event happened",
-    marital_status_follows_the_latest_registration_not_the_latest_edit
-);
 
 const REPLACED_MANAGER: &str = "370687198512270119";
 /// A resident identity number with a wrong check character.

@@ -22,8 +22,8 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::model::{
-    Attribute, DocumentFamily, EntityKind, QualityFlag, RawFact, RawFactSet, RawMention, RawValue, ReadError, Reading,
-    Relation, RelationKind, Role, Slot,
+    Attribute, DocumentFamily, EntityKind, QualityFlag, RawDate, RawFact, RawFactSet, RawMention, RawValue, ReadError,
+    Reading, Relation, RelationKind, Role, Slot,
 };
 
 /// The civil affairs document table (`zjlx`). Hong Kong/Macao and Taiwan permits are
@@ -200,9 +200,12 @@ fn party(payload: &Value, object: &str, index: u32, event: Option<&'static str>)
         .values
         .extend(fields::typed_value(payload, Attribute::HouseholdAddress, &at("hjdz"))?);
     if let Some(event) = event {
-        mention
-            .values
-            .push(RawValue::text(Attribute::MaritalStatus, "/ywlx", event));
+        // The status holds from the registration, whenever the record was last edited.
+        let mut status = RawValue::text(Attribute::MaritalStatus, "/ywlx", event);
+        if let Some(registered) = fields::filled_text(payload, "/djrq")? {
+            status = status.as_of(RawDate::Text(registered.to_owned()));
+        }
+        mention.values.push(status);
     }
     Ok(mention)
 }

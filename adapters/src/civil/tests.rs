@@ -20,9 +20,14 @@ fn names(mention: &RawMention) -> Vec<&str> {
 // -- civil.marriage ---------------------------------------------------------
 
 /// What a registration of `event` reads into: the two parties as given (party 0 the
-/// man, party 1 the woman), each also stating the event as marital status and
-/// carrying the registration's `facts`, and the relation between them.
+/// man, party 1 the woman), each also stating the event as marital status from the
+/// registration date and carrying the registration's `facts`, and the relation
+/// between them.
 fn registration(event: &'static str, facts: Vec<(&'static str, RawFact)>, parties: [RawMention; 2]) -> Reading {
+    let registered = facts.iter().find_map(|(name, fact)| match (name, fact) {
+        (&"registered", RawFact::Date(date)) => Some(date.clone()),
+        _ => None,
+    });
     let registration = RawFactSet {
         topic: "marriage_registration",
         fields: facts,
@@ -30,7 +35,9 @@ fn registration(event: &'static str, facts: Vec<(&'static str, RawFact)>, partie
     let mentions = parties
         .into_iter()
         .map(|mut party| {
-            party.values.push(value(Attribute::MaritalStatus, "/ywlx", event));
+            let mut status = value(Attribute::MaritalStatus, "/ywlx", event);
+            status.as_of.clone_from(&registered);
+            party.values.push(status);
             party.facts.push(registration.clone());
             party
         })

@@ -152,11 +152,16 @@ struct Observations {
 
 impl Observations {
     fn push(&mut self, attribute: Attribute, value: String, typed: &str, derived: bool) {
+        self.push_as_of(attribute, value, typed, derived, None);
+    }
+
+    fn push_as_of(&mut self, attribute: Attribute, value: String, typed: &str, derived: bool, as_of: Option<String>) {
         let observation = Observation {
             attribute,
             value,
             typed: trimmed(typed).to_owned(),
             derived,
+            as_of,
         };
         if !self.list.contains(&observation) {
             self.list.push(observation);
@@ -222,7 +227,13 @@ impl Observations {
                 if value.attribute == Attribute::Sex {
                     self.typed_sexes.push((typed.to_owned(), value.pointer.clone()));
                 }
-                self.push(value.attribute, typed.to_owned(), typed, false);
+                // An unreadable date of an event only loses the ordering it would give.
+                let as_of = value
+                    .as_of
+                    .as_ref()
+                    .and_then(|d| date::parse(d).ok())
+                    .map(|d| d.to_string());
+                self.push_as_of(value.attribute, typed.to_owned(), typed, false, as_of);
             }
         }
     }

@@ -73,6 +73,8 @@ struct Candidate<'a> {
     /// The form values agree in (a name's match form; otherwise the value).
     comparable: String,
     derived: bool,
+    /// `YYYY-MM-DD` the value holds from, or "" when the record does not say.
+    as_of: &'a str,
 }
 
 /// Builds the unified record of entity `id` at `version` from its mentions.
@@ -111,6 +113,7 @@ pub fn unify(
                             o.value.clone()
                         },
                         derived: o.derived,
+                        as_of: o.as_of.as_deref().unwrap_or_default(),
                     })
             })
             .collect();
@@ -226,10 +229,13 @@ fn most_recent<'a, 'b>(candidates: &[&'b Candidate<'a>]) -> Option<&'b Candidate
     candidates.iter().copied().max_by(|a, b| recency(a).cmp(&recency(b)))
 }
 
-/// Orders by source version, then by source address so that the choice is the same
-/// whatever order the mentions came in.
-fn recency<'a>(candidate: &Candidate<'a>) -> (i64, std::cmp::Reverse<&'a crate::unified::MentionRef>) {
+/// Orders by the date the value holds from where a record says (a marital status by its
+/// registration date, not by when the record was last edited; an undated value before
+/// any dated one), then by source version, then by source address so that the choice
+/// is the same whatever order the mentions came in.
+fn recency<'a>(candidate: &Candidate<'a>) -> (&'a str, i64, std::cmp::Reverse<&'a crate::unified::MentionRef>) {
     (
+        candidate.as_of,
         candidate.mention.source_version,
         std::cmp::Reverse(&candidate.mention.source),
     )
@@ -262,6 +268,7 @@ fn legal_representative(
                 comparable: person.clone(),
                 value: person,
                 derived: false,
+                as_of: "",
             })
         })
         .collect();
@@ -312,6 +319,7 @@ mod tests {
                         value: (*value).to_owned(),
                         typed: (*value).to_owned(),
                         derived: *derived,
+                        as_of: None,
                     })
                     .collect(),
                 facts: Vec::new(),
