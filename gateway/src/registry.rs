@@ -10,7 +10,7 @@ use tongban_adapters::model::EntityKind;
 use tongban_adapters::normalise;
 
 use crate::identity::Identity;
-use crate::sharing::{Grants, Part, SharingRules};
+use crate::sharing::{Part, SharingRules};
 use crate::store::{AuditEntry, Store, StoreError};
 use crate::unified::{kind_of_id, Change, EntityId, UnifiedRecord};
 
@@ -217,11 +217,4 @@ pub fn parse_cursor(text: &str) -> Result<i64, ReadError> {
         .ok()
         .filter(|n| *n >= 0)
         .ok_or_else(|| ReadError::InvalidArgument(format!("{text:?} is not a feed cursor")))
-}
-
-impl<S> Registry<S> {
-    /// The grants of `identity`, for callers that shape their own answers.
-    pub fn grants(&self, identity: &Identity) -> Grants {
-        self.sharing.grants(identity)
-    }
 }
