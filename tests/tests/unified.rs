@@ -1290,10 +1290,10 @@ const REPLACED_MANAGER: &str = "370687198512270119";
 const NEW_MANAGER_TYPO: &str = "370687199001010031";
 
 /// A permit's project manager is replaced: version 2 names another person whose
-/// number was mistyped (no key). Keeping the slot's previous entity puts the new
-/// person's mention into the old person's unified record, and the old person's
-/// number still points there: the next record about the old person joins an entity
-/// that is two citizens. Precision before recall: the new mention must not inherit.
+/// number was mistyped (no key). Were the slot to keep its previous entity, the new
+/// person's mention would sit in the old person's unified record, and the next record
+/// about the old person would join an entity that is two citizens. Precision before
+/// recall: the new mention does not inherit.
 async fn a_slot_that_now_names_someone_else_without_a_key_leaves_the_previous_person(kind: StoreKind) {
     let hub = TestHub::start(kind).await;
     let permit_v = |version: i64, manager: Value| {
@@ -1343,11 +1343,10 @@ async fn a_slot_that_now_names_someone_else_without_a_key_leaves_the_previous_pe
     );
 }
 
-/// The sharing rules give a department "identifiers, names and its own facts, and
-/// only its own mentions among the sources (that a person is known to civil affairs
-/// is itself personal data)". The name's provenance still names the other
-/// department's record type, and the identifiers include other departments' own
-/// register numbers (HRSS person number), which say the same.
+/// The sharing rules give a department identifiers, names and its own facts, and
+/// nothing that tells which other departments know the person (that a person is
+/// known to civil affairs is itself personal data): not the name's provenance, not
+/// another department's register numbers (the HRSS person number).
 async fn a_departments_view_does_not_reveal_which_other_departments_know_the_person(kind: StoreKind) {
     let hub = TestHub::start(kind).await;
     push_one(
@@ -1399,9 +1398,8 @@ async fn a_departments_view_does_not_reveal_which_other_departments_know_the_per
     }
 }
 
-/// After a merge the unified records related to the absorbed entity (here its
-/// employer) still name the absorbed ID: survivorship maps related IDs to their
-/// survivors, but only for entities rebuilt in the merging batch.
+/// After a merge, the unified records related to the absorbed entity (here its
+/// employer) name the survivor: the merging batch rebuilds them too.
 async fn relations_name_the_survivor_after_a_merge(kind: StoreKind) {
     let hub = TestHub::start(kind).await;
     let tax = push_one(
