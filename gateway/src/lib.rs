@@ -1,21 +1,29 @@
 //! The Tongban hub: a gRPC service that takes each department's records over mutual
-//! TLS, validates them, keeps every version, and answers for each one.
+//! TLS, validates and keeps every version, recognises the same citizen or enterprise
+//! across departments, keeps one unified record of each, and serves them as a change
+//! feed and by lookup.
 //!
 //! Map of the crate, in the order a pushed record flows through it:
 //! - [`tls`]: the accept loop; only connections with a client certificate of the
 //!   configured CA (and not revoked) get through, each tagged with its [`tls::Peer`].
 //! - [`identity`]: who the certificate says the caller is (`department:tax`, ...).
-//! - [`grpc`]: the gRPC services, wire ⇄ domain conversions, and the one place where
-//!   errors become a `tonic::Status`.
-//! - [`pipeline`]: authorise → validate (JSON Schemas from [`schemas`]) → commit.
+//! - [`grpc`]: the gRPC services (`Exchange`, `Unified`), wire ⇄ domain conversions,
+//!   and the one place where errors become a `tonic::Status`.
+//! - [`pipeline`]: authorise → validate (JSON Schemas from [`schemas`]) → adapt and
+//!   normalise (`tongban_adapters`) → commit.
+//! - [`resolve`]: which unified entity each mention is, and the unified record built
+//!   from an entity's mentions (survivorship). Pure: it decides, the store persists.
 //! - [`store`]: the store interface and its two implementations, PostgreSQL and an
-//!   embedded SQLite file. The only module with SQL in it.
-//! - [`record`]: the domain types the stages pass along.
+//!   embedded SQLite file; resolution runs inside the batch's transaction. The only
+//!   module with SQL in it.
+//! - [`record`] and [`unified`]: the domain types the stages pass along.
+//! - [`registry`]: lookups and the change feed, under the [`sharing`] rules, audited.
 //! - [`server`]: assembles all of the above on a socket, with health and reflection.
 //!
 //! Around the hub: [`config`] (the typed configuration of `tongban serve`), [`pki`]
 //! (development PKI, client certificates), [`client`] (the department connector
-//! behind `tongban push`), and [`cli`] (the subcommands of the `tongban` binary).
+//! behind `tongban push`), [`platform`] (the platform's client behind `tongban pull`
+//! and `tongban get`), and [`cli`] (the subcommands of the `tongban` binary).
 
 pub mod cli;
 pub mod client;
