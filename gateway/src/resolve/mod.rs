@@ -10,7 +10,7 @@
 //! oldest survives while the others redirect to it; a mention without keys keeps the
 //! entity its slot had in the record's previous version if it still names the same
 //! person or organisation, or founds a new one. The
-//! probabilistic matcher of a later issue plugs in at [`plan_mention`], where a mention
+//! probabilistic matcher of a later issue plugs in at `plan_mention`, where a mention
 //! without keys founds an entity today.
 
 pub mod survivorship;
