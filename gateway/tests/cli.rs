@@ -2,29 +2,13 @@
 //! terminal, `tongban push` in another; `tongban certs` and `tongban serve`; the demo.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const TONGBAN: &str = env!("CARGO_BIN_EXE_tongban");
+mod common;
 
-/// A child process killed when the test ends, whatever happens.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use common::{free_port, Database, Running, TONGBAN};
 
 fn wait_for_port(port: u16, child: &mut Running) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -422,50 +406,11 @@ fn demo_prints_the_summary_of_all_eight_record_types() {
     assert!(hrss.contains("BIRTH_DATE_DISAGREES"), "{hrss}");
 }
 
-/// The admin URL of the test PostgreSQL, as scripts/test exports it.
-fn admin_database_url() -> String {
-    std::env::var("TONGBAN_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// Runs one SQL statement on the admin database.
-fn admin_sql(sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let url = admin_database_url();
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}; run the tests through scripts/test"));
-        tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    });
-}
-
-/// A database for one test, dropped at the end.
-struct Database(String);
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        admin_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
-    }
-}
-
 #[test]
 fn serve_on_postgres_with_the_database_url_from_the_environment() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let name = format!("tongban_cli_{}_{nanos}", std::process::id());
-    admin_sql(&format!("CREATE DATABASE {name}"));
-    let database = Database(name);
-    let base = admin_database_url();
-    let url = match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{}", database.0),
-        None => panic!("unexpected database URL {base}"),
-    };
+    let database = Database::create("tongban_cli");
+    let url = database.url.clone();
 
     let dev_pki = dir.path().join("tongban-data/pki");
     let output = tongban(&["certs", "ca", "--pki", "tongban-data/pki"], dir.path());

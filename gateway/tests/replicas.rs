@@ -5,9 +5,8 @@
 //! same, and a consumer following one replica sees the commits of the other.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tongban_adapters::normalise;
@@ -21,24 +20,9 @@ use tongban_proto::v1::unified_client::UnifiedClient;
 use tonic::transport::Channel;
 use tonic::Code;
 
-const TONGBAN: &str = env!("CARGO_BIN_EXE_tongban");
+mod common;
 
-/// A child process killed when the test ends, whatever happens.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use common::{free_port, Database, Running, TONGBAN};
 
 /// Waits (with a deadline) until `port` accepts connections; fails if the process exits.
 async fn wait_for_port(port: u16, child: &mut Running, log: &Path) {
@@ -51,67 +35,6 @@ async fn wait_for_port(port: u16, child: &mut Running, log: &Path) {
         assert!(Instant::now() < deadline, "tongban serve did not listen on {port}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The admin URL of the test PostgreSQL, as scripts/test exports it.
-fn admin_url() -> String {
-    std::env::var("TONGBAN_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn admin_sql(sql: &str) {
-    let url = admin_url();
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}; run the tests through scripts/test"));
-    tokio::spawn(connection);
-    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-/// A fresh database, dropped (with whatever connections are left) at the end.
-struct Database {
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!("tongban_replicas_{}_{:08x}", std::process::id(), run_suffix());
-        admin_sql(&format!("CREATE DATABASE {name}")).await;
-        let base = admin_url();
-        let url = match base.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => panic!("unexpected database URL {base}"),
-        };
-        Database { name, url }
-    }
-}
-
-impl Drop for Database {
-    /// From a thread with its own runtime: `drop` cannot await.
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let (client, connection) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
-                    .await
-                    .map_err(std::io::Error::other)?;
-                tokio::spawn(connection);
-                client.batch_execute(&sql).await.map_err(std::io::Error::other)
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database {}", self.name);
-        }
-    }
-}
-
-/// A name suffix that differs between runs without a random-number dependency.
-fn run_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
 }
 
 /// Starts one replica on `port` with its configuration in `dir`.
@@ -209,7 +132,7 @@ async fn two_replicas_over_one_database_keep_one_entity_per_person() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = PkiLayout::new(dir.path().join("pki"));
     pki.ensure_dev().expect("PKI");
-    let database = Database::create().await;
+    let database = Database::create("tongban_replicas");
 
     // Both replicas start at once on the empty database: they race to migrate it.
     let ports = [free_port(), free_port()];

@@ -1,0 +1,87 @@
+//! Helpers shared by the tests that run the `tongban` binary: child processes that die
+//! with the test, free ports, and throw-away PostgreSQL databases.
+//!
+//! (The gateway's own integration tests cannot use the `tongban-tests` harness, which
+//! depends on this crate.)
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::net::TcpListener;
+use std::process::Child;
+
+pub const TONGBAN: &str = env!("CARGO_BIN_EXE_tongban");
+
+/// A child process killed when the test ends, whatever happens.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The admin URL of the test PostgreSQL, as scripts/test exports it.
+pub fn admin_database_url() -> String {
+    std::env::var("TONGBAN_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Runs SQL on the admin database, from a thread of its own so that it works from
+/// synchronous and asynchronous tests alike (and from `drop`).
+pub fn admin_sql(sql: &str) -> Result<(), String> {
+    let sql = sql.to_owned();
+    let url = admin_database_url();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| format!("PostgreSQL at {url}: {e}; run the tests through scripts/test"))?;
+            tokio::spawn(connection);
+            client.batch_execute(&sql).await.map_err(|e| format!("{sql}: {e}"))
+        })
+    })
+    .join()
+    .map_err(|_| "the admin SQL thread panicked".to_owned())?
+}
+
+/// A fresh database for one test, dropped (with whatever connections are left) at the end.
+pub struct Database {
+    pub name: String,
+    pub url: String,
+}
+
+impl Database {
+    /// `prefix` names the test in `pg_database`, for whoever looks while it runs.
+    pub fn create(prefix: &str) -> Database {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("{prefix}_{}_{nanos:08x}", std::process::id());
+        admin_sql(&format!("CREATE DATABASE {name}")).unwrap_or_else(|e| panic!("{e}"));
+        let base = admin_database_url();
+        let url = match base.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("unexpected database URL {base}"),
+        };
+        Database { name, url }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Err(e) = admin_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+            eprintln!("warning: could not drop test database {}: {e}", self.name);
+        }
+    }
+}
