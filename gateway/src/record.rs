@@ -36,6 +36,20 @@ pub struct SourceRecord {
     pub contribution: Option<Contribution>,
 }
 
+impl SourceRecord {
+    /// The envelope the record arrived in (payload in canonical form), for quarantining
+    /// a record refused after validation.
+    pub fn envelope(&self) -> Envelope {
+        Envelope {
+            record_type: self.record_type.clone(),
+            source_id: self.source_id.clone(),
+            source_version: self.source_version,
+            deleted: self.deleted,
+            payload: self.payload.clone(),
+        }
+    }
+}
+
 /// A record that failed validation, on its way to quarantine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {

@@ -5,8 +5,7 @@
 use serde_json::Value;
 use tongban_adapters::{normalise, RecordType};
 
-use crate::record::RecordError;
-use crate::record::{Rejection, SourceRecord, Submission};
+use crate::record::{RecordError, Rejection, SourceRecord, Submission};
 use crate::unified::Contribution;
 
 /// Adapts one valid record. A deleted record contributes nothing. An adapter that
@@ -38,13 +37,7 @@ pub fn adapt(mut record: SourceRecord, payload: &Value) -> Submission {
                 format!("the {record_type} adapter cannot read this record: {}", error.message),
             )];
             Submission::Rejected(Rejection {
-                envelope: crate::record::Envelope {
-                    record_type: record.record_type,
-                    source_id: record.source_id,
-                    source_version: record.source_version,
-                    deleted: record.deleted,
-                    payload: record.payload,
-                },
+                envelope: record.envelope(),
                 errors,
             })
         }

@@ -321,17 +321,6 @@ fn item_envelope(item: &Submission) -> (&str, &str, i64) {
     }
 }
 
-/// The envelope a valid record arrived in, for quarantining it after a version conflict.
-fn envelope_of(record: &crate::record::SourceRecord) -> Envelope {
-    Envelope {
-        record_type: record.record_type.clone(),
-        source_id: record.source_id.clone(),
-        source_version: record.source_version,
-        deleted: record.deleted,
-        payload: record.payload.clone(),
-    }
-}
-
 /// A result before its `current_version` is known: that is filled in once the whole batch
 /// is applied, so that every result reports the version current after the batch.
 fn pending_result(

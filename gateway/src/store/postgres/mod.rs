@@ -23,9 +23,9 @@ use tongban_adapters::model::EntityKind;
 
 use super::unify::unify_batch;
 use super::{
-    became_current, envelope_of, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions,
-    pending_result, records_in_lock_order, sql_limit, unknown_records, AuditEntry, Decision, QuarantineEntry, Receipt,
-    RecordKey, Store, StoreError, StoredVersion, VersionWrite, CONTENTION_ATTEMPTS,
+    became_current, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions, pending_result,
+    records_in_lock_order, sql_limit, unknown_records, AuditEntry, Decision, QuarantineEntry, Receipt, RecordKey,
+    Store, StoreError, StoredVersion, VersionWrite, CONTENTION_ATTEMPTS,
 };
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
 use crate::resolve::survivorship::Authorities;
@@ -519,7 +519,7 @@ async fn apply_record(
         Decision::Unchanged => pending_result(item, Outcome::Unchanged, Vec::new(), None),
         Decision::Conflict => {
             let errors = vec![RecordError::version_conflict(record.source_version)];
-            let id = insert_quarantine(tx, receipt, identity, &envelope_of(record), &errors).await?;
+            let id = insert_quarantine(tx, receipt, identity, &record.envelope(), &errors).await?;
             pending_result(item, Outcome::Rejected, errors, Some(id))
         }
     };
