@@ -5,7 +5,9 @@
 //! instead of the file (see [`Config::apply_env`]).
 
 use crate::registry::FeedSettings;
+use crate::resolve::matching::MatchSettings;
 use crate::resolve::survivorship::Authorities;
+use crate::resolve::Settings;
 use crate::sharing::SharingRules;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,9 @@ pub struct Config {
     pub sharing: SharingRules,
     #[serde(default)]
     pub feed: FeedConfig,
+    /// Probabilistic matching: weights and thresholds.
+    #[serde(default)]
+    pub matching: MatchSettings,
 }
 
 /// The change feed.
@@ -216,6 +221,7 @@ impl Config {
         config.resolve_relative_paths(path.parent().unwrap_or(Path::new(".")));
         config.check()?;
         config.check_survivorship()?;
+        config.check_matching()?;
         Ok(config)
     }
 
@@ -233,8 +239,23 @@ impl Config {
         }
     }
 
-    /// Relative paths in a configuration file are relative to that file, so that a
-    /// service manager's working directory does not matter.
+    fn check_matching(&self) -> Result<(), ConfigError> {
+        let problems = self.matching.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems.join("; ")))
+        }
+    }
+
+    /// How the store resolves: survivorship's authorities and matching's settings.
+    pub fn resolution(&self) -> Settings {
+        Settings {
+            authorities: self.survivorship.clone(),
+            matching: self.matching.clone(),
+        }
+    }
+
     fn check_survivorship(&self) -> Result<(), ConfigError> {
         let unknown = self.survivorship.unknown_attributes();
         if unknown.is_empty() {
@@ -247,6 +268,8 @@ impl Config {
         }
     }
 
+    /// Relative paths in a configuration file are relative to that file, so that a
+    /// service manager's working directory does not matter.
     fn resolve_relative_paths(&mut self, base: &Path) {
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {

@@ -39,6 +39,7 @@ pub mod resolve;
 pub mod schemas;
 pub mod server;
 pub mod sharing;
+pub mod stewardship;
 pub mod store;
 pub mod tls;
 pub mod unified;

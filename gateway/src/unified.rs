@@ -103,6 +103,10 @@ pub struct KeptMention {
     pub source_version: i64,
     pub mention: Mention,
     pub relations: Vec<KeptRelation>,
+    /// Why the mention is in its entity. Kept in its own column by the stores (a
+    /// steward's decision changes it without rewriting the mention), not in this JSON.
+    #[serde(skip)]
+    pub placement: Option<crate::resolve::Placement>,
 }
 
 /// How survivorship chose an attribute value.
@@ -166,6 +170,10 @@ pub struct UnifiedRecord {
     pub relations: Vec<RelatedEntity>,
     pub quality_flags: Vec<SourcedFlag>,
     pub sources: Vec<MentionRef>,
+    /// Entities a steward decided are not this one: automatic resolution never merges
+    /// them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distinct_from: Vec<EntityId>,
 }
 
 impl UnifiedRecord {
@@ -183,6 +191,7 @@ impl UnifiedRecord {
             relations: Vec::new(),
             quality_flags: Vec::new(),
             sources: Vec::new(),
+            distinct_from: Vec::new(),
         }
     }
 }

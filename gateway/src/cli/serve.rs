@@ -21,9 +21,7 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
-    let store = open_store(&config.store)
-        .await?
-        .with_authorities(config.survivorship.clone());
+    let store = open_store(&config.store).await?.with_resolution(config.resolution());
     let tls = crate::tls::server_config(
         &config.tls.client_ca,
         &config.tls.cert,

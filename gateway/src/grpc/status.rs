@@ -119,6 +119,8 @@ impl From<StoreError> for Status {
                 tracing::error!(error = %e, "store failure");
                 Status::internal("internal error of the hub's store; nothing of this request was stored")
             }
+            StoreError::NotFound(what) => Status::not_found(format!("no such {what}")),
+            StoreError::Refused(why) => Status::failed_precondition(why),
         }
     }
 }

@@ -327,6 +327,7 @@ mod tests {
                 match_name: String::new(),
             },
             relations: Vec::new(),
+            placement: None,
         }
     }
 

@@ -2,6 +2,7 @@ use tongban_adapters::model::{EntityKind, IdScheme, Identifier, Mention, Role, S
 use tongban_adapters::RecordType;
 
 use super::*;
+use crate::resolve::matching::MatchSettings;
 use crate::unified::Contribution;
 
 fn person(index: u32, keys: &[(IdScheme, &str)]) -> Mention {
@@ -52,9 +53,10 @@ fn a_known_key_joins_its_entity_and_an_unknown_one_founds_a_new_entity() {
     let context = Context {
         key_owners: HashMap::from([((ID_A.0, ID_A.1.to_owned()), "P00000000005".to_owned())]),
         previous: HashMap::new(),
+        ..Context::default()
     };
     let record = title(vec![person(0, &[ID_A]), person(1, &[(IdScheme::ResidentId, "X")])]);
-    let plan = plan(&context, &[incoming("t1", &record)]);
+    let plan = plan(&context, &[incoming("t1", &record)], &MatchSettings::default());
     assert_eq!(plan.assignments[0].target, Target::Existing("P00000000005".to_owned()));
     assert!(plan.assignments[0].matched_existing);
     assert_eq!(plan.assignments[1].target, Target::New(0));
@@ -82,9 +84,10 @@ fn a_mention_carrying_keys_of_two_entities_merges_them_into_the_older() {
             ((PASSPORT_A.0, PASSPORT_A.1.to_owned()), "P00000000004".to_owned()),
         ]),
         previous: HashMap::new(),
+        ..Context::default()
     };
     let record = title(vec![person(0, &[ID_A, PASSPORT_A])]);
-    let plan = plan(&context, &[incoming("t1", &record)]);
+    let plan = plan(&context, &[incoming("t1", &record)], &MatchSettings::default());
     assert_eq!(plan.assignments[0].target, Target::Existing("P00000000004".to_owned()));
     assert_eq!(
         plan.merges,
@@ -105,6 +108,7 @@ fn mentions_of_one_batch_link_through_keys_they_share() {
     let plan = plan(
         &Context::default(),
         &[incoming("t1", &first), incoming("t2", &second), incoming("t3", &third)],
+        &MatchSettings::default(),
     );
     assert_eq!(plan.new_entities.len(), 1);
     assert!(plan.assignments.iter().all(|a| a.target == Target::New(0)));
@@ -122,11 +126,13 @@ fn a_new_version_keeps_the_slot_entity_unless_a_key_says_otherwise() {
             Previous {
                 entity: "P00000000001".to_owned(),
                 match_name: "王伟".to_owned(),
+                placement: None,
             },
         )]),
+        ..Context::default()
     };
     let keyless = title(vec![named(person(0, &[]), "王伟")]);
-    let plan_keyless = plan(&context, &[incoming("t1", &keyless)]);
+    let plan_keyless = plan(&context, &[incoming("t1", &keyless)], &MatchSettings::default());
     assert_eq!(
         plan_keyless.assignments[0].target,
         Target::Existing("P00000000001".to_owned())
@@ -137,7 +143,7 @@ fn a_new_version_keeps_the_slot_entity_unless_a_key_says_otherwise() {
     );
 
     let someone_else = title(vec![named(person(0, &[]), "李强")]);
-    let plan_else = plan(&context, &[incoming("t1", &someone_else)]);
+    let plan_else = plan(&context, &[incoming("t1", &someone_else)], &MatchSettings::default());
     assert_eq!(
         plan_else.assignments[0].target,
         Target::New(0),
@@ -145,12 +151,12 @@ fn a_new_version_keeps_the_slot_entity_unless_a_key_says_otherwise() {
     );
     let nameless = title(vec![person(0, &[])]);
     assert_eq!(
-        plan(&context, &[incoming("t1", &nameless)]).assignments[0].target,
+        plan(&context, &[incoming("t1", &nameless)], &MatchSettings::default()).assignments[0].target,
         Target::New(0)
     );
 
     let keyed = title(vec![person(0, &[ID_A])]);
-    let plan_keyed = plan(&context, &[incoming("t1", &keyed)]);
+    let plan_keyed = plan(&context, &[incoming("t1", &keyed)], &MatchSettings::default());
     assert_eq!(
         plan_keyed.assignments[0].target,
         Target::Existing("P00000000002".to_owned())
@@ -170,9 +176,10 @@ fn a_key_never_links_entities_of_different_kinds() {
             "O00000000001".to_owned(),
         )]),
         previous: HashMap::new(),
+        ..Context::default()
     };
     let record = title(vec![person(0, &[(IdScheme::DepartmentNumber, "r:1")])]);
-    let plan = plan(&context, &[incoming("t1", &record)]);
+    let plan = plan(&context, &[incoming("t1", &record)], &MatchSettings::default());
     assert_eq!(plan.assignments[0].target, Target::New(0));
 }
 

@@ -10,6 +10,7 @@
 
 pub mod embedded;
 pub mod postgres;
+mod steward;
 mod unify;
 
 use std::time::SystemTime;
@@ -18,8 +19,8 @@ use tongban_adapters::model::EntityKind;
 
 use crate::identity::Identity;
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, Submission};
-use crate::resolve::survivorship::Authorities;
-use crate::resolve::{Incoming, Key};
+use crate::resolve::{Incoming, Key, Settings};
+use crate::stewardship::{Explanation, ReviewPair, StewardAction, StewardOutcome};
 use crate::unified::{Change, EntityId, UnifiedRecord};
 
 /// Why the store could not do what was asked.
@@ -35,6 +36,13 @@ pub enum StoreError {
     /// under our feet). Stores retry the transaction a few times before giving up with this.
     #[error("store contention: {0}")]
     Contention(String),
+    /// What a steward's action names does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A steward's action that cannot be carried out as the store stands (a pair
+    /// already decided, a mention alone in its entity).
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// One line of the audit log: who read or was refused what, when, and why.
@@ -152,6 +160,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// The audit log, oldest first.
     fn audit_log(&self, limit: usize) -> impl std::future::Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+
+    /// Open review pairs after queue position `after`, oldest first, at most `limit`.
+    fn review_queue(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<ReviewPair>, StoreError>> + Send;
+
+    /// Carries out a steward's action in one transaction (audited, republished).
+    fn steward(
+        &self,
+        action: &StewardAction,
+        steward: &str,
+    ) -> impl std::future::Future<Output = Result<StewardOutcome, StoreError>> + Send;
+
+    /// Why each current source of an entity (or of the survivor it was merged into) is
+    /// in it.
+    fn explain(&self, id: &str) -> impl std::future::Future<Output = Result<Option<Explanation>, StoreError>> + Send;
 }
 
 /// A store chosen at run time from configuration.
@@ -231,14 +257,35 @@ impl Store for AnyStore {
             AnyStore::Embedded(store) => store.audit_log(limit).await,
         }
     }
+
+    async fn review_queue(&self, after: i64, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.review_queue(after, limit).await,
+            AnyStore::Embedded(store) => store.review_queue(after, limit).await,
+        }
+    }
+
+    async fn steward(&self, action: &StewardAction, steward: &str) -> Result<StewardOutcome, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.steward(action, steward).await,
+            AnyStore::Embedded(store) => store.steward(action, steward).await,
+        }
+    }
+
+    async fn explain(&self, id: &str) -> Result<Option<Explanation>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.explain(id).await,
+            AnyStore::Embedded(store) => store.explain(id).await,
+        }
+    }
 }
 
 impl AnyStore {
-    /// Sets the survivorship authorities unified records are built with.
-    pub fn with_authorities(self, authorities: Authorities) -> Self {
+    /// Sets how resolution works: survivorship's authorities and matching's weights.
+    pub fn with_resolution(self, settings: Settings) -> Self {
         match self {
-            AnyStore::Postgres(store) => AnyStore::Postgres(store.with_authorities(authorities)),
-            AnyStore::Embedded(store) => AnyStore::Embedded(store.with_authorities(authorities)),
+            AnyStore::Postgres(store) => AnyStore::Postgres(store.with_resolution(settings)),
+            AnyStore::Embedded(store) => AnyStore::Embedded(store.with_resolution(settings)),
         }
     }
 }

@@ -3,22 +3,27 @@
 //!
 //! Inside the batch's transaction, after the version rules:
 //! 1. lock the batch's keys (in one global order) and read who owns them, and where the
-//!    batch's records' mentions went before;
+//!    batch's records' mentions went before; lock the blocking keys of the mentions no
+//!    owned key places and read their candidates, profiles and name frequencies, and
+//!    the steward's standing decisions;
 //! 2. [`resolve::plan`] decides;
 //! 3. lock every existing entity the plan touches (in one global order) and check none
 //!    was merged away meanwhile (else [`StoreError::Contention`]: the caller retries the
 //!    transaction);
 //! 4. create, merge, re-point mentions and keys as planned;
-//! 5. rebuild the unified record of every entity touched ([`survivorship::unify`]) and
-//!    append the changes to the feed, in commit order.
+//! 5. rebuild the unified record and the match profile of every entity touched
+//!    ([`survivorship::unify`]), queue the pairs for review, and append the changes to
+//!    the feed, in commit order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tongban_adapters::model::{EntityKind, Slot};
 
-use super::StoreError;
-use crate::resolve::survivorship::{self, Authorities};
-use crate::resolve::{self, Context, Incoming, Key, Previous, Target};
+use super::{AuditEntry, StoreError};
+use crate::resolve::matching::profile::name_frequency_key;
+use crate::resolve::matching::{Evidence, Profile};
+use crate::resolve::survivorship;
+use crate::resolve::{self, Context, Incoming, Key, Placement, Previous, Settings, Target};
 use crate::unified::{kind_of_id, EntityId, KeptMention, KeptRelation, MentionRef, Resolution, UnifiedRecord};
 
 /// An entity row as locked.
@@ -27,6 +32,26 @@ pub(crate) struct EntityRow {
     pub id: EntityId,
     pub version: i64,
     pub redirect_to: Option<EntityId>,
+}
+
+/// A pair the resolver queued for a steward, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QueuedReview {
+    pub mention: MentionRef,
+    /// The entity the mention founded.
+    pub entity: EntityId,
+    pub candidate: EntityId,
+    pub evidence: Evidence,
+}
+
+/// A review pair as a steward's decision finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ReviewRow {
+    pub mention: MentionRef,
+    pub entity: EntityId,
+    pub candidate: EntityId,
+    /// `open`, `same`, `different` or `superseded`.
+    pub status: String,
 }
 
 /// What a store's transaction offers the resolution steps. Implementations run inside
@@ -64,6 +89,44 @@ pub(crate) trait UnifyTx {
     async fn write_entities(&self, records: &[UnifiedRecord]) -> Result<(), StoreError>;
     /// Appends the records to the change feed, positions in commit order.
     async fn append_changes(&self, records: &[UnifiedRecord]) -> Result<(), StoreError>;
+
+    // Probabilistic matching.
+
+    /// Serialises every transaction matching on one of these blocking keys until commit.
+    async fn lock_blocks(&self, blocks: &[String]) -> Result<(), StoreError>;
+    /// Up to `per_block` live entities sharing each blocking key.
+    async fn candidates(
+        &self,
+        blocks: &[String],
+        per_block: usize,
+    ) -> Result<HashMap<String, Vec<EntityId>>, StoreError>;
+    async fn profiles(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, Profile>, StoreError>;
+    /// Entities counted under each name-frequency key.
+    async fn name_counts(&self, keys: &[String]) -> Result<HashMap<String, u64>, StoreError>;
+    /// Entity IDs handed out so far: the population name frequencies are relative to.
+    async fn population(&self) -> Result<u64, StoreError>;
+    /// Replaces an entity's profile and blocking keys; `None` removes them (an entity
+    /// without mentions, or merged away, is nobody's candidate).
+    async fn write_profile(&self, id: &EntityId, profile: Option<(&Profile, &[String])>) -> Result<(), StoreError>;
+    async fn queue_review(&self, review: &QueuedReview) -> Result<(), StoreError>;
+
+    // Stewardship.
+
+    /// Mentions of these records a steward placed, and where.
+    async fn pinned(&self, records: &[(String, String)]) -> Result<HashMap<MentionRef, EntityId>, StoreError>;
+    /// Pairs (entity, other) a steward set apart, for entities among `ids`.
+    async fn apart(&self, ids: &[EntityId]) -> Result<Vec<(EntityId, EntityId)>, StoreError>;
+    /// A review pair, locked until commit.
+    async fn review_pair(&self, id: i64) -> Result<Option<ReviewRow>, StoreError>;
+    async fn close_review(&self, id: i64, status: &str, by: &str) -> Result<(), StoreError>;
+    /// The entity a current mention is in.
+    async fn mention_entity(&self, mention: &MentionRef) -> Result<Option<EntityId>, StoreError>;
+    /// Moves a mention to another entity, placed by a steward.
+    async fn move_mention(&self, mention: &MentionRef, to: &EntityId, placement: &Placement) -> Result<(), StoreError>;
+    async fn pin(&self, mention: &MentionRef, entity: &EntityId) -> Result<(), StoreError>;
+    /// Sets (or, with `apart` false, clears) a steward's "different entities".
+    async fn set_apart(&self, a: &EntityId, b: &EntityId, apart: bool) -> Result<(), StoreError>;
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 }
 
 /// One record of the batch whose new version became current.
@@ -78,7 +141,7 @@ pub(crate) struct Current<'a> {
 pub(crate) async fn unify_batch<T: UnifyTx>(
     tx: &T,
     current: &[Current<'_>],
-    authorities: &Authorities,
+    settings: &Settings,
 ) -> Result<HashMap<usize, Vec<Resolution>>, StoreError> {
     if current.is_empty() {
         return Ok(HashMap::new());
@@ -86,7 +149,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
     let incoming: Vec<Incoming<'_>> = current.iter().map(|c| c.incoming).collect();
 
     // 1. Keys locked, then read: a concurrent transaction resolving the same key has
-    // committed (or not started) by now.
+    // committed (or not started) by now. The same for blocking keys.
     let keys = resolve::keys_of(&incoming);
     tx.lock_keys(&keys).await?;
     let key_owners = tx.key_owners(&keys).await?;
@@ -97,9 +160,42 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
         .into_iter()
         .collect();
     let previous = tx.mentions_of_records(&records).await?;
+    let mut context = Context {
+        key_owners,
+        previous,
+        pinned: tx.pinned(&records).await?,
+        ..Context::default()
+    };
+    if settings.matching.enabled {
+        let (blocks, names) = resolve::lookups_of(&incoming, &context.key_owners);
+        tx.lock_blocks(&blocks).await?;
+        context.candidates = tx.candidates(&blocks, settings.matching.candidates_per_block).await?;
+        let compared: Vec<EntityId> = context
+            .candidates
+            .values()
+            .flatten()
+            .chain(context.key_owners.values())
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        context.profiles = tx.profiles(&compared).await?;
+        context.name_counts = tx.name_counts(&names).await?;
+        context.population = tx.population().await?;
+    }
+    let involved: Vec<EntityId> = context
+        .key_owners
+        .values()
+        .chain(context.candidates.values().flatten())
+        .chain(context.pinned.values())
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    context.apart = tx.apart(&involved).await?.into_iter().collect();
 
     // 2. Decide.
-    let plan = resolve::plan(&Context { key_owners, previous }, &incoming);
+    let plan = resolve::plan(&context, &incoming, &settings.matching);
 
     // 3. Lock what the plan builds on, and make sure it still stands. Entities related to
     // an absorbed one are rebuilt too, so that their relations name the survivor.
@@ -120,14 +216,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
             existing.insert(id.clone());
         }
     }
-    let existing: Vec<EntityId> = existing.into_iter().collect();
-    let rows = tx.lock_entities(&existing).await?;
-    if rows.len() != existing.len() || rows.iter().any(|row| row.redirect_to.is_some()) {
-        return Err(StoreError::Contention(
-            "an entity this batch resolves to was merged by a concurrent batch".to_owned(),
-        ));
-    }
-    let versions: HashMap<EntityId, i64> = rows.into_iter().map(|row| (row.id, row.version)).collect();
+    let versions = lock_standing(tx, existing).await?;
 
     // 4. Apply.
     let mut created = Vec::with_capacity(plan.new_entities.len());
@@ -143,17 +232,24 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
                 .ok_or_else(|| StoreError::Internal(format!("the plan names new entity {n} it did not create"))),
         }
     };
+    let mut merges = Vec::with_capacity(plan.merges.len());
     for (absorbed, survivor) in &plan.merges {
-        tx.merge(absorbed, &id_of(survivor)?).await?;
+        let survivor = id_of(survivor)?;
+        tx.merge(absorbed, &survivor).await?;
+        merges.push((absorbed.clone(), survivor));
     }
     for (record_type, source_id) in &records {
         tx.delete_mentions(record_type, source_id).await?;
     }
-    let mut assigned: HashMap<&MentionRef, (EntityId, bool)> = HashMap::new();
+    let mut assigned: HashMap<&MentionRef, (EntityId, bool, &Placement)> = HashMap::new();
     for assignment in &plan.assignments {
         assigned.insert(
             &assignment.mention,
-            (id_of(&assignment.target)?, assignment.matched_existing),
+            (
+                id_of(&assignment.target)?,
+                assignment.matched_existing,
+                &assignment.placement,
+            ),
         );
     }
     let mut resolutions: HashMap<usize, Vec<Resolution>> = HashMap::new();
@@ -168,7 +264,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
         let mut out = Vec::new();
         for mention in &incoming.contribution.mentions {
             let source = incoming.mention_ref(mention);
-            let Some((entity, matched_existing)) = assigned.get(&source).cloned() else {
+            let Some((entity, matched_existing, placement)) = assigned.get(&source).cloned() else {
                 return Err(StoreError::Internal(format!("mention {source:?} was not planned")));
             };
             let kept = KeptMention {
@@ -176,6 +272,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
                 source,
                 source_version: incoming.source_version,
                 mention: mention.clone(),
+                placement: Some(placement.clone()),
             };
             tx.insert_mention(&entity, &kept).await?;
             out.push(Resolution {
@@ -189,11 +286,54 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
     for (key, target) in &plan.keys {
         tx.point_key(key, &id_of(target)?).await?;
     }
+    for review in &plan.reviews {
+        tx.queue_review(&QueuedReview {
+            mention: review.mention.clone(),
+            entity: id_of(&review.target)?,
+            candidate: id_of(&review.candidate)?,
+            evidence: review.evidence.clone(),
+        })
+        .await?;
+    }
 
     // 5. Rebuild and publish.
-    let mut rebuilt = Vec::new();
     rebuild.extend(created.iter().cloned());
-    for id in &rebuild {
+    publish(tx, &rebuild, &merges, &versions, settings).await?;
+    Ok(resolutions)
+}
+
+/// Locks the rows of these existing entities (in ID order) and checks that none was
+/// merged away meanwhile; returns their versions.
+pub(crate) async fn lock_standing<T: UnifyTx>(
+    tx: &T,
+    ids: BTreeSet<EntityId>,
+) -> Result<HashMap<EntityId, i64>, StoreError> {
+    let ids: Vec<EntityId> = ids.into_iter().collect();
+    let rows = tx.lock_entities(&ids).await?;
+    if rows.len() != ids.len() || rows.iter().any(|row| row.redirect_to.is_some()) {
+        return Err(StoreError::Contention(
+            "an entity this batch resolves to was merged by a concurrent batch".to_owned(),
+        ));
+    }
+    Ok(rows.into_iter().map(|row| (row.id, row.version)).collect())
+}
+
+/// Rebuilds the unified record and the match profile of each entity of `rebuild`,
+/// records the merges, and appends every new record to the feed.
+pub(crate) async fn publish<T: UnifyTx>(
+    tx: &T,
+    rebuild: &BTreeSet<EntityId>,
+    merges: &[(EntityId, EntityId)],
+    versions: &HashMap<EntityId, i64>,
+    settings: &Settings,
+) -> Result<(), StoreError> {
+    let mut rebuilt = Vec::new();
+    let ids: Vec<EntityId> = rebuild.iter().cloned().collect();
+    let mut apart: HashMap<EntityId, Vec<EntityId>> = HashMap::new();
+    for (id, other) in tx.apart(&ids).await? {
+        apart.entry(id).or_default().push(other);
+    }
+    for id in rebuild {
         let kind = kind_of_id(id).ok_or_else(|| StoreError::Internal(format!("malformed entity id {id:?}")))?;
         let mentions = tx.entity_mentions(id).await?;
         // A key stays with an entity while one of its mentions carries it: a corrected
@@ -209,6 +349,15 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
                 .collect();
             tx.prune_keys(id, &keep).await?;
         }
+        if mentions.is_empty() {
+            tx.write_profile(id, None).await?;
+        } else {
+            let profile = Profile::of_mentions(mentions.iter().map(|m| &m.mention));
+            let mut blocks = profile.blocks(kind);
+            blocks.extend(profile.names.iter().map(|name| name_frequency_key(kind, name)));
+            let blocks: Vec<String> = blocks.into_iter().collect();
+            tx.write_profile(id, Some((&profile, &blocks))).await?;
+        }
         let related: Vec<EntityId> = mentions
             .iter()
             .flat_map(|m| m.relations.iter().filter_map(|r| r.other.clone()))
@@ -217,24 +366,21 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
             .collect();
         let redirects = tx.redirects(&related).await?;
         let version = versions.get(id).copied().unwrap_or(0) + 1;
-        rebuilt.push(survivorship::unify(
-            id,
-            kind,
-            version,
-            &mentions,
-            &redirects,
-            authorities,
-        ));
+        let mut record = survivorship::unify(id, kind, version, &mentions, &redirects, &settings.authorities);
+        record.distinct_from = apart.remove(id).unwrap_or_default();
+        record.distinct_from.sort();
+        rebuilt.push(record);
     }
-    for (absorbed, survivor) in &plan.merges {
+    for (absorbed, survivor) in merges {
         let kind =
             kind_of_id(absorbed).ok_or_else(|| StoreError::Internal(format!("malformed entity id {absorbed:?}")))?;
         let version = versions.get(absorbed).copied().unwrap_or(0) + 1;
-        rebuilt.push(UnifiedRecord::merged(absorbed.clone(), kind, version, id_of(survivor)?));
+        tx.write_profile(absorbed, None).await?;
+        rebuilt.push(UnifiedRecord::merged(absorbed.clone(), kind, version, survivor.clone()));
     }
     tx.write_entities(&rebuilt).await?;
     tx.append_changes(&rebuilt).await?;
-    Ok(resolutions)
+    Ok(())
 }
 
 /// The relations of one mention, both those it states and those stated about it, with

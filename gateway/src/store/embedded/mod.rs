@@ -16,6 +16,7 @@ use futures_util::FutureExt;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 use tongban_adapters::model::EntityKind;
 
+use super::steward;
 use super::unify::unify_batch;
 use super::{
     became_current, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions, pending_result,
@@ -23,8 +24,9 @@ use super::{
     Store, StoreError, StoredVersion, VersionWrite,
 };
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
-use crate::resolve::survivorship::Authorities;
 use crate::resolve::Key;
+use crate::resolve::Settings;
+use crate::stewardship::{Explanation, ReviewPair, StewardAction, StewardOutcome};
 use crate::unified::{Change, EntityId, UnifiedRecord};
 
 /// Tuning of the embedded store.
@@ -48,7 +50,7 @@ impl Default for EmbeddedSettings {
 pub struct EmbeddedStore {
     connection: Arc<Mutex<Connection>>,
     /// Survivorship rules of the unified records this store builds.
-    authorities: Arc<Authorities>,
+    resolution: Arc<Settings>,
 }
 
 impl EmbeddedStore {
@@ -71,13 +73,13 @@ impl EmbeddedStore {
         migrate(&mut connection)?;
         Ok(EmbeddedStore {
             connection: Arc::new(Mutex::new(connection)),
-            authorities: Arc::new(Authorities::default()),
+            resolution: Arc::new(Settings::default()),
         })
     }
 
     /// Builds unified records with these survivorship rules instead of the defaults.
-    pub fn with_authorities(mut self, authorities: Authorities) -> Self {
-        self.authorities = Arc::new(authorities);
+    pub fn with_resolution(mut self, settings: Settings) -> Self {
+        self.resolution = Arc::new(settings);
         self
     }
 
@@ -140,6 +142,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/embedded/0002_unified.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/embedded/0003_matching.sql"),
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in its own
@@ -187,12 +193,12 @@ impl Store for EmbeddedStore {
             return Ok(Vec::new());
         }
         let receipt = receipt.clone();
-        let authorities = Arc::clone(&self.authorities);
+        let settings = Arc::clone(&self.resolution);
         self.run(move |connection| {
             let tx = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(classify)?;
-            let results = apply_batch(&tx, &receipt, &batch, &authorities)?;
+            let results = apply_batch(&tx, &receipt, &batch, &settings)?;
             // Dropping `tx` on an error above rolls the whole batch back.
             tx.commit().map_err(classify)?;
             Ok(results)
@@ -308,6 +314,40 @@ impl Store for EmbeddedStore {
         self.run(move |connection| unified::select_audit(connection, limit))
             .await
     }
+
+    async fn review_queue(&self, after: i64, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
+        self.run(move |connection| unified::select_review_queue(connection, after, limit))
+            .await
+    }
+
+    async fn steward(&self, action: &StewardAction, steward: &str) -> Result<StewardOutcome, StoreError> {
+        let action = action.clone();
+        let steward = steward.to_owned();
+        let settings = Arc::clone(&self.resolution);
+        self.run(move |connection| {
+            let tx = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(classify)?;
+            let unify = unified::SqliteUnify {
+                tx: &tx,
+                now_millis: unix_millis(SystemTime::now()),
+            };
+            let outcome = steward::act(&unify, &action, &steward, &settings)
+                .now_or_never()
+                .ok_or_else(|| {
+                    StoreError::Internal("embedded stewardship did not complete synchronously".to_owned())
+                })??;
+            tx.commit().map_err(classify)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn explain(&self, id: &str) -> Result<Option<Explanation>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |connection| unified::select_explanation(connection, &id))
+            .await
+    }
 }
 
 /// Applies every item of `batch` inside `tx`; the results are final only once `tx` commits.
@@ -318,7 +358,7 @@ fn apply_batch(
     tx: &Transaction<'_>,
     receipt: &Receipt,
     batch: &[Submission],
-    authorities: &Authorities,
+    settings: &Settings,
 ) -> Result<Vec<RecordResult>, StoreError> {
     let identity = receipt.identity.to_string();
 
@@ -357,7 +397,7 @@ fn apply_batch(
         tx,
         now_millis: unix_millis(receipt.received_at),
     };
-    let resolutions = unify_batch(&unify, &became_current(batch, &results), authorities)
+    let resolutions = unify_batch(&unify, &became_current(batch, &results), settings)
         .now_or_never()
         .ok_or_else(|| StoreError::Internal("embedded resolution did not complete synchronously".to_owned()))??;
     fill_resolutions(batch, &mut results, resolutions);

@@ -11,8 +11,10 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use tongban_adapters::model::EntityKind;
 
 use super::{classify, from_unix_millis, unix_millis};
-use crate::resolve::{Key, Previous};
-use crate::store::unify::{EntityRow, UnifyTx};
+use crate::resolve::matching::Profile;
+use crate::resolve::{Key, Placement, Previous};
+use crate::stewardship::{Explanation, ReviewPair};
+use crate::store::unify::{EntityRow, QueuedReview, ReviewRow, UnifyTx};
 use crate::store::{sql_limit, AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
 
@@ -57,22 +59,30 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         let mut statement = self
             .tx
             .prepare_cached(
-                "SELECT role, idx, entity_id, match_name FROM mentions WHERE record_type = ?1 AND source_id = ?2",
+                "SELECT role, idx, entity_id, match_name, placement FROM mentions
+                 WHERE record_type = ?1 AND source_id = ?2",
             )
             .map_err(classify)?;
         let mut out = HashMap::new();
         for (record_type, source_id) in records {
             let rows = statement
                 .query_map(params![record_type, source_id], |row| {
-                    let previous = Previous {
-                        entity: row.get(2)?,
-                        match_name: row.get(3)?,
-                    };
-                    Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?, previous))
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, Option<String>>(4)?,
+                    ))
                 })
                 .map_err(classify)?;
             for row in rows {
-                let (role, index, previous) = row.map_err(classify)?;
+                let (role, index, entity, match_name, placement) = row.map_err(classify)?;
+                let previous = Previous {
+                    entity,
+                    match_name,
+                    placement: placement_from(placement)?,
+                };
                 let mention = MentionRef {
                     record_type: record_type.clone(),
                     source_id: source_id.clone(),
@@ -153,6 +163,14 @@ impl UnifyTx for SqliteUnify<'_, '_> {
             "UPDATE mentions SET entity_id = ?2 WHERE entity_id = ?1",
             "UPDATE entity_keys SET entity_id = ?2 WHERE entity_id = ?1",
             "UPDATE entities SET redirect_to = ?2 WHERE id = ?1 OR redirect_to = ?1",
+            "UPDATE pinned_mentions SET entity_id = ?2 WHERE entity_id = ?1",
+            "INSERT OR IGNORE INTO entities_apart (entity_id, other_id)
+             SELECT ?2, other_id FROM entities_apart WHERE entity_id = ?1 AND other_id <> ?2
+             UNION ALL
+             SELECT entity_id, ?2 FROM entities_apart WHERE other_id = ?1 AND entity_id <> ?2",
+            "DELETE FROM entities_apart WHERE entity_id = ?1 OR other_id = ?1",
+            "UPDATE review_pairs SET status = 'superseded'
+             WHERE status = 'open' AND ((entity_id = ?1 AND candidate = ?2) OR (entity_id = ?2 AND candidate = ?1))",
         ] {
             self.tx
                 .prepare_cached(sql)
@@ -172,10 +190,12 @@ impl UnifyTx for SqliteUnify<'_, '_> {
 
     async fn insert_mention(&self, entity: &EntityId, mention: &KeptMention) -> Result<(), StoreError> {
         let text = serde_json::to_string(mention).map_err(|e| json_error("a mention", e))?;
+        let placement = placement_to(mention.placement.as_ref())?;
         self.tx
             .prepare_cached(
-                "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention, match_name)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention, match_name,
+                                       placement)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -186,7 +206,8 @@ impl UnifyTx for SqliteUnify<'_, '_> {
                     entity,
                     mention.source_version,
                     text,
-                    mention.mention.match_name
+                    mention.mention.match_name,
+                    placement
                 ])
             })
             .map_err(classify)?;
@@ -207,16 +228,21 @@ impl UnifyTx for SqliteUnify<'_, '_> {
     async fn entity_mentions(&self, id: &EntityId) -> Result<Vec<KeptMention>, StoreError> {
         let mut statement = self
             .tx
-            .prepare_cached("SELECT mention FROM mentions WHERE entity_id = ?1")
+            .prepare_cached("SELECT mention, placement FROM mentions WHERE entity_id = ?1")
             .map_err(classify)?;
-        let texts = statement
-            .query_map([id], |row| row.get::<_, String>(0))
+        let rows = statement
+            .query_map([id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+            })
             .map_err(classify)?
-            .collect::<Result<Vec<String>, _>>()
+            .collect::<Result<Vec<_>, _>>()
             .map_err(classify)?;
-        texts
-            .iter()
-            .map(|text| serde_json::from_str(text).map_err(|e| json_error("a kept mention", e)))
+        rows.into_iter()
+            .map(|(text, placement)| {
+                let mut kept: KeptMention = serde_json::from_str(&text).map_err(|e| json_error("a kept mention", e))?;
+                kept.placement = placement_from(placement)?;
+                Ok(kept)
+            })
             .collect()
     }
 
@@ -299,10 +325,372 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         }
         Ok(())
     }
+
+    async fn lock_blocks(&self, _blocks: &[String]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn candidates(
+        &self,
+        blocks: &[String],
+        per_block: usize,
+    ) -> Result<HashMap<String, Vec<EntityId>>, StoreError> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT entity_id FROM match_blocks WHERE block = ?1 LIMIT ?2")
+            .map_err(classify)?;
+        let mut out = HashMap::new();
+        for block in blocks {
+            let ids = statement
+                .query_map(params![block, sql_limit(per_block)], |row| row.get::<_, String>(0))
+                .map_err(classify)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(classify)?;
+            if !ids.is_empty() {
+                out.insert(block.clone(), ids);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn profiles(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, Profile>, StoreError> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT profile FROM match_profiles WHERE entity_id = ?1")
+            .map_err(classify)?;
+        let mut out = HashMap::new();
+        for id in ids {
+            let text: Option<String> = statement
+                .query_row([id], |row| row.get(0))
+                .optional()
+                .map_err(classify)?;
+            if let Some(text) = text {
+                let profile = serde_json::from_str(&text).map_err(|e| json_error("a match profile", e))?;
+                out.insert(id.clone(), profile);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn name_counts(&self, keys: &[String]) -> Result<HashMap<String, u64>, StoreError> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT count(*) FROM match_blocks WHERE block = ?1")
+            .map_err(classify)?;
+        let mut out = HashMap::new();
+        for key in keys {
+            let count: i64 = statement.query_row([key], |row| row.get(0)).map_err(classify)?;
+            if count > 0 {
+                out.insert(key.clone(), u64::try_from(count).unwrap_or(0));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn population(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .tx
+            .query_row("SELECT last FROM entity_numbers WHERE id = 1", [], |row| row.get(0))
+            .map_err(classify)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn write_profile(&self, id: &EntityId, profile: Option<(&Profile, &[String])>) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("DELETE FROM match_blocks WHERE entity_id = ?1")
+            .and_then(|mut s| s.execute([id]))
+            .map_err(classify)?;
+        let Some((profile, blocks)) = profile else {
+            self.tx
+                .prepare_cached("DELETE FROM match_profiles WHERE entity_id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(classify)?;
+            return Ok(());
+        };
+        let text = serde_json::to_string(profile).map_err(|e| json_error("a match profile", e))?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO match_profiles (entity_id, profile) VALUES (?1, ?2)
+                 ON CONFLICT (entity_id) DO UPDATE SET profile = excluded.profile",
+            )
+            .and_then(|mut s| s.execute(params![id, text]))
+            .map_err(classify)?;
+        let mut insert = self
+            .tx
+            .prepare_cached("INSERT OR IGNORE INTO match_blocks (block, entity_id) VALUES (?1, ?2)")
+            .map_err(classify)?;
+        for block in blocks {
+            insert.execute(params![block, id]).map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    async fn queue_review(&self, review: &QueuedReview) -> Result<(), StoreError> {
+        let evidence = serde_json::to_string(&review.evidence).map_err(|e| json_error("evidence", e))?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO review_pairs (record_type, source_id, role, idx, entity_id, candidate, total, evidence,
+                                           queued_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    review.mention.record_type,
+                    review.mention.source_id,
+                    review.mention.role,
+                    review.mention.index,
+                    review.entity,
+                    review.candidate,
+                    review.evidence.total,
+                    evidence,
+                    self.now_millis
+                ])
+            })
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn pinned(&self, records: &[(String, String)]) -> Result<HashMap<MentionRef, EntityId>, StoreError> {
+        let mut statement = self
+            .tx
+            .prepare_cached(
+                "SELECT record_type, source_id, role, idx, entity_id FROM pinned_mentions
+                 WHERE record_type = ?1 AND source_id = ?2",
+            )
+            .map_err(classify)?;
+        let mut out = HashMap::new();
+        for (record_type, source_id) in records {
+            let rows = statement
+                .query_map(params![record_type, source_id], |row| {
+                    Ok((mention_ref(row, 0)?, row.get(4)?))
+                })
+                .map_err(classify)?;
+            for row in rows {
+                let (mention, entity) = row.map_err(classify)?;
+                out.insert(mention, entity);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn apart(&self, ids: &[EntityId]) -> Result<Vec<(EntityId, EntityId)>, StoreError> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT other_id FROM entities_apart WHERE entity_id = ?1")
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let others = statement
+                .query_map([id], |row| row.get::<_, String>(0))
+                .map_err(classify)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(classify)?;
+            out.extend(others.into_iter().map(|other| (id.clone(), other)));
+        }
+        Ok(out)
+    }
+
+    async fn review_pair(&self, id: i64) -> Result<Option<ReviewRow>, StoreError> {
+        self.tx
+            .prepare_cached(
+                "SELECT record_type, source_id, role, idx, entity_id, candidate, status FROM review_pairs WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id], |row| {
+                    Ok(ReviewRow {
+                        mention: mention_ref(row, 0)?,
+                        entity: row.get(4)?,
+                        candidate: row.get(5)?,
+                        status: row.get(6)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(classify)
+    }
+
+    async fn close_review(&self, id: i64, status: &str, by: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE review_pairs SET status = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, status, by, self.now_millis]))
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn mention_entity(&self, mention: &MentionRef) -> Result<Option<EntityId>, StoreError> {
+        self.tx
+            .prepare_cached(
+                "SELECT entity_id FROM mentions WHERE record_type = ?1 AND source_id = ?2 AND role = ?3 AND idx = ?4",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![mention.record_type, mention.source_id, mention.role, mention.index],
+                    |row| row.get(0),
+                )
+                .optional()
+            })
+            .map_err(classify)
+    }
+
+    async fn move_mention(&self, mention: &MentionRef, to: &EntityId, placement: &Placement) -> Result<(), StoreError> {
+        let placement = placement_to(Some(placement))?;
+        self.tx
+            .prepare_cached(
+                "UPDATE mentions SET entity_id = ?5, placement = ?6
+                 WHERE record_type = ?1 AND source_id = ?2 AND role = ?3 AND idx = ?4",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    mention.record_type,
+                    mention.source_id,
+                    mention.role,
+                    mention.index,
+                    to,
+                    placement
+                ])
+            })
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn pin(&self, mention: &MentionRef, entity: &EntityId) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO pinned_mentions (record_type, source_id, role, idx, entity_id) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (record_type, source_id, role, idx) DO UPDATE SET entity_id = excluded.entity_id",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    mention.record_type,
+                    mention.source_id,
+                    mention.role,
+                    mention.index,
+                    entity
+                ])
+            })
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn set_apart(&self, a: &EntityId, b: &EntityId, apart: bool) -> Result<(), StoreError> {
+        let sql = if apart {
+            "INSERT OR IGNORE INTO entities_apart (entity_id, other_id) VALUES (?1, ?2), (?2, ?1)"
+        } else {
+            "DELETE FROM entities_apart WHERE (entity_id = ?1 AND other_id = ?2) OR (entity_id = ?2 AND other_id = ?1)"
+        };
+        self.tx
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute(params![a, b]))
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        insert_audit(self.tx, entry)
+    }
+}
+
+/// A mention address from four columns starting at `first` (record_type, source_id,
+/// role, idx).
+fn mention_ref(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<MentionRef> {
+    Ok(MentionRef {
+        record_type: row.get(first)?,
+        source_id: row.get(first + 1)?,
+        role: row.get(first + 2)?,
+        index: row.get(first + 3)?,
+    })
+}
+
+fn placement_to(placement: Option<&Placement>) -> Result<Option<String>, StoreError> {
+    placement
+        .map(|p| serde_json::to_string(p).map_err(|e| json_error("a placement", e)))
+        .transpose()
+}
+
+fn placement_from(text: Option<String>) -> Result<Option<Placement>, StoreError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| json_error("a placement", e)))
+        .transpose()
 }
 
 // ---------------------------------------------------------------------------------------
 // Reads
+
+pub(super) fn select_review_queue(
+    connection: &rusqlite::Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<ReviewPair>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT r.id, r.record_type, r.source_id, r.role, r.idx,
+                    COALESCE(m.entity_id, r.entity_id), COALESCE(c.redirect_to, c.id), r.evidence, r.queued_at
+             FROM review_pairs r
+             LEFT JOIN mentions m ON m.record_type = r.record_type AND m.source_id = r.source_id
+                                 AND m.role = r.role AND m.idx = r.idx
+             JOIN entities c ON c.id = r.candidate
+             WHERE r.status = 'open' AND r.id > ?1
+             ORDER BY r.id LIMIT ?2",
+        )
+        .map_err(classify)?;
+    let rows = statement
+        .query_map(params![after, sql_limit(limit)], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                mention_ref(row, 1)?,
+                row.get::<_, String>(5)?,
+                row.get::<_, String>(6)?,
+                row.get::<_, String>(7)?,
+                row.get::<_, i64>(8)?,
+            ))
+        })
+        .map_err(classify)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(classify)?;
+    rows.into_iter()
+        .map(|(id, mention, entity, candidate, evidence, queued_at)| {
+            Ok(ReviewPair {
+                id,
+                mention,
+                entity,
+                candidate,
+                evidence: serde_json::from_str(&evidence).map_err(|e| json_error("evidence", e))?,
+                queued_at: from_unix_millis(queued_at),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn select_explanation(
+    connection: &rusqlite::Connection,
+    id: &str,
+) -> Result<Option<Explanation>, StoreError> {
+    let Some((redirect, _)) = select_entity(connection, id)? else {
+        return Ok(None);
+    };
+    let live = redirect.clone().unwrap_or_else(|| id.to_owned());
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT record_type, source_id, role, idx, placement FROM mentions WHERE entity_id = ?1
+             ORDER BY record_type, source_id, role, idx",
+        )
+        .map_err(classify)?;
+    let rows = statement
+        .query_map([&live], |row| {
+            Ok((mention_ref(row, 0)?, row.get::<_, Option<String>>(4)?))
+        })
+        .map_err(classify)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(classify)?;
+    let sources = rows
+        .into_iter()
+        .map(|(mention, placement)| Ok((mention, placement_from(placement)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(Explanation {
+        unified_id: live,
+        redirected_from: redirect.map(|_| id.to_owned()),
+        sources,
+    }))
+}
 
 pub(super) fn select_changes(
     connection: &rusqlite::Connection,

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use tongban_adapters::model::EntityKind;
 
+use super::steward;
 use super::unify::unify_batch;
 use super::{
     became_current, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions, pending_result,
@@ -28,8 +29,8 @@ use super::{
     Store, StoreError, StoredVersion, VersionWrite, CONTENTION_ATTEMPTS,
 };
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
-use crate::resolve::survivorship::Authorities;
-use crate::resolve::Key;
+use crate::resolve::{Key, Settings};
+use crate::stewardship::{Explanation, ReviewPair, StewardAction, StewardOutcome};
 use crate::unified::{Change, EntityId, UnifiedRecord};
 
 /// How to reach PostgreSQL and how long to wait for it.
@@ -55,8 +56,8 @@ pub struct PostgresStore {
     /// statement timeout does not help when the server, or the network to it, goes
     /// silent: without this a call would wait for TCP to give up, hours later.
     answer_timeout: Duration,
-    /// Survivorship rules of the unified records this store builds.
-    authorities: Arc<Authorities>,
+    /// How the unified records this store builds are resolved and survive.
+    resolution: Arc<Settings>,
 }
 
 /// Added to the statement timeout: the server gets to report its own timeout first.
@@ -79,7 +80,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool: build_pool(settings)?,
             answer_timeout,
-            authorities: Arc::new(Authorities::default()),
+            resolution: Arc::new(Settings::default()),
         };
         let mut client = store.client().await?;
         let migrated = migrate(&mut client).await;
@@ -87,9 +88,9 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Builds unified records with these survivorship rules instead of the defaults.
-    pub fn with_authorities(mut self, authorities: Authorities) -> Self {
-        self.authorities = Arc::new(authorities);
+    /// Resolves and builds unified records with these settings instead of the defaults.
+    pub fn with_resolution(mut self, settings: Settings) -> Self {
+        self.resolution = Arc::new(settings);
         self
     }
 
@@ -189,6 +190,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/postgres/0002_unified.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/postgres/0003_matching.sql"),
+    },
 ];
 
 /// The advisory lock that serialises migrations of replicas starting at once.
@@ -245,7 +250,7 @@ impl Store for PostgresStore {
         let mut attempt = 1;
         loop {
             let result = self
-                .answered(commit_batch(&mut client, receipt, &batch, &self.authorities))
+                .answered(commit_batch(&mut client, receipt, &batch, &self.resolution))
                 .await;
             match result {
                 // The transaction was rolled back; the same batch again meets the new state.
@@ -312,6 +317,38 @@ impl Store for PostgresStore {
         let result = self.answered(unified::select_audit(&client, limit)).await;
         release(client, result)
     }
+
+    async fn review_queue(&self, after: i64, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(unified::select_review_queue(&client, after, limit)).await;
+        release(client, result)
+    }
+
+    async fn steward(&self, action: &StewardAction, steward: &str) -> Result<StewardOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .answered(async {
+                    let tx = client.transaction().await.map_err(classify)?;
+                    let outcome =
+                        steward::act(&unified::PgUnify { tx: &tx }, action, steward, &self.resolution).await?;
+                    tx.commit().await.map_err(classify)?;
+                    Ok(outcome)
+                })
+                .await;
+            match result {
+                Err(StoreError::Contention(_)) if attempt < CONTENTION_ATTEMPTS => attempt += 1,
+                result => return release(client, result),
+            }
+        }
+    }
+
+    async fn explain(&self, id: &str) -> Result<Option<Explanation>, StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(unified::select_explanation(&client, id)).await;
+        release(client, result)
+    }
 }
 
 type Client = deadpool_postgres::Client;
@@ -332,10 +369,10 @@ async fn commit_batch(
     client: &mut Client,
     receipt: &Receipt,
     batch: &[Submission],
-    authorities: &Authorities,
+    settings: &Settings,
 ) -> Result<Vec<RecordResult>, StoreError> {
     let tx = client.transaction().await.map_err(classify)?;
-    let results = apply_batch(&tx, receipt, batch, authorities).await?;
+    let results = apply_batch(&tx, receipt, batch, settings).await?;
     // Dropping `tx` on an error above rolls the whole batch back.
     tx.commit().await.map_err(classify)?;
     Ok(results)
@@ -423,7 +460,7 @@ async fn apply_batch(
     tx: &Transaction<'_>,
     receipt: &Receipt,
     batch: &[Submission],
-    authorities: &Authorities,
+    settings: &Settings,
 ) -> Result<Vec<RecordResult>, StoreError> {
     let identity = receipt.identity.to_string();
 
@@ -459,7 +496,7 @@ async fn apply_batch(
     fill_current_versions(&mut results, &current);
 
     // Resolve what became current and keep the unified records, in the same transaction.
-    let resolutions = unify_batch(&unified::PgUnify { tx }, &became_current(batch, &results), authorities).await?;
+    let resolutions = unify_batch(&unified::PgUnify { tx }, &became_current(batch, &results), settings).await?;
     fill_resolutions(batch, &mut results, resolutions);
     Ok(results)
 }

@@ -2,8 +2,9 @@
 //! transaction, and the reads of the feed and of entities.
 //!
 //! Locks, in the order every transaction takes them (so none waits in a cycle):
-//! source record rows (by record) → key advisory locks (by lock number) → entity rows
-//! (by ID) → the feed clock row, last, just before commit.
+//! source record rows (by record) → key advisory locks (by lock number) → blocking-key
+//! advisory locks (by lock number) → review pair rows → entity rows (by ID) → the feed
+//! clock row, last, just before commit.
 
 use std::collections::HashMap;
 
@@ -11,8 +12,10 @@ use tokio_postgres::types::ToSql;
 use tongban_adapters::model::{EntityKind, IdScheme};
 
 use super::{classify, Transaction};
-use crate::resolve::{Key, Previous};
-use crate::store::unify::{EntityRow, UnifyTx};
+use crate::resolve::matching::Profile;
+use crate::resolve::{Key, Placement, Previous};
+use crate::stewardship::{Explanation, ReviewPair};
+use crate::store::unify::{EntityRow, QueuedReview, ReviewRow, UnifyTx};
 use crate::store::{AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
 
@@ -95,7 +98,7 @@ impl UnifyTx for PgUnify<'_, '_> {
         let statement = self
             .tx
             .prepare_cached(
-                "SELECT m.record_type, m.source_id, m.role, m.idx, m.entity_id, m.match_name
+                "SELECT m.record_type, m.source_id, m.role, m.idx, m.entity_id, m.match_name, m.placement
                  FROM mentions m
                  JOIN unnest($1::text[], $2::text[]) AS r(t, s) ON m.record_type = r.t AND m.source_id = r.s",
             )
@@ -115,6 +118,7 @@ impl UnifyTx for PgUnify<'_, '_> {
             let previous = Previous {
                 entity: row.try_get(4).map_err(classify)?,
                 match_name: row.try_get(5).map_err(classify)?,
+                placement: placement_from(row.try_get(6).map_err(classify)?)?,
             };
             out.insert(mention, previous);
         }
@@ -189,6 +193,15 @@ impl UnifyTx for PgUnify<'_, '_> {
             "UPDATE mentions SET entity_id = $2 WHERE entity_id = $1",
             "UPDATE entity_keys SET entity_id = $2 WHERE entity_id = $1",
             "UPDATE entities SET redirect_to = $2 WHERE id = $1 OR redirect_to = $1",
+            "UPDATE pinned_mentions SET entity_id = $2 WHERE entity_id = $1",
+            "INSERT INTO entities_apart (entity_id, other_id)
+             SELECT $2, other_id FROM entities_apart WHERE entity_id = $1 AND other_id <> $2
+             UNION ALL
+             SELECT entity_id, $2 FROM entities_apart WHERE other_id = $1 AND entity_id <> $2
+             ON CONFLICT DO NOTHING",
+            "DELETE FROM entities_apart WHERE entity_id = $1 OR other_id = $1",
+            "UPDATE review_pairs SET status = 'superseded'
+             WHERE status = 'open' AND ((entity_id = $1 AND candidate = $2) OR (entity_id = $2 AND candidate = $1))",
         ] {
             let statement = self.tx.prepare_cached(sql).await.map_err(classify)?;
             self.tx
@@ -219,12 +232,14 @@ impl UnifyTx for PgUnify<'_, '_> {
         let statement = self
             .tx
             .prepare_cached(
-                "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention, match_name)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention, match_name,
+                                       placement)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .await
             .map_err(classify)?;
-        let params: [&(dyn ToSql + Sync); 8] = [
+        let placement = placement_to(mention.placement.as_ref())?;
+        let params: [&(dyn ToSql + Sync); 9] = [
             &mention.source.record_type,
             &mention.source.source_id,
             &mention.source.role,
@@ -233,6 +248,7 @@ impl UnifyTx for PgUnify<'_, '_> {
             &mention.source_version,
             &text,
             &mention.mention.match_name,
+            &placement,
         ];
         self.tx.execute(&statement, &params).await.map_err(classify)?;
         Ok(())
@@ -257,14 +273,16 @@ impl UnifyTx for PgUnify<'_, '_> {
     async fn entity_mentions(&self, id: &EntityId) -> Result<Vec<KeptMention>, StoreError> {
         let statement = self
             .tx
-            .prepare_cached("SELECT mention FROM mentions WHERE entity_id = $1")
+            .prepare_cached("SELECT mention, placement FROM mentions WHERE entity_id = $1")
             .await
             .map_err(classify)?;
         let rows = self.tx.query(&statement, &[id]).await.map_err(classify)?;
         rows.iter()
             .map(|row| {
                 let text: String = row.try_get(0).map_err(classify)?;
-                serde_json::from_str(&text).map_err(|e| json_error("a kept mention", e))
+                let mut kept: KeptMention = serde_json::from_str(&text).map_err(|e| json_error("a kept mention", e))?;
+                kept.placement = placement_from(row.try_get(1).map_err(classify)?)?;
+                Ok(kept)
             })
             .collect()
     }
@@ -366,10 +384,420 @@ impl UnifyTx for PgUnify<'_, '_> {
         }
         Ok(())
     }
+
+    async fn lock_blocks(&self, blocks: &[String]) -> Result<(), StoreError> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let statement = self.tx.prepare_cached(BLOCK_LOCK).await.map_err(classify)?;
+        self.tx.query(&statement, &[&blocks]).await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn candidates(
+        &self,
+        blocks: &[String],
+        per_block: usize,
+    ) -> Result<HashMap<String, Vec<EntityId>>, StoreError> {
+        if blocks.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let statement = self
+            .tx
+            .prepare_cached(
+                "SELECT w.block, b.entity_id
+                 FROM unnest($1::text[]) AS w(block)
+                 CROSS JOIN LATERAL (SELECT entity_id FROM match_blocks WHERE block = w.block LIMIT $2) AS b",
+            )
+            .await
+            .map_err(classify)?;
+        let limit = crate::store::sql_limit(per_block);
+        let rows = self.tx.query(&statement, &[&blocks, &limit]).await.map_err(classify)?;
+        let mut out: HashMap<String, Vec<EntityId>> = HashMap::new();
+        for row in rows {
+            out.entry(row.try_get(0).map_err(classify)?)
+                .or_default()
+                .push(row.try_get(1).map_err(classify)?);
+        }
+        Ok(out)
+    }
+
+    async fn profiles(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, Profile>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let statement = self
+            .tx
+            .prepare_cached("SELECT entity_id, profile FROM match_profiles WHERE entity_id = ANY($1)")
+            .await
+            .map_err(classify)?;
+        let rows = self.tx.query(&statement, &[&ids]).await.map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get(1).map_err(classify)?;
+                let profile = serde_json::from_str(&text).map_err(|e| json_error("a match profile", e))?;
+                Ok((row.try_get(0).map_err(classify)?, profile))
+            })
+            .collect()
+    }
+
+    async fn name_counts(&self, keys: &[String]) -> Result<HashMap<String, u64>, StoreError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let statement = self
+            .tx
+            .prepare_cached("SELECT block, count(*) FROM match_blocks WHERE block = ANY($1) GROUP BY block")
+            .await
+            .map_err(classify)?;
+        let rows = self.tx.query(&statement, &[&keys]).await.map_err(classify)?;
+        rows.iter()
+            .map(|row| {
+                let count: i64 = row.try_get(1).map_err(classify)?;
+                Ok((row.try_get(0).map_err(classify)?, u64::try_from(count).unwrap_or(0)))
+            })
+            .collect()
+    }
+
+    async fn population(&self) -> Result<u64, StoreError> {
+        let statement = self
+            .tx
+            .prepare_cached("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM entity_numbers")
+            .await
+            .map_err(classify)?;
+        let n: i64 = self
+            .tx
+            .query_one(&statement, &[])
+            .await
+            .map_err(classify)?
+            .try_get(0)
+            .map_err(classify)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn write_profile(&self, id: &EntityId, profile: Option<(&Profile, &[String])>) -> Result<(), StoreError> {
+        let delete_blocks = self
+            .tx
+            .prepare_cached("DELETE FROM match_blocks WHERE entity_id = $1")
+            .await
+            .map_err(classify)?;
+        self.tx.execute(&delete_blocks, &[id]).await.map_err(classify)?;
+        let Some((profile, blocks)) = profile else {
+            let delete = self
+                .tx
+                .prepare_cached("DELETE FROM match_profiles WHERE entity_id = $1")
+                .await
+                .map_err(classify)?;
+            self.tx.execute(&delete, &[id]).await.map_err(classify)?;
+            return Ok(());
+        };
+        let text = serde_json::to_string(profile).map_err(|e| json_error("a match profile", e))?;
+        let upsert = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO match_profiles (entity_id, profile) VALUES ($1, $2)
+                 ON CONFLICT (entity_id) DO UPDATE SET profile = EXCLUDED.profile",
+            )
+            .await
+            .map_err(classify)?;
+        self.tx.execute(&upsert, &[id, &text]).await.map_err(classify)?;
+        let insert = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO match_blocks (block, entity_id) SELECT b, $2 FROM unnest($1::text[]) AS b
+                 ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(classify)?;
+        self.tx.execute(&insert, &[&blocks, id]).await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn queue_review(&self, review: &QueuedReview) -> Result<(), StoreError> {
+        let evidence = serde_json::to_string(&review.evidence).map_err(|e| json_error("evidence", e))?;
+        let index = mention_index(&review.mention)?;
+        let statement = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO review_pairs (record_type, source_id, role, idx, entity_id, candidate, total, evidence)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .await
+            .map_err(classify)?;
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &review.mention.record_type,
+            &review.mention.source_id,
+            &review.mention.role,
+            &index,
+            &review.entity,
+            &review.candidate,
+            &review.evidence.total,
+            &evidence,
+        ];
+        self.tx.execute(&statement, &params).await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn pinned(&self, records: &[(String, String)]) -> Result<HashMap<MentionRef, EntityId>, StoreError> {
+        let (types, ids): (Vec<&str>, Vec<&str>) = records.iter().map(|(t, s)| (t.as_str(), s.as_str())).unzip();
+        let statement = self
+            .tx
+            .prepare_cached(
+                "SELECT p.record_type, p.source_id, p.role, p.idx, p.entity_id
+                 FROM pinned_mentions p
+                 JOIN unnest($1::text[], $2::text[]) AS r(t, s) ON p.record_type = r.t AND p.source_id = r.s",
+            )
+            .await
+            .map_err(classify)?;
+        let rows = self.tx.query(&statement, &[&types, &ids]).await.map_err(classify)?;
+        rows.iter()
+            .map(|row| Ok((mention_ref(row, 0)?, row.try_get(4).map_err(classify)?)))
+            .collect()
+    }
+
+    async fn apart(&self, ids: &[EntityId]) -> Result<Vec<(EntityId, EntityId)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let statement = self
+            .tx
+            .prepare_cached("SELECT entity_id, other_id FROM entities_apart WHERE entity_id = ANY($1)")
+            .await
+            .map_err(classify)?;
+        let rows = self.tx.query(&statement, &[&ids]).await.map_err(classify)?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0).map_err(classify)?, row.try_get(1).map_err(classify)?)))
+            .collect()
+    }
+
+    async fn review_pair(&self, id: i64) -> Result<Option<ReviewRow>, StoreError> {
+        let statement = self
+            .tx
+            .prepare_cached(
+                "SELECT record_type, source_id, role, idx, entity_id, candidate, status
+                 FROM review_pairs WHERE id = $1 FOR UPDATE",
+            )
+            .await
+            .map_err(classify)?;
+        let Some(row) = self.tx.query_opt(&statement, &[&id]).await.map_err(classify)? else {
+            return Ok(None);
+        };
+        Ok(Some(ReviewRow {
+            mention: mention_ref(&row, 0)?,
+            entity: row.try_get(4).map_err(classify)?,
+            candidate: row.try_get(5).map_err(classify)?,
+            status: row.try_get(6).map_err(classify)?,
+        }))
+    }
+
+    async fn close_review(&self, id: i64, status: &str, by: &str) -> Result<(), StoreError> {
+        let statement = self
+            .tx
+            .prepare_cached("UPDATE review_pairs SET status = $2, decided_by = $3, decided_at = now() WHERE id = $1")
+            .await
+            .map_err(classify)?;
+        self.tx
+            .execute(&statement, &[&id, &status, &by])
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn mention_entity(&self, mention: &MentionRef) -> Result<Option<EntityId>, StoreError> {
+        let index = mention_index(mention)?;
+        let statement = self
+            .tx
+            .prepare_cached(
+                "SELECT entity_id FROM mentions WHERE record_type = $1 AND source_id = $2 AND role = $3 AND idx = $4",
+            )
+            .await
+            .map_err(classify)?;
+        let row = self
+            .tx
+            .query_opt(
+                &statement,
+                &[&mention.record_type, &mention.source_id, &mention.role, &index],
+            )
+            .await
+            .map_err(classify)?;
+        row.map(|row| row.try_get(0).map_err(classify)).transpose()
+    }
+
+    async fn move_mention(&self, mention: &MentionRef, to: &EntityId, placement: &Placement) -> Result<(), StoreError> {
+        let index = mention_index(mention)?;
+        let placement = placement_to(Some(placement))?;
+        let statement = self
+            .tx
+            .prepare_cached(
+                "UPDATE mentions SET entity_id = $5, placement = $6
+                 WHERE record_type = $1 AND source_id = $2 AND role = $3 AND idx = $4",
+            )
+            .await
+            .map_err(classify)?;
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &mention.record_type,
+            &mention.source_id,
+            &mention.role,
+            &index,
+            to,
+            &placement,
+        ];
+        self.tx.execute(&statement, &params).await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn pin(&self, mention: &MentionRef, entity: &EntityId) -> Result<(), StoreError> {
+        let index = mention_index(mention)?;
+        let statement = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO pinned_mentions (record_type, source_id, role, idx, entity_id) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (record_type, source_id, role, idx) DO UPDATE SET entity_id = EXCLUDED.entity_id",
+            )
+            .await
+            .map_err(classify)?;
+        let params: [&(dyn ToSql + Sync); 5] =
+            [&mention.record_type, &mention.source_id, &mention.role, &index, entity];
+        self.tx.execute(&statement, &params).await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn set_apart(&self, a: &EntityId, b: &EntityId, apart: bool) -> Result<(), StoreError> {
+        let sql = if apart {
+            "INSERT INTO entities_apart (entity_id, other_id) VALUES ($1, $2), ($2, $1) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM entities_apart WHERE (entity_id = $1 AND other_id = $2) OR (entity_id = $2 AND other_id = $1)"
+        };
+        let statement = self.tx.prepare_cached(sql).await.map_err(classify)?;
+        self.tx.execute(&statement, &[a, b]).await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let statement = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO audit_log (at, identity, action, subject, purpose, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await
+            .map_err(classify)?;
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &entry.at,
+            &entry.identity,
+            &entry.action,
+            &entry.subject,
+            &entry.purpose,
+            &entry.outcome,
+        ];
+        self.tx.execute(&statement, &params).await.map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// The advisory lock number of a blocking key, as for keys (`b:` keeps the two apart).
+const BLOCK_LOCK: &str = "SELECT pg_advisory_xact_lock(n) FROM (
+                              SELECT DISTINCT hashtextextended('b:' || b, 7) AS n FROM unnest($1::text[]) AS b
+                          ) AS locks ORDER BY n";
+
+fn mention_index(mention: &MentionRef) -> Result<i32, StoreError> {
+    i32::try_from(mention.index).map_err(|_| StoreError::Internal(format!("mention index {} too large", mention.index)))
+}
+
+/// A mention address from four columns starting at `first` (record_type, source_id,
+/// role, idx).
+fn mention_ref(row: &tokio_postgres::Row, first: usize) -> Result<MentionRef, StoreError> {
+    let index: i32 = row.try_get(first + 3).map_err(classify)?;
+    Ok(MentionRef {
+        record_type: row.try_get(first).map_err(classify)?,
+        source_id: row.try_get(first + 1).map_err(classify)?,
+        role: row.try_get(first + 2).map_err(classify)?,
+        index: u32::try_from(index).map_err(|_| StoreError::Internal(format!("negative mention index {index}")))?,
+    })
+}
+
+fn placement_to(placement: Option<&Placement>) -> Result<Option<String>, StoreError> {
+    placement
+        .map(|p| serde_json::to_string(p).map_err(|e| json_error("a placement", e)))
+        .transpose()
+}
+
+fn placement_from(text: Option<String>) -> Result<Option<Placement>, StoreError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| json_error("a placement", e)))
+        .transpose()
 }
 
 // ---------------------------------------------------------------------------------------
 // Reads
+
+pub(super) async fn select_review_queue(
+    client: &deadpool_postgres::Client,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<ReviewPair>, StoreError> {
+    // Each side as it is now: the mention's current entity, the candidate's survivor.
+    let statement = client
+        .prepare_cached(
+            "SELECT r.id, r.record_type, r.source_id, r.role, r.idx,
+                    COALESCE(m.entity_id, r.entity_id), COALESCE(c.redirect_to, c.id), r.evidence, r.queued_at
+             FROM review_pairs r
+             LEFT JOIN mentions m ON m.record_type = r.record_type AND m.source_id = r.source_id
+                                 AND m.role = r.role AND m.idx = r.idx
+             JOIN entities c ON c.id = r.candidate
+             WHERE r.status = 'open' AND r.id > $1
+             ORDER BY r.id LIMIT $2",
+        )
+        .await
+        .map_err(classify)?;
+    let rows = client
+        .query(&statement, &[&after, &crate::store::sql_limit(limit)])
+        .await
+        .map_err(classify)?;
+    let mut pairs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let evidence: String = row.try_get(7).map_err(classify)?;
+        let pair = ReviewPair {
+            id: row.try_get(0).map_err(classify)?,
+            mention: mention_ref(&row, 1)?,
+            entity: row.try_get(5).map_err(classify)?,
+            candidate: row.try_get(6).map_err(classify)?,
+            evidence: serde_json::from_str(&evidence).map_err(|e| json_error("evidence", e))?,
+            queued_at: row.try_get(8).map_err(classify)?,
+        };
+        pairs.push(pair);
+    }
+    Ok(pairs)
+}
+
+pub(super) async fn select_explanation(
+    client: &deadpool_postgres::Client,
+    id: &str,
+) -> Result<Option<Explanation>, StoreError> {
+    let Some((redirect, _)) = select_entity(client, id).await? else {
+        return Ok(None);
+    };
+    let live = redirect.clone().unwrap_or_else(|| id.to_owned());
+    let statement = client
+        .prepare_cached(
+            "SELECT record_type, source_id, role, idx, placement FROM mentions WHERE entity_id = $1
+             ORDER BY record_type, source_id, role, idx",
+        )
+        .await
+        .map_err(classify)?;
+    let rows = client.query(&statement, &[&live]).await.map_err(classify)?;
+    let mut sources = Vec::with_capacity(rows.len());
+    for row in rows {
+        sources.push((
+            mention_ref(&row, 0)?,
+            placement_from(row.try_get(4).map_err(classify)?)?,
+        ));
+    }
+    Ok(Some(Explanation {
+        unified_id: live,
+        redirected_from: redirect.map(|_| id.to_owned()),
+        sources,
+    }))
+}
 
 pub(super) async fn select_changes(
     client: &deadpool_postgres::Client,

@@ -1,0 +1,368 @@
+//! Probabilistic matching (Fellegi–Sunter) for the mentions that no key places.
+//!
+//! A mention's [`Profile`] gives blocking keys; every entity sharing one is a
+//! candidate. Each field of the mention and the candidate is compared at a graded
+//! [`Level`]; each level weighs `log2(m / u)` bits, `m` being how often two records of
+//! one entity agree at that level and `u` how often two records of different entities
+//! do. An exact name weighs by its frequency in the store (term-frequency adjustment:
+//! 王伟 says less than a rare name). The sum is compared with two thresholds: at or
+//! above `link` the mention joins the candidate, at or above `review` a steward is
+//! asked (and the mention stays its own entity meanwhile), below it is a new entity.
+//!
+//! The same score is the second opinion on a key: a key whose entity disagrees with
+//! everything else the mention says (sum below `key_veto`) is not followed blindly.
+//!
+//! The defaults of [`MatchSettings`] were estimated with `tongban estimate` on the
+//! synthetic city; `deploy/tongban.example.toml` documents them.
+
+pub mod compare;
+pub mod profile;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tongban_adapters::model::EntityKind;
+
+pub use compare::{Field, Level};
+pub use profile::Profile;
+
+/// Probabilities of one comparison level.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probabilities {
+    /// P(level | the two are one entity).
+    pub m: f64,
+    /// P(level | the two are different entities).
+    pub u: f64,
+}
+
+impl Probabilities {
+    /// The level's weight in bits.
+    pub fn weight(self) -> f64 {
+        log2_ratio(self.m, self.u)
+    }
+}
+
+fn log2_ratio(m: f64, u: f64) -> f64 {
+    const FLOOR: f64 = 1e-9;
+    (m.max(FLOOR) / u.max(FLOOR)).log2()
+}
+
+/// Weights and thresholds for one kind of entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSettings {
+    /// Total weight (bits) at or above which a mention joins its best candidate.
+    pub link: f64,
+    /// Total weight at or above which (and below `link`) the pair goes to review.
+    pub review: f64,
+    /// Field → level → m and u. A level not listed weighs nothing.
+    pub fields: BTreeMap<Field, BTreeMap<Level, Probabilities>>,
+}
+
+impl KindSettings {
+    pub fn probabilities(&self, field: Field, level: Level) -> Option<Probabilities> {
+        self.fields.get(&field)?.get(&level).copied()
+    }
+}
+
+/// Matching configuration (`[matching]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSettings {
+    /// Off: only keys link (for measuring what matching costs, or for a department
+    /// whose every record carries a checked number).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A key joins its entity unless the rest of the evidence sums below this: then
+    /// the mention becomes its own entity and the pair goes to review.
+    #[serde(default = "default_key_veto")]
+    pub key_veto: f64,
+    /// Term frequencies are counted against at least this many entities, so that a
+    /// young store does not think every name common.
+    #[serde(default = "default_tf_population")]
+    pub tf_minimum_population: u64,
+    /// Candidates read per blocking key: bounds the work a very common key can cause.
+    #[serde(default = "default_candidates_per_block")]
+    pub candidates_per_block: usize,
+    #[serde(default = "defaults::person")]
+    pub person: KindSettings,
+    #[serde(default = "defaults::organisation")]
+    pub organisation: KindSettings,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_key_veto() -> f64 {
+    -12.0
+}
+
+fn default_tf_population() -> u64 {
+    10_000
+}
+
+fn default_candidates_per_block() -> usize {
+    40
+}
+
+impl Default for MatchSettings {
+    fn default() -> Self {
+        MatchSettings {
+            enabled: true,
+            key_veto: default_key_veto(),
+            tf_minimum_population: default_tf_population(),
+            candidates_per_block: default_candidates_per_block(),
+            person: defaults::person(),
+            organisation: defaults::organisation(),
+        }
+    }
+}
+
+impl MatchSettings {
+    pub fn of(&self, kind: EntityKind) -> &KindSettings {
+        match kind {
+            EntityKind::Person => &self.person,
+            EntityKind::Organisation => &self.organisation,
+        }
+    }
+
+    /// Problems a configuration must not have.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (kind, settings) in [("person", &self.person), ("organisation", &self.organisation)] {
+            if settings.review > settings.link {
+                problems.push(format!(
+                    "matching.{kind}: review threshold {} is above the link threshold {}",
+                    settings.review, settings.link
+                ));
+            }
+            for (field, levels) in &settings.fields {
+                for (level, p) in levels {
+                    if !field.levels().contains(level) {
+                        problems.push(format!(
+                            "matching.{kind}.fields.{}: {} is not one of its levels",
+                            field.as_str(),
+                            level.as_str()
+                        ));
+                    }
+                    if !(p.m > 0.0 && p.m <= 1.0 && p.u > 0.0 && p.u <= 1.0) {
+                        problems.push(format!(
+                            "matching.{kind}.fields.{}.{}: m and u must be in (0, 1]",
+                            field.as_str(),
+                            level.as_str()
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// How many entities of a kind carry a name, and how many entities there are: the
+/// frequency that adjusts an exact name's weight.
+pub trait NameFrequency {
+    /// Entities carrying this name (0 when unknown).
+    fn count(&self, kind: EntityKind, name: &str) -> u64;
+    /// Entities of the store.
+    fn population(&self) -> u64;
+}
+
+/// One field's comparison in an explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub field: Field,
+    pub level: Level,
+    /// Bits for (positive) or against (negative).
+    pub weight: f64,
+}
+
+/// Why a mention was compared as it was with a candidate: kept with every automatic
+/// link and every queued pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Sum of the weights, in bits.
+    pub total: f64,
+    pub comparisons: Vec<Comparison>,
+}
+
+impl Evidence {
+    /// The total without one field (a key's own agreement, for the second opinion).
+    pub fn total_without(&self, field: Field) -> f64 {
+        self.comparisons
+            .iter()
+            .filter(|c| c.field != field)
+            .map(|c| c.weight)
+            .sum()
+    }
+}
+
+/// What the thresholds say of a score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Link,
+    Review,
+    Distinct,
+}
+
+/// Compares a mention's profile with a candidate's.
+pub fn score(
+    settings: &MatchSettings,
+    kind: EntityKind,
+    mention: &Profile,
+    candidate: &Profile,
+    frequencies: &dyn NameFrequency,
+) -> Evidence {
+    let weights = settings.of(kind);
+    let mut comparisons = Vec::new();
+    for field in Field::ALL {
+        let (level, exact_value) = compare::compare(field, mention, candidate);
+        if level == Level::Missing {
+            continue;
+        }
+        let Some(probabilities) = weights.probabilities(field, level) else {
+            continue;
+        };
+        let weight = match (field, exact_value) {
+            (Field::Name, Some(name)) => {
+                let population = frequencies.population().max(settings.tf_minimum_population).max(1);
+                let count = frequencies.count(kind, &name).max(1);
+                // The chance that two different entities share this very name.
+                let u = (count as f64 / population as f64).max(probabilities.u.min(1e-6));
+                log2_ratio(probabilities.m, u)
+            }
+            _ => probabilities.weight(),
+        };
+        comparisons.push(Comparison {
+            field,
+            level,
+            weight: round(weight),
+        });
+    }
+    let total = round(comparisons.iter().map(|c| c.weight).sum());
+    Evidence { total, comparisons }
+}
+
+/// Rounded to 1/1000 bit: explanations read better and replicas agree to the bit.
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The thresholds' verdict on a total.
+pub fn verdict(settings: &MatchSettings, kind: EntityKind, total: f64) -> Verdict {
+    let weights = settings.of(kind);
+    if total >= weights.link {
+        Verdict::Link
+    } else if total >= weights.review {
+        Verdict::Review
+    } else {
+        Verdict::Distinct
+    }
+}
+
+/// The documented defaults, estimated with `tongban estimate` on the synthetic city
+/// (and rounded); the FEBRL runs of the quality benchmark estimate their own.
+pub mod defaults {
+    use super::*;
+    use Field::*;
+    use Level::*;
+
+    fn levels(pairs: &[(Level, f64, f64)]) -> BTreeMap<Level, Probabilities> {
+        pairs
+            .iter()
+            .map(|&(level, m, u)| (level, Probabilities { m, u }))
+            .collect()
+    }
+
+    pub fn person() -> KindSettings {
+        KindSettings {
+            link: 20.0,
+            review: 10.0,
+            fields: BTreeMap::from([
+                (
+                    Name,
+                    levels(&[
+                        (Exact, 0.97, 0.0005),
+                        (OneEdit, 0.01, 0.003),
+                        (JaroWinkler92, 0.006, 0.002),
+                        (JaroWinkler80, 0.006, 0.02),
+                        (Different, 0.008, 0.975),
+                    ]),
+                ),
+                (
+                    BirthDate,
+                    levels(&[
+                        (Exact, 0.96, 0.00005),
+                        (OneEdit, 0.02, 0.0006),
+                        (YearMonth, 0.01, 0.0008),
+                        (Year, 0.004, 0.01),
+                        (Different, 0.006, 0.99),
+                    ]),
+                ),
+                (Sex, levels(&[(Exact, 0.998, 0.5), (Different, 0.002, 0.5)])),
+                (
+                    IdentityNumber,
+                    levels(&[
+                        (Exact, 0.9, 0.000001),
+                        (SameBody, 0.05, 0.0000001),
+                        (OneEdit, 0.04, 0.0000005),
+                        (Different, 0.01, 0.3),
+                        (DifferentValid, 0.000001, 0.7),
+                    ]),
+                ),
+                (
+                    Document,
+                    levels(&[
+                        (Exact, 0.9, 0.000001),
+                        (OneEdit, 0.05, 0.000005),
+                        (Different, 0.05, 0.99),
+                    ]),
+                ),
+                (Phone, levels(&[(Exact, 0.8, 0.0005), (Different, 0.2, 0.9995)])),
+                (
+                    Address,
+                    levels(&[(Exact, 0.6, 0.001), (JaroWinkler92, 0.1, 0.01), (Different, 0.3, 0.989)]),
+                ),
+            ]),
+        }
+    }
+
+    pub fn organisation() -> KindSettings {
+        KindSettings {
+            link: 12.0,
+            review: 6.0,
+            fields: BTreeMap::from([
+                (
+                    Name,
+                    levels(&[
+                        (Exact, 0.97, 0.0002),
+                        (OneEdit, 0.01, 0.001),
+                        (JaroWinkler92, 0.01, 0.01),
+                        (JaroWinkler80, 0.005, 0.05),
+                        (Different, 0.005, 0.94),
+                    ]),
+                ),
+                (
+                    IdentityNumber,
+                    levels(&[
+                        (Exact, 0.9, 0.000001),
+                        (SameBody, 0.05, 0.0000001),
+                        (OneEdit, 0.04, 0.0000005),
+                        (Different, 0.01, 0.3),
+                        (DifferentValid, 0.000001, 0.7),
+                    ]),
+                ),
+                (Phone, levels(&[(Exact, 0.7, 0.001), (Different, 0.3, 0.999)])),
+                (
+                    Address,
+                    levels(&[(Exact, 0.7, 0.001), (JaroWinkler92, 0.1, 0.01), (Different, 0.2, 0.989)]),
+                ),
+            ]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

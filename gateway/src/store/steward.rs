@@ -1,0 +1,195 @@
+//! The steps of a steward's action, written once over [`UnifyTx`] for both stores: each
+//! runs in one transaction, republishes what it changed through [`publish`] and appends
+//! to the audit log.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::SystemTime;
+
+use super::unify::{lock_standing, publish, UnifyTx};
+use super::{AuditEntry, StoreError};
+use crate::resolve::{Key, Placement, Settings};
+use crate::stewardship::{StewardAction, StewardOutcome, Verdict};
+use crate::unified::{kind_of_id, EntityId};
+
+/// Carries out `action` for `steward` (an identity such as `steward:li`).
+pub(crate) async fn act<T: UnifyTx>(
+    tx: &T,
+    action: &StewardAction,
+    steward: &str,
+    settings: &Settings,
+) -> Result<StewardOutcome, StoreError> {
+    let outcome = match action {
+        StewardAction::Decide { pair, verdict } => {
+            let row = tx
+                .review_pair(*pair)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("review pair {pair}")))?;
+            if row.status != "open" {
+                return Err(StoreError::Refused(format!(
+                    "review pair {pair} is already closed ({})",
+                    row.status
+                )));
+            }
+            let entity = live(tx, &row.entity).await?;
+            let candidate = live(tx, &row.candidate).await?;
+            let outcome = match verdict {
+                Verdict::Same if entity == candidate => StewardOutcome {
+                    survivor: Some(entity),
+                    ..StewardOutcome::default()
+                },
+                Verdict::Same => merge(tx, &entity, &candidate, settings).await?,
+                Verdict::Different => {
+                    if entity == candidate {
+                        return Err(StoreError::Refused(format!(
+                            "the pair is one entity ({entity}) by now: split the mention out instead"
+                        )));
+                    }
+                    tx.set_apart(&entity, &candidate, true).await?;
+                    if tx.mention_entity(&row.mention).await?.as_ref() == Some(&entity) {
+                        tx.pin(&row.mention, &entity).await?;
+                    }
+                    let both: BTreeSet<EntityId> = [entity, candidate].into_iter().collect();
+                    let versions = lock_standing(tx, both.clone()).await?;
+                    publish(tx, &both, &[], &versions, settings).await?;
+                    StewardOutcome {
+                        changed: both.into_iter().collect(),
+                        ..StewardOutcome::default()
+                    }
+                }
+            };
+            let status = match verdict {
+                Verdict::Same => "same",
+                Verdict::Different => "different",
+            };
+            tx.close_review(*pair, status, steward).await?;
+            outcome
+        }
+        StewardAction::Merge { entity, other } => {
+            let a = live(tx, entity).await?;
+            let b = live(tx, other).await?;
+            if a == b {
+                return Err(StoreError::Refused(format!(
+                    "{entity} and {other} are one entity ({a}) already"
+                )));
+            }
+            if kind_of_id(&a) != kind_of_id(&b) {
+                return Err(StoreError::Refused(
+                    "a person and an organisation cannot be merged".to_owned(),
+                ));
+            }
+            merge(tx, &a, &b, settings).await?
+        }
+        StewardAction::Split { mention } => {
+            let from = tx
+                .mention_entity(mention)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("current mention {mention:?}")))?;
+            let kind =
+                kind_of_id(&from).ok_or_else(|| StoreError::Internal(format!("malformed entity id {from:?}")))?;
+            let mut rebuild: BTreeSet<EntityId> = BTreeSet::from([from.clone()]);
+            rebuild.extend(tx.related_entities(std::slice::from_ref(&from)).await?);
+            let versions = lock_standing(tx, rebuild.clone()).await?;
+            let mentions = tx.entity_mentions(&from).await?;
+            if mentions.len() < 2 {
+                return Err(StoreError::Refused(format!("the mention is the only source of {from}")));
+            }
+            let created = tx.create_entity(kind).await?;
+            tx.move_mention(
+                mention,
+                &created,
+                &Placement::Steward {
+                    decision: "split".to_owned(),
+                },
+            )
+            .await?;
+            tx.pin(mention, &created).await?;
+            tx.set_apart(&from, &created, true).await?;
+            // Keys only the split mention carried follow it.
+            let staying: BTreeSet<Key> = mentions
+                .iter()
+                .filter(|m| &m.source != mention)
+                .flat_map(|m| m.mention.keys())
+                .map(|k| (k.scheme, k.value.clone()))
+                .collect();
+            let leaving: BTreeSet<Key> = mentions
+                .iter()
+                .filter(|m| &m.source == mention)
+                .flat_map(|m| m.mention.keys())
+                .map(|k| (k.scheme, k.value.clone()))
+                .filter(|k| !staying.contains(k))
+                .collect();
+            for key in &leaving {
+                tx.point_key(key, &created).await?;
+            }
+            rebuild.insert(created.clone());
+            publish(tx, &rebuild, &[], &versions, settings).await?;
+            StewardOutcome {
+                created: Some(created),
+                changed: rebuild.into_iter().collect(),
+                ..StewardOutcome::default()
+            }
+        }
+    };
+    let (what, subject) = action.audit();
+    tx.append_audit(&AuditEntry {
+        at: SystemTime::now(),
+        identity: steward.to_owned(),
+        action: format!("steward.{what}"),
+        subject,
+        purpose: "stewardship".to_owned(),
+        outcome: "done".to_owned(),
+    })
+    .await?;
+    Ok(outcome)
+}
+
+/// The live entity an ID names now (itself, or the survivor it was merged into).
+async fn live<T: UnifyTx>(tx: &T, id: &EntityId) -> Result<EntityId, StoreError> {
+    let redirects = tx.redirects(std::slice::from_ref(id)).await?;
+    let live = redirects.get(id).cloned().unwrap_or_else(|| id.clone());
+    if tx.lock_entities(std::slice::from_ref(&live)).await?.is_empty() {
+        return Err(StoreError::NotFound(format!("entity {id}")));
+    }
+    Ok(live)
+}
+
+/// Merges two live entities: the older ID survives, the other redirects to it.
+async fn merge<T: UnifyTx>(
+    tx: &T,
+    a: &EntityId,
+    b: &EntityId,
+    settings: &crate::resolve::Settings,
+) -> Result<StewardOutcome, StoreError> {
+    let (survivor, absorbed) = if a < b {
+        (a.clone(), b.clone())
+    } else {
+        (b.clone(), a.clone())
+    };
+    let mut rebuild: BTreeSet<EntityId> = BTreeSet::from([survivor.clone()]);
+    rebuild.extend(
+        tx.related_entities(std::slice::from_ref(&absorbed))
+            .await?
+            .into_iter()
+            .filter(|id| *id != absorbed),
+    );
+    let mut locked = rebuild.clone();
+    locked.insert(absorbed.clone());
+    let versions: HashMap<EntityId, i64> = lock_standing(tx, locked).await?;
+    tx.set_apart(&survivor, &absorbed, false).await?;
+    tx.merge(&absorbed, &survivor).await?;
+    publish(
+        tx,
+        &rebuild,
+        &[(absorbed.clone(), survivor.clone())],
+        &versions,
+        settings,
+    )
+    .await?;
+    let mut changed: Vec<EntityId> = rebuild.into_iter().collect();
+    changed.push(absorbed);
+    Ok(StewardOutcome {
+        survivor: Some(survivor),
+        changed,
+        ..StewardOutcome::default()
+    })
+}
