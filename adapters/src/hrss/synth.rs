@@ -9,8 +9,8 @@ use crate::catalog::RecordType;
 use crate::model::Role;
 use crate::synth::typing::{self, IdTyping};
 use crate::synth::{
-    between, chance, digits, now_and_then, optional, serial, text_at, version_after, with, without, City, Date,
-    DocKind, Job, Org, Person, Sex, SyntheticRecord, TrueEntity, TrueMention, TODAY,
+    between, chance, now_and_then, optional, serial, text_at, version_after, with, without, City, Date, DocKind, Job,
+    Org, Person, Sex, SyntheticRecord, TrueEntity, TrueMention, TODAY,
 };
 
 /// 证件类型: the department's document type table.
@@ -48,8 +48,9 @@ impl Numbers {
         let grbh = (0..city.persons.len())
             .map(|i| format!("{:010}", 3_700_000_000 + serial(rng, i, 1000)))
             .collect();
+        // Card numbers are unique like every register's: a sequence with gaps.
         let sbkh = (0..city.persons.len())
-            .map(|_| format!("A{}", digits(rng, 8)))
+            .map(|i| format!("A{:08}", serial(rng, i, 40) % 100_000_000))
             .collect();
         let dwbh = (0..city.orgs.len())
             .map(|i| format!("{:08}", 10_000_000 + serial(rng, i, 10)))

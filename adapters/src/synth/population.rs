@@ -599,7 +599,7 @@ fn organisation(
     // Old individual businesses that never re-registered have no credit code.
     let uscc = (!(kind == OrgKind::IndividualBusiness && before_2015 && chance(rng, 0.4)))
         .then(|| credit_code(kind, region, &org_code));
-    let reg_no = before_2015.then(|| registration_number(rng, region, kind));
+    let reg_no = before_2015.then(|| registration_number(rng, registry, region, kind));
     let legal_rep = pick_rep(rng, persons, reps, founded);
     Org {
         name,
@@ -684,10 +684,18 @@ fn credit_code(kind: OrgKind, region: &str, org_code: &str) -> String {
 }
 
 /// The pre-2015 registration number: region, a type digit, sequence, MOD 11,10 check.
-fn registration_number(rng: &mut Rng, region: &str, kind: OrgKind) -> String {
+/// Unique, as the register hands them out.
+fn registration_number(rng: &mut Rng, registry: &mut Registry, region: &str, kind: OrgKind) -> String {
     let kind_digit = if kind == OrgKind::IndividualBusiness { '6' } else { '0' };
-    let body = format!("{region}{kind_digit}{}", super::digits(rng, 7));
-    format!("{body}{}", checks::mod11_10(&body).unwrap_or('0'))
+    let mut number = String::new();
+    for _ in 0..50 {
+        let body = format!("{region}{kind_digit}{}", super::digits(rng, 7));
+        number = format!("{body}{}", checks::mod11_10(&body).unwrap_or('0'));
+        if registry.codes.insert(number.clone()) {
+            break;
+        }
+    }
+    number
 }
 
 fn pick_rep(rng: &mut Rng, persons: &[Person], reps: &[usize], founded: Date) -> usize {

@@ -98,8 +98,12 @@ pub struct Previous {
 }
 
 /// Why a mention is in its entity: kept with the mention, shown by `Explain`.
+///
+/// Stored as JSON, externally tagged (`{"matched": {...}}`): an internally tagged enum
+/// is buffered by serde, which cannot read back the weights with serde_json's
+/// `arbitrary_precision`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "by", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Placement {
     /// A key the entity holds; with the rest of the evidence where the entity had a
     /// profile to compare.
@@ -151,9 +155,10 @@ pub fn keys_of(incoming: &[Incoming<'_>]) -> Vec<Key> {
     keys.into_iter().collect()
 }
 
-/// What probabilistic matching will look up for the mentions that no owned key places:
-/// their blocking keys and the frequency keys of their names, sorted.
-pub fn lookups_of(incoming: &[Incoming<'_>], key_owners: &HashMap<Key, EntityId>) -> (Vec<String>, Vec<String>) {
+/// What probabilistic matching will look up for the batch's mentions: their blocking
+/// keys (a mention no key places looks for its entity; one a key places looks for
+/// entities its own entity now matches) and the frequency keys of their names, sorted.
+pub fn lookups_of(incoming: &[Incoming<'_>]) -> (Vec<String>, Vec<String>) {
     let mut blocks = BTreeSet::new();
     let mut names = BTreeSet::new();
     for mention in incoming.iter().flat_map(|record| record.contribution.mentions.iter()) {
@@ -161,12 +166,7 @@ pub fn lookups_of(incoming: &[Incoming<'_>], key_owners: &HashMap<Key, EntityId>
         for name in &profile.names {
             names.insert(matching::profile::name_frequency_key(mention.kind, name));
         }
-        let placed_by_key = mention
-            .keys()
-            .any(|k| key_owners.contains_key(&(k.scheme, k.value.clone())));
-        if !placed_by_key {
-            blocks.extend(profile.blocks(mention.kind));
-        }
+        blocks.extend(profile.blocks(mention.kind));
     }
     (blocks.into_iter().collect(), names.into_iter().collect())
 }
@@ -409,8 +409,9 @@ impl Planning<'_> {
         }
     }
 
-    /// The best candidate for a mention, by total weight, among the entities sharing a
-    /// blocking key with it, other than `except`.
+    /// The best candidate by total weight among the entities sharing a blocking key
+    /// with `mention`, compared with `profile` (the mention's own, or that of the
+    /// entity it joined), other than `except` and entities a steward set apart from it.
     fn best_candidate(
         &mut self,
         mention: &Mention,
@@ -418,7 +419,7 @@ impl Planning<'_> {
         except: Option<&Target>,
     ) -> Option<(Target, Evidence)> {
         let mut nodes: BTreeSet<Target> = BTreeSet::new();
-        for block in profile.blocks(mention.kind) {
+        for block in Profile::of_mention(mention).blocks(mention.kind) {
             if let Some(ids) = self.context.candidates.get(&block) {
                 nodes.extend(ids.iter().map(|id| Target::Existing(id.clone())));
             }
@@ -429,7 +430,10 @@ impl Planning<'_> {
         let roots: BTreeSet<Target> = nodes.iter().map(|n| self.root(n)).collect();
         let mut best: Option<(Target, Evidence)> = None;
         for root in roots {
-            if Some(&root) == except || self.kind_of(&root) != Some(mention.kind) {
+            if Some(&root) == except
+                || self.kind_of(&root) != Some(mention.kind)
+                || except.is_some_and(|except| self.apart(except, &root))
+            {
                 continue;
             }
             let candidate = self.profile_of(&root);
@@ -554,7 +558,34 @@ fn plan_mention(state: &mut Planning<'_>, mention: &Mention, mention_ref: &Menti
         }
     }
     state.note(&node, mention, &profile);
+    if joined && state.settings.enabled && !matches!(placement, Placement::Steward { .. }) {
+        reconsider(state, mention, mention_ref, &node);
+    }
     (node, joined, placement)
+}
+
+/// An entity that gained a mention knows more than before: a name with a phone number,
+/// say, that an entity founded earlier by a record without a number also has. Mentions
+/// arrive in any order, so the grown entity is compared once more with the candidates
+/// the new mention's blocking keys find; a link merges the two, a doubt queues them.
+fn reconsider(state: &mut Planning<'_>, mention: &Mention, mention_ref: &MentionRef, node: &Target) {
+    let root = state.root(node);
+    let grown = state.profile_of(&root);
+    let Some((candidate, evidence)) = state.best_candidate(mention, &grown, Some(&root)) else {
+        return;
+    };
+    match matching::verdict(state.settings, mention.kind, evidence.total) {
+        Verdict::Link => {
+            state.union(&root, &candidate);
+        }
+        Verdict::Review => state.reviews.push(Review {
+            mention: mention_ref.clone(),
+            target: root,
+            candidate,
+            evidence,
+        }),
+        Verdict::Distinct => {}
+    }
 }
 
 /// The mention compared with the entity its key names, when there is something to

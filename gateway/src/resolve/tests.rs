@@ -195,3 +195,29 @@ fn keys_are_listed_in_one_sorted_order() {
         ]
     );
 }
+
+#[test]
+fn placements_with_weights_survive_a_round_trip_through_json() {
+    use crate::resolve::matching::{Comparison, Evidence, Field, Level};
+    let evidence = Evidence {
+        total: 21.5,
+        comparisons: vec![Comparison {
+            field: Field::Name,
+            level: Level::Exact,
+            weight: 12.25,
+        }],
+    };
+    for placement in [
+        Placement::Matched {
+            evidence: evidence.clone(),
+        },
+        Placement::Previous {
+            first: Some(Box::new(Placement::Queued { evidence })),
+        },
+        Placement::Founded { best: None },
+    ] {
+        let text = serde_json::to_string(&placement).expect("a placement encodes");
+        let back: Placement = serde_json::from_str(&text).expect("and decodes");
+        assert_eq!(back, placement);
+    }
+}

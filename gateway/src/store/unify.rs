@@ -167,7 +167,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
         ..Context::default()
     };
     if settings.matching.enabled {
-        let (blocks, names) = resolve::lookups_of(&incoming, &context.key_owners);
+        let (blocks, names) = resolve::lookups_of(&incoming);
         tx.lock_blocks(&blocks).await?;
         context.candidates = tx.candidates(&blocks, settings.matching.candidates_per_block).await?;
         let compared: Vec<EntityId> = context

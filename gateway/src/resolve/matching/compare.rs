@@ -220,7 +220,8 @@ fn graded_text(x: &str, y: &str, edits: bool) -> Level {
 
 fn compare_dates(x: &str, y: &str) -> Level {
     if x == y {
-        return Level::Exact;
+        // Two dates known only to the month agree only to the month.
+        return if x.len() == 7 { Level::YearMonth } else { Level::Exact };
     }
     let (short, long) = if x.len() <= y.len() { (x, y) } else { (y, x) };
     if short.len() == 7 {

@@ -80,6 +80,15 @@ impl Profile {
                     // A passport number typed into the identity number field.
                     add(&mut self.documents, &identifier.value);
                 }
+                IdScheme::ResidentId if identifier.key => {
+                    // A valid number says when the person was born and which sex,
+                    // whatever the record typed.
+                    add(&mut self.valid_ids, &identifier.value);
+                    if let Some((birth, sex)) = born_of(&identifier.value) {
+                        add(&mut self.birth_dates, &birth);
+                        add(&mut self.sexes, sex);
+                    }
+                }
                 IdScheme::ResidentId | IdScheme::OrganisationCode => {
                     let list = if identifier.key {
                         &mut self.valid_ids
@@ -218,6 +227,15 @@ fn name_parts(name: &str) -> Vec<String> {
         Some(first) if name.chars().count() >= 2 => vec![first.to_string(), chars.collect()],
         _ => Vec::new(),
     }
+}
+
+/// The birth date and sex an 18-character resident identity number encodes (GB 11643:
+/// positions 7-14 the date, position 17 odd for men).
+fn born_of(number: &str) -> Option<(String, &'static str)> {
+    let date = number.get(6..14)?;
+    let order = number.get(16..17)?.parse::<u8>().ok()?;
+    let birth = format!("{}-{}-{}", date.get(..4)?, date.get(4..6)?, date.get(6..)?);
+    Some((birth, if order % 2 == 1 { "male" } else { "female" }))
 }
 
 /// 15 or 18 characters, all digits but perhaps a final X: a resident identity number

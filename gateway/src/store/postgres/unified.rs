@@ -199,7 +199,9 @@ impl UnifyTx for PgUnify<'_, '_> {
              UNION ALL
              SELECT entity_id, $2 FROM entities_apart WHERE other_id = $1 AND entity_id <> $2
              ON CONFLICT DO NOTHING",
-            "DELETE FROM entities_apart WHERE entity_id = $1 OR other_id = $1",
+            // Rows of the absorbed entity, now copied to the survivor ($2 only keeps the
+            // parameter count of the loop).
+            "DELETE FROM entities_apart WHERE (entity_id = $1 OR other_id = $1) AND $2 IS NOT NULL",
             "UPDATE review_pairs SET status = 'superseded'
              WHERE status = 'open' AND ((entity_id = $1 AND candidate = $2) OR (entity_id = $2 AND candidate = $1))",
         ] {
