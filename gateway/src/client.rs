@@ -204,6 +204,11 @@ pub struct PushReport {
     /// Of those, the mentions that joined a unified record the hub already held: facts
     /// this department need not have collected again.
     pub matched_existing: u64,
+    /// Of the mentions, those probabilistic matching linked (no key of theirs was held).
+    pub matched_probabilistically: u64,
+    /// Of the mentions, those put in their own entity while a steward decides whether
+    /// they are someone the hub holds.
+    pub queued_for_review: u64,
     /// Quality flags of the accepted records, by code (`WRONG_CHECK_CHARACTER`, ...).
     pub quality_flags: std::collections::BTreeMap<String, u64>,
     /// The accepted lines that carry quality flags: correct these at the source.
@@ -584,6 +589,9 @@ fn record_answers(report: &mut PushReport, batch: &Batch, response: pb::PushResp
                 by_type.accepted += 1;
                 report.mentions += result.mentions.len() as u64;
                 report.matched_existing += result.mentions.iter().filter(|m| m.matched_existing).count() as u64;
+                report.matched_probabilistically +=
+                    result.mentions.iter().filter(|m| m.resolved_by == "matched").count() as u64;
+                report.queued_for_review += result.mentions.iter().filter(|m| m.resolved_by == "queued").count() as u64;
                 for flag in &result.quality_flags {
                     *report.quality_flags.entry(flag.code.clone()).or_default() += 1;
                 }

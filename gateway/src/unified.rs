@@ -211,6 +211,8 @@ pub struct Resolution {
     pub unified_id: EntityId,
     /// The entity existed before this record: a repeated collection avoided.
     pub matched_existing: bool,
+    /// What placed it (`Placement::kind`).
+    pub resolved_by: &'static str,
 }
 
 #[cfg(test)]

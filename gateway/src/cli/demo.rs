@@ -33,6 +33,13 @@ pub struct DemoArgs {
     /// temporary folder that is removed at the end.
     #[arg(long)]
     keep: Option<PathBuf>,
+    /// A TOML file with a `[matching]` table (as `tongban estimate` writes) instead of
+    /// the default weights and thresholds.
+    #[arg(long)]
+    matching: Option<PathBuf>,
+    /// Deterministic keys only: probabilistic matching off (to measure what it adds).
+    #[arg(long)]
+    no_matching: bool,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -50,7 +57,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let pki = PkiLayout::new(dir.join("pki"));
     pki.ensure_dev()?;
-    let store = EmbeddedStore::open(&dir.join("tongban.db"))?;
+    let mut resolution = crate::resolve::Settings::default();
+    if let Some(path) = &args.matching {
+        resolution.matching = super::matching::load_matching(path)?;
+    }
+    resolution.matching.enabled &= !args.no_matching;
+    let store = EmbeddedStore::open(&dir.join("tongban.db"))?.with_resolution(resolution);
     let settings = ServerSettings::development(&pki, Default::default())?;
     let hub = server::start(server::bind(([127, 0, 0, 1], 0).into()).await?, settings, store)?;
     let endpoint = format!("https://{}", hub.addr);
@@ -150,6 +162,8 @@ fn read_feed(path: &Path) -> anyhow::Result<FeedState> {
 fn print_unified(reports: &[(Department, PushReport)], feed: &FeedState, pulled: &PullReport, again: &PullReport) {
     let mentions: u64 = reports.iter().map(|(_, r)| r.mentions).sum();
     let matched: u64 = reports.iter().map(|(_, r)| r.matched_existing).sum();
+    let probabilistic: u64 = reports.iter().map(|(_, r)| r.matched_probabilistically).sum();
+    let queued: u64 = reports.iter().map(|(_, r)| r.queued_for_review).sum();
     let live = |kind: &str| {
         feed.last
             .values()
@@ -166,6 +180,10 @@ fn print_unified(reports: &[(Department, PushReport)], feed: &FeedState, pulled:
     println!(
         "  repeated collection avoided: {matched} mentions ({:.1}%) matched a person or organisation the hub already held",
         percent(matched, mentions)
+    );
+    println!(
+        "  probabilistic matching linked {probabilistic} mentions that no key placed, and queued {queued} for a \
+         steward's review (`tongban review`)"
     );
     println!(
         "  feed: {} changes pulled ({} merges); a second pull from the saved cursor wrote {}",

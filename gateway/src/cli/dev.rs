@@ -19,13 +19,23 @@ pub struct DevArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7443")]
     listen: SocketAddr,
+    /// A TOML file with a `[matching]` table (as `tongban estimate` writes) instead of
+    /// the default weights and thresholds.
+    #[arg(long)]
+    matching: Option<PathBuf>,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let pki = PkiLayout::new(args.data_dir.join("pki"));
     let created = pki.ensure_dev().context("creating the development PKI")?;
     let db_path = args.data_dir.join("tongban.db");
-    let store = EmbeddedStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
+    let mut store = EmbeddedStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
+    if let Some(path) = &args.matching {
+        store = store.with_resolution(crate::resolve::Settings {
+            matching: super::matching::load_matching(path)?,
+            ..Default::default()
+        });
+    }
     let settings = ServerSettings::development(&pki, Default::default())?;
     let listener = server::bind(args.listen).await?;
     let addr = listener.local_addr()?;

@@ -5,6 +5,7 @@ mod certs;
 mod demo;
 mod dev;
 mod get;
+mod matching;
 mod pull;
 mod push;
 mod serve;
@@ -39,6 +40,12 @@ pub enum Command {
     /// Start a hub in a temporary folder, push a generated sample from all seven
     /// departments, and print what happened to every record type.
     Demo(demo::DemoArgs),
+    /// Estimate matching's m and u probabilities from the records a store holds and
+    /// print them as a `[matching]` table.
+    Estimate(matching::EstimateArgs),
+    /// Resolve every current record again after weights, thresholds or an adapter
+    /// changed (no department re-sends; steward decisions stand).
+    Rematch(matching::RematchArgs),
 }
 
 /// Runs a parsed command line; the error is printed by `main`.
@@ -51,6 +58,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pull(args) => pull::run(args).await,
         Command::Get(args) => get::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Estimate(args) => matching::estimate_run(args).await,
+        Command::Rematch(args) => matching::rematch_run(args).await,
     }
 }
 

@@ -60,6 +60,7 @@ impl From<RecordResult> for pb::RecordResult {
                     index: m.slot.index,
                     unified_id: m.unified_id,
                     matched_existing: m.matched_existing,
+                    resolved_by: m.resolved_by.to_owned(),
                 })
                 .collect(),
             quality_flags: r

@@ -3,6 +3,7 @@
 //! normalisers of `tongban_adapters`.
 
 use serde_json::Value;
+use tongban_adapters::model::ReadError;
 use tongban_adapters::{normalise, RecordType};
 
 use crate::record::{RecordError, Rejection, SourceRecord, Submission};
@@ -17,17 +18,9 @@ pub fn adapt(mut record: SourceRecord, payload: &Value) -> Submission {
         // Validation refuses unknown record types; nothing to contribute.
         return Submission::Valid(record);
     };
-    if record.deleted {
-        record.contribution = Some(Contribution::withdrawn(record_type));
-        return Submission::Valid(record);
-    }
-    match tongban_adapters::read(record_type, payload) {
-        Ok(reading) => {
-            record.contribution = Some(Contribution {
-                record_type,
-                mentions: reading.mentions.iter().map(normalise::mention).collect(),
-                relations: reading.relations,
-            });
+    match contribution(record_type, payload, record.deleted) {
+        Ok(contribution) => {
+            record.contribution = Some(contribution);
             Submission::Valid(record)
         }
         Err(error) => {
@@ -42,4 +35,18 @@ pub fn adapt(mut record: SourceRecord, payload: &Value) -> Submission {
             })
         }
     }
+}
+
+/// What one record contributes, through its adapter and the normalisers; a deleted
+/// record contributes nothing. Also used to read stored records again.
+pub fn contribution(record_type: RecordType, payload: &Value, deleted: bool) -> Result<Contribution, ReadError> {
+    if deleted {
+        return Ok(Contribution::withdrawn(record_type));
+    }
+    let reading = tongban_adapters::read(record_type, payload)?;
+    Ok(Contribution {
+        record_type,
+        mentions: reading.mentions.iter().map(normalise::mention).collect(),
+        relations: reading.relations,
+    })
 }

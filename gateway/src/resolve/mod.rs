@@ -133,6 +133,19 @@ pub enum Placement {
 }
 
 impl Placement {
+    /// Its name in push answers: `key`, `previous`, `matched`, `founded`, `queued` or
+    /// `steward`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Placement::Key { .. } => "key",
+            Placement::Previous { .. } => "previous",
+            Placement::Matched { .. } => "matched",
+            Placement::Founded { .. } => "founded",
+            Placement::Queued { .. } => "queued",
+            Placement::Steward { .. } => "steward",
+        }
+    }
+
     /// The placement a record's next version inherits when its slot stays.
     fn carried(&self) -> Placement {
         match self {
@@ -609,7 +622,7 @@ fn second_opinion(state: &Planning<'_>, mention: &Mention, profile: &Profile, ow
 
 /// The field that compares what a key of this scheme is: its agreement is the key
 /// itself, not a second opinion.
-fn key_field(scheme: IdScheme) -> Option<Field> {
+pub(crate) fn key_field(scheme: IdScheme) -> Option<Field> {
     match scheme {
         IdScheme::ResidentId | IdScheme::OrganisationCode | IdScheme::UnifiedSocialCreditCode => {
             Some(Field::IdentityNumber)

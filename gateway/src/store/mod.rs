@@ -13,6 +13,7 @@ pub mod postgres;
 mod steward;
 mod unify;
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use tongban_adapters::model::EntityKind;
@@ -78,6 +79,23 @@ pub struct StoredVersion {
     pub deleted: bool,
     /// Canonical JSON text, as in [`crate::record::SourceRecord::payload`].
     pub payload: String,
+}
+
+/// The current version of one source record, for a pass over the whole store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentRecord {
+    pub record_type: String,
+    pub source_id: String,
+    pub version: StoredVersion,
+}
+
+/// A current record read again through its adapter, to be resolved again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reresolution {
+    pub source_id: String,
+    /// The version it was read from: a record that has moved on since is left alone.
+    pub source_version: i64,
+    pub contribution: crate::unified::Contribution,
 }
 
 /// A rejected record kept in quarantine.
@@ -174,6 +192,23 @@ pub trait Store: Send + Sync + 'static {
         action: &StewardAction,
         steward: &str,
     ) -> impl std::future::Future<Output = Result<StewardOutcome, StoreError>> + Send;
+
+    /// Current versions of source records after `after` (in `(record_type, source_id)`
+    /// order), at most `limit`.
+    fn current_records(
+        &self,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<CurrentRecord>, StoreError>> + Send;
+
+    /// Resolves current records again (after an adapter or the weights changed), in one
+    /// transaction, as if each were pushed again: keys, matching and steward decisions
+    /// apply; what changed is republished. Records whose current version is no longer
+    /// the one read are skipped. Returns how many were resolved.
+    fn reresolve(
+        &self,
+        records: Vec<Reresolution>,
+    ) -> impl std::future::Future<Output = Result<usize, StoreError>> + Send;
 
     /// Why each current source of an entity (or of the survivor it was merged into) is
     /// in it.
@@ -276,6 +311,24 @@ impl Store for AnyStore {
         match self {
             AnyStore::Postgres(store) => store.explain(id).await,
             AnyStore::Embedded(store) => store.explain(id).await,
+        }
+    }
+
+    async fn current_records(
+        &self,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<CurrentRecord>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.current_records(after, limit).await,
+            AnyStore::Embedded(store) => store.current_records(after, limit).await,
+        }
+    }
+
+    async fn reresolve(&self, records: Vec<Reresolution>) -> Result<usize, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.reresolve(records).await,
+            AnyStore::Embedded(store) => store.reresolve(records).await,
         }
     }
 }
@@ -447,6 +500,23 @@ fn became_current<'a>(batch: &'a [Submission], results: &[RecordResult]) -> Vec<
                 },
             ))
         });
+    unify::last_current(items)
+}
+
+/// The records of a re-resolution still current at the version read, as resolution's
+/// input; `current` gives each record's current version now.
+fn still_current<'a>(records: &'a [Reresolution], current: &HashMap<RecordKey, i64>) -> Vec<unify::Current<'a>> {
+    let items = records.iter().enumerate().filter_map(|(item, record)| {
+        let key = (record.contribution.record_type.as_str().to_owned(), record.source_id.clone());
+        (current.get(&key) == Some(&record.source_version)).then_some((
+            item,
+            Incoming {
+                source_id: &record.source_id,
+                source_version: record.source_version,
+                contribution: &record.contribution,
+            },
+        ))
+    });
     unify::last_current(items)
 }
 

@@ -2,7 +2,7 @@
 //! runs in one transaction, republishes what it changed through [`publish`] and appends
 //! to the audit log.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use super::unify::{lock_standing, publish, UnifyTx};
@@ -49,8 +49,8 @@ pub(crate) async fn act<T: UnifyTx>(
                         tx.pin(&row.mention, &entity).await?;
                     }
                     let both: BTreeSet<EntityId> = [entity, candidate].into_iter().collect();
-                    let versions = lock_standing(tx, both.clone()).await?;
-                    publish(tx, &both, &[], &versions, settings).await?;
+                    let standing = lock_standing(tx, both.clone()).await?;
+                    publish(tx, &both, &[], &standing, settings).await?;
                     StewardOutcome {
                         changed: both.into_iter().collect(),
                         ..StewardOutcome::default()
@@ -88,7 +88,7 @@ pub(crate) async fn act<T: UnifyTx>(
                 kind_of_id(&from).ok_or_else(|| StoreError::Internal(format!("malformed entity id {from:?}")))?;
             let mut rebuild: BTreeSet<EntityId> = BTreeSet::from([from.clone()]);
             rebuild.extend(tx.related_entities(std::slice::from_ref(&from)).await?);
-            let versions = lock_standing(tx, rebuild.clone()).await?;
+            let standing = lock_standing(tx, rebuild.clone()).await?;
             let mentions = tx.entity_mentions(&from).await?;
             if mentions.len() < 2 {
                 return Err(StoreError::Refused(format!("the mention is the only source of {from}")));
@@ -122,7 +122,7 @@ pub(crate) async fn act<T: UnifyTx>(
                 tx.point_key(key, &created).await?;
             }
             rebuild.insert(created.clone());
-            publish(tx, &rebuild, &[], &versions, settings).await?;
+            publish(tx, &rebuild, &[], &standing, settings).await?;
             StewardOutcome {
                 created: Some(created),
                 changed: rebuild.into_iter().collect(),
@@ -174,14 +174,14 @@ async fn merge<T: UnifyTx>(
     );
     let mut locked = rebuild.clone();
     locked.insert(absorbed.clone());
-    let versions: HashMap<EntityId, i64> = lock_standing(tx, locked).await?;
+    let standing = lock_standing(tx, locked).await?;
     tx.set_apart(&survivor, &absorbed, false).await?;
     tx.merge(&absorbed, &survivor).await?;
     publish(
         tx,
         &rebuild,
         &[(absorbed.clone(), survivor.clone())],
-        &versions,
+        &standing,
         settings,
     )
     .await?;

@@ -32,6 +32,9 @@ pub(crate) struct EntityRow {
     pub id: EntityId,
     pub version: i64,
     pub redirect_to: Option<EntityId>,
+    /// The unified record at `version`, as stored (JSON): a rebuild that gives the same
+    /// record is not published again.
+    pub record: String,
 }
 
 /// A pair the resolver queued for a steward, as stored.
@@ -216,7 +219,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
             existing.insert(id.clone());
         }
     }
-    let versions = lock_standing(tx, existing).await?;
+    let standing = lock_standing(tx, existing).await?;
 
     // 4. Apply.
     let mut created = Vec::with_capacity(plan.new_entities.len());
@@ -279,6 +282,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
                 slot: mention.slot,
                 unified_id: entity,
                 matched_existing,
+                resolved_by: placement.kind(),
             });
         }
         resolutions.insert(record.item, out);
@@ -298,7 +302,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
 
     // 5. Rebuild and publish.
     rebuild.extend(created.iter().cloned());
-    publish(tx, &rebuild, &merges, &versions, settings).await?;
+    publish(tx, &rebuild, &merges, &standing, settings).await?;
     Ok(resolutions)
 }
 
@@ -307,7 +311,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
 pub(crate) async fn lock_standing<T: UnifyTx>(
     tx: &T,
     ids: BTreeSet<EntityId>,
-) -> Result<HashMap<EntityId, i64>, StoreError> {
+) -> Result<HashMap<EntityId, EntityRow>, StoreError> {
     let ids: Vec<EntityId> = ids.into_iter().collect();
     let rows = tx.lock_entities(&ids).await?;
     if rows.len() != ids.len() || rows.iter().any(|row| row.redirect_to.is_some()) {
@@ -315,7 +319,7 @@ pub(crate) async fn lock_standing<T: UnifyTx>(
             "an entity this batch resolves to was merged by a concurrent batch".to_owned(),
         ));
     }
-    Ok(rows.into_iter().map(|row| (row.id, row.version)).collect())
+    Ok(rows.into_iter().map(|row| (row.id.clone(), row)).collect())
 }
 
 /// Rebuilds the unified record and the match profile of each entity of `rebuild`,
@@ -324,7 +328,7 @@ pub(crate) async fn publish<T: UnifyTx>(
     tx: &T,
     rebuild: &BTreeSet<EntityId>,
     merges: &[(EntityId, EntityId)],
-    versions: &HashMap<EntityId, i64>,
+    standing: &HashMap<EntityId, EntityRow>,
     settings: &Settings,
 ) -> Result<(), StoreError> {
     let mut rebuilt = Vec::new();
@@ -365,16 +369,33 @@ pub(crate) async fn publish<T: UnifyTx>(
             .into_iter()
             .collect();
         let redirects = tx.redirects(&related).await?;
-        let version = versions.get(id).copied().unwrap_or(0) + 1;
-        let mut record = survivorship::unify(id, kind, version, &mentions, &redirects, &settings.authorities);
+        let before = standing.get(id);
+        let mut record = survivorship::unify(
+            id,
+            kind,
+            before.map_or(0, |row| row.version),
+            &mentions,
+            &redirects,
+            &settings.authorities,
+        );
         record.distinct_from = apart.remove(id).unwrap_or_default();
         record.distinct_from.sort();
+        // A record resolved again to the same unified record changes nothing: no new
+        // version, nothing in the feed.
+        if let Some(before) = before {
+            let text = serde_json::to_string(&record)
+                .map_err(|e| StoreError::Internal(format!("cannot encode a unified record: {e}")))?;
+            if before.version > 0 && text == before.record {
+                continue;
+            }
+        }
+        record.version += 1;
         rebuilt.push(record);
     }
     for (absorbed, survivor) in merges {
         let kind =
             kind_of_id(absorbed).ok_or_else(|| StoreError::Internal(format!("malformed entity id {absorbed:?}")))?;
-        let version = versions.get(absorbed).copied().unwrap_or(0) + 1;
+        let version = standing.get(absorbed).map_or(0, |row| row.version) + 1;
         tx.write_profile(absorbed, None).await?;
         rebuilt.push(UnifiedRecord::merged(absorbed.clone(), kind, version, survivor.clone()));
     }

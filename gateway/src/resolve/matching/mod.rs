@@ -16,6 +16,7 @@
 //! synthetic city; `deploy/tongban.example.toml` documents them.
 
 pub mod compare;
+pub mod estimate;
 pub mod profile;
 
 use std::collections::BTreeMap;

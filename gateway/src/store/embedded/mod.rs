@@ -18,7 +18,7 @@ use tongban_adapters::model::EntityKind;
 
 use super::steward;
 use super::unify::unify_batch;
-use super::{
+use super::{still_current, CurrentRecord, Reresolution,
     became_current, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions, pending_result,
     records_in_lock_order, sql_limit, unknown_records, AuditEntry, Decision, QuarantineEntry, Receipt, RecordKey,
     Store, StoreError, StoredVersion, VersionWrite,
@@ -347,6 +347,72 @@ impl Store for EmbeddedStore {
         let id = id.to_owned();
         self.run(move |connection| unified::select_explanation(connection, &id))
             .await
+    }
+
+    async fn current_records(
+        &self,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<CurrentRecord>, StoreError> {
+        let (after_type, after_id) = after.unwrap_or_default();
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT r.record_type, r.source_id, v.source_version, v.deleted, v.payload
+                     FROM source_records r
+                     JOIN source_record_versions v
+                       ON v.record_type = r.record_type
+                      AND v.source_id = r.source_id
+                      AND v.source_version = r.current_version
+                     WHERE (r.record_type, r.source_id) > (?1, ?2)
+                     ORDER BY r.record_type, r.source_id
+                     LIMIT ?3",
+                )
+                .map_err(classify)?;
+            let rows = statement
+                .query_map(params![after_type, after_id, sql_limit(limit)], |row| {
+                    Ok(CurrentRecord {
+                        record_type: row.get(0)?,
+                        source_id: row.get(1)?,
+                        version: StoredVersion {
+                            source_version: row.get(2)?,
+                            deleted: row.get(3)?,
+                            payload: row.get(4)?,
+                        },
+                    })
+                })
+                .map_err(classify)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(classify)
+        })
+        .await
+    }
+
+    async fn reresolve(&self, records: Vec<Reresolution>) -> Result<usize, StoreError> {
+        let settings = Arc::clone(&self.resolution);
+        self.run(move |connection| {
+            let tx = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(classify)?;
+            let mut current = HashMap::new();
+            for record in &records {
+                let key = (record.contribution.record_type.as_str().to_owned(), record.source_id.clone());
+                if let Some(version) = current_version(&tx, &key)? {
+                    current.insert(key, version);
+                }
+            }
+            let still = still_current(&records, &current);
+            let count = still.len();
+            let unify = unified::SqliteUnify {
+                tx: &tx,
+                now_millis: unix_millis(SystemTime::now()),
+            };
+            unify_batch(&unify, &still, &settings)
+                .now_or_never()
+                .ok_or_else(|| StoreError::Internal("embedded resolution did not complete synchronously".to_owned()))??;
+            tx.commit().map_err(classify)?;
+            Ok(count)
+        })
+        .await
     }
 }
 

@@ -120,21 +120,26 @@ impl UnifyTx for SqliteUnify<'_, '_> {
     async fn lock_entities(&self, ids: &[EntityId]) -> Result<Vec<EntityRow>, StoreError> {
         let mut statement = self
             .tx
-            .prepare_cached("SELECT version, redirect_to FROM entities WHERE id = ?1")
+            .prepare_cached("SELECT version, redirect_to, record FROM entities WHERE id = ?1")
             .map_err(classify)?;
         let mut rows = Vec::with_capacity(ids.len());
         for id in ids {
             let row = statement
                 .query_row([id], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?))
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
                 })
                 .optional()
                 .map_err(classify)?;
-            if let Some((version, redirect_to)) = row {
+            if let Some((version, redirect_to, record)) = row {
                 rows.push(EntityRow {
                     id: id.clone(),
                     version,
                     redirect_to,
+                    record,
                 });
             }
         }

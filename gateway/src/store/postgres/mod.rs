@@ -23,7 +23,7 @@ use tongban_adapters::model::EntityKind;
 
 use super::steward;
 use super::unify::unify_batch;
-use super::{
+use super::{still_current, CurrentRecord, Reresolution,
     became_current, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions, pending_result,
     records_in_lock_order, sql_limit, unknown_records, AuditEntry, Decision, QuarantineEntry, Receipt, RecordKey,
     Store, StoreError, StoredVersion, VersionWrite, CONTENTION_ATTEMPTS,
@@ -349,6 +349,82 @@ impl Store for PostgresStore {
         let result = self.answered(unified::select_explanation(&client, id)).await;
         release(client, result)
     }
+
+    async fn current_records(
+        &self,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<CurrentRecord>, StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(select_current_records(&client, after, limit)).await;
+        release(client, result)
+    }
+
+    async fn reresolve(&self, records: Vec<Reresolution>) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .answered(async {
+                    let tx = client.transaction().await.map_err(classify)?;
+                    let mut keys: Vec<RecordKey> = records
+                        .iter()
+                        .map(|r| (r.contribution.record_type.as_str().to_owned(), r.source_id.clone()))
+                        .collect();
+                    keys.sort();
+                    keys.dedup();
+                    let mut current = HashMap::new();
+                    for key in keys {
+                        if let Some(version) = lock_record(&tx, &key).await? {
+                            current.insert(key, version);
+                        }
+                    }
+                    let still = still_current(&records, &current);
+                    let count = still.len();
+                    unify_batch(&unified::PgUnify { tx: &tx }, &still, &self.resolution).await?;
+                    tx.commit().await.map_err(classify)?;
+                    Ok(count)
+                })
+                .await;
+            match result {
+                Err(StoreError::Contention(_)) if attempt < CONTENTION_ATTEMPTS => attempt += 1,
+                result => return release(client, result),
+            }
+        }
+    }
+}
+
+async fn select_current_records(
+    client: &Client,
+    after: Option<(String, String)>,
+    limit: usize,
+) -> Result<Vec<CurrentRecord>, StoreError> {
+    let (after_type, after_id) = after.unwrap_or_default();
+    let statement = client
+        .prepare_cached(
+            "SELECT r.record_type, r.source_id, v.source_version, v.deleted, v.payload
+             FROM source_records r
+             JOIN source_record_versions v
+               ON v.record_type = r.record_type AND v.source_id = r.source_id AND v.source_version = r.current_version
+             WHERE (r.record_type, r.source_id) > ($1, $2)
+             ORDER BY r.record_type, r.source_id
+             LIMIT $3",
+        )
+        .await
+        .map_err(classify)?;
+    let rows = client
+        .query(&statement, &[&after_type, &after_id, &sql_limit(limit)])
+        .await
+        .map_err(classify)?;
+    rows.iter()
+        .map(|row| {
+            Ok(CurrentRecord {
+                record_type: row.try_get(0).map_err(classify)?,
+                source_id: row.try_get(1).map_err(classify)?,
+                version: stored_version(row)?,
+            })
+        })
+        .collect()
 }
 
 type Client = deadpool_postgres::Client;

@@ -147,7 +147,9 @@ impl UnifyTx for PgUnify<'_, '_> {
         // Row locks are taken in the order rows are returned: sort by ID.
         let statement = self
             .tx
-            .prepare_cached("SELECT id, version, redirect_to FROM entities WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .prepare_cached(
+                "SELECT id, version, redirect_to, record FROM entities WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            )
             .await
             .map_err(classify)?;
         let rows = self.tx.query(&statement, &[&ids]).await.map_err(classify)?;
@@ -157,6 +159,7 @@ impl UnifyTx for PgUnify<'_, '_> {
                     id: row.try_get(0).map_err(classify)?,
                     version: row.try_get(1).map_err(classify)?,
                     redirect_to: row.try_get(2).map_err(classify)?,
+                    record: row.try_get(3).map_err(classify)?,
                 })
             })
             .collect()
