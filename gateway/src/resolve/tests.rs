@@ -195,3 +195,36 @@ fn keys_are_listed_in_one_sorted_order() {
         ]
     );
 }
+
+#[test]
+fn placements_read_back_from_their_json() {
+    // serde_json's arbitrary_precision (on in this workspace) buffers an internally
+    // tagged enum's numbers as maps: the weights must still read back.
+    let evidence = matching::Evidence {
+        total: 16.875,
+        comparisons: vec![matching::Comparison {
+            field: matching::Field::BirthDate,
+            level: matching::Level::YearMonth,
+            weight: 3.644,
+        }],
+    };
+    for placement in [
+        Placement::Queued {
+            evidence: evidence.clone(),
+        },
+        Placement::Key {
+            scheme: IdScheme::ResidentId,
+            evidence: Some(evidence.clone()),
+        },
+        Placement::Previous {
+            first: Some(Box::new(Placement::Matched {
+                evidence: evidence.clone(),
+            })),
+        },
+        Placement::Founded { best: None },
+    ] {
+        let text = serde_json::to_string(&placement).expect("placement JSON");
+        let back: Placement = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(back, placement, "{text}");
+    }
+}

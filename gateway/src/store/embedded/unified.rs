@@ -168,7 +168,6 @@ impl UnifyTx for SqliteUnify<'_, '_> {
              SELECT ?2, other_id FROM entities_apart WHERE entity_id = ?1 AND other_id <> ?2
              UNION ALL
              SELECT entity_id, ?2 FROM entities_apart WHERE other_id = ?1 AND entity_id <> ?2",
-            "DELETE FROM entities_apart WHERE entity_id = ?1 OR other_id = ?1",
             "UPDATE review_pairs SET status = 'superseded'
              WHERE status = 'open' AND ((entity_id = ?1 AND candidate = ?2) OR (entity_id = ?2 AND candidate = ?1))",
         ] {
@@ -177,6 +176,11 @@ impl UnifyTx for SqliteUnify<'_, '_> {
                 .and_then(|mut s| s.execute(params![absorbed, survivor]))
                 .map_err(classify)?;
         }
+        // The absorbed entity's pairs now belong to the survivor (copied above).
+        self.tx
+            .prepare_cached("DELETE FROM entities_apart WHERE entity_id = ?1 OR other_id = ?1")
+            .and_then(|mut s| s.execute(params![absorbed]))
+            .map_err(classify)?;
         Ok(())
     }
 

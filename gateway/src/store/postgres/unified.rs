@@ -199,7 +199,6 @@ impl UnifyTx for PgUnify<'_, '_> {
              UNION ALL
              SELECT entity_id, $2 FROM entities_apart WHERE other_id = $1 AND entity_id <> $2
              ON CONFLICT DO NOTHING",
-            "DELETE FROM entities_apart WHERE entity_id = $1 OR other_id = $1",
             "UPDATE review_pairs SET status = 'superseded'
              WHERE status = 'open' AND ((entity_id = $1 AND candidate = $2) OR (entity_id = $2 AND candidate = $1))",
         ] {
@@ -209,6 +208,13 @@ impl UnifyTx for PgUnify<'_, '_> {
                 .await
                 .map_err(classify)?;
         }
+        // The absorbed entity's pairs now belong to the survivor (copied above).
+        let statement = self
+            .tx
+            .prepare_cached("DELETE FROM entities_apart WHERE entity_id = $1 OR other_id = $1")
+            .await
+            .map_err(classify)?;
+        self.tx.execute(&statement, &[absorbed]).await.map_err(classify)?;
         Ok(())
     }
 
