@@ -11,7 +11,7 @@ const EPOCH_FROM_MARCH_0000: i64 = 719_468;
 const DAYS_PER_ERA: i64 = 146_097;
 
 /// Days since 1970-01-01 of (year, month 1..=12, day 1..=31).
-pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = year - i64::from(month <= 2);
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
@@ -22,7 +22,7 @@ pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// (year, month, day) of a count of days since 1970-01-01.
-pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + EPOCH_FROM_MARCH_0000;
     let era = z.div_euclid(DAYS_PER_ERA);
     let day_of_era = z - era * DAYS_PER_ERA;

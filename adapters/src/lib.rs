@@ -11,16 +11,17 @@
 //!   department's field names and code tables; [`read`] dispatches to them.
 //! - [`normalise`]: identity numbers, organisation codes, documents, names, phones,
 //!   dates, addresses and amounts, cleaned and checked for every department alike.
+//! - [`calendar`]: proleptic Gregorian day arithmetic on plain integers.
 //!
 //! Everything here is pure: no I/O, no clock, no database, no wire types. Randomness
 //! in [`synth`] comes from an explicit seed.
 
+pub mod calendar;
 pub mod catalog;
 pub mod model;
 pub mod normalise;
 pub mod synth;
 
-mod calendar;
 mod civil;
 mod construction;
 pub(crate) mod fields;

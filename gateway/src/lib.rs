@@ -7,7 +7,7 @@
 //! - [`tls`]: the accept loop; only connections with a client certificate of the
 //!   configured CA (and not revoked) get through, each tagged with its [`tls::Peer`].
 //! - [`identity`]: who the certificate says the caller is (`department:tax`, ...).
-//! - [`grpc`]: the gRPC services (`Exchange`, `Unified`), wire ⇄ domain conversions,
+//! - [`grpc`]: the gRPC services (`Exchange`, `Unified`, `Stewardship`), wire ⇄ domain conversions,
 //!   and the one place where errors become a `tonic::Status`.
 //! - [`pipeline`]: authorise → validate (JSON Schemas from [`schemas`]) → adapt and
 //!   normalise (`tongban_adapters`) → commit.
@@ -18,6 +18,8 @@
 //!   module with SQL in it.
 //! - [`record`] and [`unified`]: the domain types the stages pass along.
 //! - [`registry`]: lookups and the change feed, under the [`sharing`] rules, audited.
+//! - [`stewardship`]: a data steward's review queue, decisions, merges, splits and
+//!   explanations, for stewards only, audited.
 //! - [`server`]: assembles all of the above on a socket, with health and reflection.
 //!
 //! Around the hub: [`config`] (the typed configuration of `tongban serve`), [`pki`]

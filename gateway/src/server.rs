@@ -1,5 +1,5 @@
-//! Assembles the hub: TLS accept loop, gRPC services (Exchange, health, reflection),
-//! and the health probe of the store.
+//! Assembles the hub: TLS accept loop, gRPC services (Exchange, Unified, Stewardship,
+//! health, reflection), and the health probe of the store.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tongban_proto::v1::exchange_server::ExchangeServer;
+use tongban_proto::v1::stewardship_server::StewardshipServer;
 use tongban_proto::v1::unified_server::UnifiedServer;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
@@ -18,16 +19,26 @@ use tonic_health::ServingStatus;
 use crate::config::Limits;
 use crate::grpc::exchange::ExchangeService;
 use crate::grpc::message_limit::MessageLimitLayer;
+use crate::grpc::stewardship::StewardshipService;
 use crate::grpc::unified::UnifiedService;
 use crate::pipeline::{Pipeline, SchemaError};
 use crate::registry::{FeedSettings, Registry};
 use crate::sharing::SharingRules;
+use crate::stewardship::StewardDesk;
 use crate::store::Store;
 use crate::tls::accept_loop;
 
 /// The gRPC service names health reports on besides the overall status ("").
 pub const EXCHANGE_SERVICE_NAME: &str = "tongban.v1.Exchange";
 pub const UNIFIED_SERVICE_NAME: &str = "tongban.v1.Unified";
+pub const STEWARDSHIP_SERVICE_NAME: &str = "tongban.v1.Stewardship";
+/// Every service name health reports on, the overall status ("") first.
+const HEALTH_NAMES: [&str; 4] = [
+    "",
+    EXCHANGE_SERVICE_NAME,
+    UNIFIED_SERVICE_NAME,
+    STEWARDSHIP_SERVICE_NAME,
+];
 
 /// Everything the server needs besides its store and listener.
 #[derive(Clone)]
@@ -140,6 +151,7 @@ pub async fn serve<S: Store + Clone>(
 ) -> Result<(), ServerError> {
     let limits = settings.limits.clone();
     let pipeline = Arc::new(Pipeline::new(store.clone(), &limits)?);
+    let desk = Arc::new(StewardDesk::new(store.clone()));
     let registry = Arc::new(Registry::new(
         store,
         settings.sharing.clone(),
@@ -150,7 +162,7 @@ pub async fn serve<S: Store + Clone>(
     let (health, health_service) = tonic_health::server::health_reporter();
     // Known, and not serving, until the first probe of the store says otherwise: a
     // health check never sees NOT_FOUND for our own service.
-    for service in ["", EXCHANGE_SERVICE_NAME, UNIFIED_SERVICE_NAME] {
+    for service in HEALTH_NAMES {
         health.set_service_status(service, ServingStatus::NotServing).await;
     }
     let probe = tokio::spawn(probe_store(pipeline.clone(), health, settings.probe_interval));
@@ -183,6 +195,10 @@ pub async fn serve<S: Store + Clone>(
     ))
     .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
+    let stewardship = StewardshipServer::new(StewardshipService::new(desk))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
+
     let incoming = accept_loop(listener, settings.tls.clone(), settings.handshake_timeout);
     // tonic's graceful shutdown waits for every client to hang up; a department that
     // keeps its connection open must not keep the hub from stopping.
@@ -209,6 +225,7 @@ pub async fn serve<S: Store + Clone>(
         .add_service(reflection_v1alpha)
         .add_service(exchange)
         .add_service(unified)
+        .add_service(stewardship)
         .serve_with_incoming_shutdown(incoming, shutdown);
     let result = tokio::select! {
         result = server => result,
@@ -241,9 +258,9 @@ async fn probe_store<S: Store>(pipeline: Arc<Pipeline<S>>, health: HealthReporte
             }
             last = Some(reachable);
         }
-        health.set_service_status("", status).await;
-        health.set_service_status(EXCHANGE_SERVICE_NAME, status).await;
-        health.set_service_status(UNIFIED_SERVICE_NAME, status).await;
+        for service in HEALTH_NAMES {
+            health.set_service_status(service, status).await;
+        }
         tokio::time::sleep(interval).await;
     }
 }

@@ -277,6 +277,126 @@ fn dev_hub_and_push_connector() {
     );
 }
 
+/// Two taxpayers, then a marriage whose parties (passports only, birth dates in the
+/// right month but not on the right day) each go to review against one of them.
+fn write_review_files(dir: &Path) {
+    let taxpayer = |id: &str, number: &str, name: &str| {
+        serde_json::json!({
+            "record_type": "tax.taxpayer", "source_id": id, "source_version": 1,
+            "payload": {"djxh": id, "nsrsbh": number, "nsrmc": name, "nsrlx": "3", "zjlx_dm": "201",
+                        "djrq": "20190516", "nsrzt_dm": "03", "swjg_dm": "13706870000"}
+        })
+    };
+    let party = |name: &str, passport: &str, born: &str| serde_json::json!({"xm": name, "zjlx": "2", "zjhm": passport, "csrq": born, "gj": "中国", "hjdz": ""});
+    let marriage = serde_json::json!({
+        "record_type": "civil.marriage", "source_id": "J370687-2005-000100", "source_version": 1,
+        "payload": {"zsbh": "J370687-2005-000100", "ywlx": "结婚", "djrq": "2005.10.01", "djjg": "海阳市民政局",
+                    "nan": party("陈伟", "E12345678", "1979.03.20"), "nv": party("林芳", "E87654321", "1981.04.25")}
+    });
+    let tax = format!(
+        "{}\n{}\n",
+        taxpayer("30000000000000000001", "37062919790315001X", "陈伟"),
+        taxpayer("30000000000000000002", "370687198104020022", "林芳")
+    );
+    std::fs::write(dir.join("tax.jsonl"), tax).expect("file");
+    std::fs::write(dir.join("civil.jsonl"), format!("{marriage}\n")).expect("file");
+}
+
+#[test]
+fn dev_hub_and_the_stewards_verbs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut dev = Running(
+        Command::new(TONGBAN)
+            .args(["dev", "--listen", &listen])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tongban dev"),
+    );
+    wait_for_port(port, &mut dev);
+    let endpoint = format!("https://{listen}");
+    write_review_files(dir.path());
+    for (identity, file) in [("tax", "tax.jsonl"), ("civil", "civil.jsonl")] {
+        let output = push(dir.path(), &endpoint, &format!("tongban-data/pki/{identity}"), file);
+        assert!(
+            output.status.success(),
+            "{}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+    }
+    // The steward's identity is the default.
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--endpoint", &endpoint]);
+        let output = tongban(&all, dir.path());
+        (output.status.success(), text(&output.stdout), text(&output.stderr))
+    };
+
+    let (ok, out, err) = run(&["review"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("pair 1") && out.contains("pair 2"), "{out}");
+    let birth = out
+        .lines()
+        .find(|l| l.contains("birth date"))
+        .expect("birth dates side by side");
+    assert!(birth.contains("1979-03-20") && birth.contains("1979-03-15"), "{out}");
+    assert!(out.contains("resident_id 37062919790315001X"), "{out}");
+    assert!(out.contains("name exact"), "{out}");
+    let (ok, out, err) = run(&["review", "--page-size", "1", "--after", "1", "--json"]);
+    assert!(ok, "{out}{err}");
+    let page: serde_json::Value = serde_json::from_str(&out).expect("review JSON");
+    assert_eq!(page["pairs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["pairs"][0]["id"], 2);
+    assert_eq!(page["next_after"], 2);
+    assert_eq!(
+        page["pairs"][0]["candidate_record"]["attributes"]["name"]["value"],
+        "林芳"
+    );
+
+    let (ok, out, err) = run(&["decide", "1", "same"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("survivor: P00000000001"), "{out}");
+    let (ok, out, err) = run(&["explain", "P00000000003"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("P00000000003 was merged into P00000000001"), "{out}");
+    assert!(out.contains("put here by a steward (same)"), "{out}");
+    let (ok, out, err) = run(&["decide", "2", "different"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(&["split", "civil.marriage", "J370687-2005-000100", "party", "0"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("created: P00000000005"), "{out}");
+    let (ok, out, err) = run(&["merge", "P00000000005", "P00000000001"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("survivor: P00000000001"), "{out}");
+    let (ok, out, err) = run(&[
+        "explain",
+        "P00000000001",
+        "--identity",
+        "tongban-data/pki/platform",
+        "--json",
+    ]);
+    assert!(ok, "{out}{err}");
+    let explained: serde_json::Value = serde_json::from_str(&out).expect("explain JSON");
+    assert_eq!(explained["sources"].as_array().map(Vec::len), Some(2));
+
+    // Only a steward acts.
+    let (ok, out, err) = run(&[
+        "merge",
+        "P00000000001",
+        "P00000000002",
+        "--identity",
+        "tongban-data/pki/tax",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("PermissionDenied"), "{err}");
+    let (ok, _, err) = run(&["decide", "1", "same"]);
+    assert!(!ok && err.contains("FailedPrecondition"), "{err}");
+}
+
 #[test]
 fn certs_and_serve_from_a_configuration_file() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -70,6 +70,11 @@ fn print_next_steps(pki: &PkiLayout, created: bool, addr: SocketAddr, db: &std::
         "    tongban get --endpoint https://{addr} --identity {} <identifier> --purpose <matter>",
         pki.identity_dir(&Identity::Platform).display()
     );
+    println!("  as a data steward, the pairs matching could not settle (then decide, merge, split, explain):");
+    println!(
+        "    tongban review --endpoint https://{addr} --identity {}",
+        pki.identity_dir(&Identity::Steward("steward".to_owned())).display()
+    );
     println!("  explore the API with any gRPC client (reflection is on), e.g.:");
     println!(
         "    grpcurl -cacert {ca} -cert {dir}/cert.pem -key {dir}/key.pem {addr} list",

@@ -9,6 +9,7 @@ mod matching;
 mod pull;
 mod push;
 mod serve;
+mod steward;
 
 use std::path::PathBuf;
 
@@ -37,6 +38,16 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Look up one unified record by unified ID or by any identifier.
     Get(get::GetArgs),
+    /// The review queue: pairs matching could not settle, both sides side by side (steward).
+    Review(steward::ReviewArgs),
+    /// Settle a review pair: same (merge them) or different (apart for ever) (steward).
+    Decide(steward::DecideArgs),
+    /// Merge two unified records by ID; the older ID survives (steward).
+    Merge(steward::MergeArgs),
+    /// Take one mention out of its unified record into a new one (steward).
+    Split(steward::SplitArgs),
+    /// Why each source of a unified record is in it (steward or platform).
+    Explain(steward::ExplainArgs),
     /// Start a hub in a temporary folder, push a generated sample from all seven
     /// departments, and print what happened to every record type.
     Demo(demo::DemoArgs),
@@ -57,6 +68,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(args) => push::run(args).await,
         Command::Pull(args) => pull::run(args).await,
         Command::Get(args) => get::run(args).await,
+        Command::Review(args) => steward::review(args).await,
+        Command::Decide(args) => steward::decide(args).await,
+        Command::Merge(args) => steward::merge(args).await,
+        Command::Split(args) => steward::split(args).await,
+        Command::Explain(args) => steward::explain(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Estimate(args) => matching::estimate_run(args).await,
         Command::Rematch(args) => matching::rematch_run(args).await,

@@ -102,15 +102,7 @@ fn kind_to_pb(kind: tongban_adapters::model::EntityKind) -> pb::EntityKind {
 }
 
 fn sources_to_pb(sources: &[crate::unified::MentionRef]) -> Vec<pb::MentionRef> {
-    sources
-        .iter()
-        .map(|s| pb::MentionRef {
-            record_type: s.record_type.clone(),
-            source_id: s.source_id.clone(),
-            role: s.role.clone(),
-            index: s.index,
-        })
-        .collect()
+    sources.iter().map(mention_to_pb).collect()
 }
 
 /// The record as JSON for the wire; a merged-away entity carries none.
@@ -144,5 +136,129 @@ pub fn lookup_response(found: crate::registry::Found) -> pb::LookupResponse {
         redirected_from: found.redirected_from.unwrap_or_default(),
         sources: sources_to_pb(&record.sources),
         record: record_json(&record),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stewardship
+
+pub fn mention_to_pb(mention: &crate::unified::MentionRef) -> pb::MentionRef {
+    pb::MentionRef {
+        record_type: mention.record_type.clone(),
+        source_id: mention.source_id.clone(),
+        role: mention.role.clone(),
+        index: mention.index,
+    }
+}
+
+pub fn mention_from_pb(mention: pb::MentionRef) -> crate::unified::MentionRef {
+    crate::unified::MentionRef {
+        record_type: mention.record_type,
+        source_id: mention.source_id,
+        role: mention.role,
+        index: mention.index,
+    }
+}
+
+/// A page of the review queue; `after` is the request's, for an empty page.
+pub fn reviews_response(views: Vec<crate::stewardship::ReviewView>, after: i64) -> pb::ListReviewsResponse {
+    let next_after = views.last().map_or(after, |view| view.pair.id);
+    let pairs = views
+        .into_iter()
+        .map(|view| {
+            let pair = view.pair;
+            pb::ReviewPair {
+                id: pair.id,
+                mention: Some(mention_to_pb(&pair.mention)),
+                entity_id: pair.entity,
+                candidate_id: pair.candidate,
+                total_weight: pair.evidence.total,
+                comparisons: pair
+                    .evidence
+                    .comparisons
+                    .iter()
+                    .map(|c| pb::Comparison {
+                        field: c.field.as_str().to_owned(),
+                        level: c.level.as_str().to_owned(),
+                        weight: c.weight,
+                    })
+                    .collect(),
+                queued_at: rfc3339(pair.queued_at),
+                entity_record: view.entity.as_ref().map(record_json).unwrap_or_default(),
+                candidate_record: view.candidate.as_ref().map(record_json).unwrap_or_default(),
+            }
+        })
+        .collect();
+    pb::ListReviewsResponse { pairs, next_after }
+}
+
+pub fn steward_response(outcome: crate::stewardship::StewardOutcome) -> pb::StewardResponse {
+    pb::StewardResponse {
+        survivor: outcome.survivor.unwrap_or_default(),
+        created: outcome.created.unwrap_or_default(),
+        changed: outcome.changed,
+    }
+}
+
+pub fn explain_response(explanation: crate::stewardship::Explanation) -> pb::ExplainResponse {
+    use crate::stewardship::placement_summary;
+    pb::ExplainResponse {
+        unified_id: explanation.unified_id,
+        redirected_from: explanation.redirected_from.unwrap_or_default(),
+        sources: explanation
+            .sources
+            .iter()
+            .map(|(mention, placement)| pb::SourcePlacement {
+                mention: Some(mention_to_pb(mention)),
+                by: placement.as_ref().map(crate::resolve::Placement::kind).unwrap_or_default().to_owned(),
+                summary: placement
+                    .as_ref()
+                    .map_or_else(|| "placed before placements were kept".to_owned(), placement_summary),
+                // Serialising plain data cannot fail.
+                placement: placement
+                    .as_ref()
+                    .and_then(|p| serde_json::to_string(p).ok())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+/// A time as RFC 3339 in UTC with milliseconds, e.g. `2026-03-01T08:15:30.250Z`.
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    let millis = match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    };
+    let days = millis.div_euclid(86_400_000);
+    let in_day = millis.rem_euclid(86_400_000);
+    let (year, month, day) = tongban_adapters::calendar::civil_from_days(days);
+    let (hour, minute, second, milli) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::rfc3339;
+
+    #[test]
+    fn times_are_rfc3339_in_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // 2024-02-29T23:59:59.999Z, a leap day.
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_millis(1_709_251_199_999)),
+            "2024-02-29T23:59:59.999Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH - Duration::from_millis(1)),
+            "1969-12-31T23:59:59.999Z"
+        );
     }
 }

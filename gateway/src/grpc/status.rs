@@ -9,6 +9,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::pipeline::PushError;
 use crate::registry::ReadError;
+use crate::stewardship::StewardError;
 use crate::store::StoreError;
 
 /// The `domain` of every google.rpc.ErrorInfo the hub sends.
@@ -100,6 +101,26 @@ impl From<ReadError> for Status {
             ReadError::NotFound(_) => Status::not_found(message),
             ReadError::InvalidArgument(_) => Status::invalid_argument(message),
             ReadError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StewardError> for Status {
+    fn from(e: StewardError) -> Status {
+        let message = e.to_string();
+        match e {
+            StewardError::Refused { identity, .. } => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                ErrorDetails::with_error_info(
+                    "NOT_A_STEWARD",
+                    ERROR_DOMAIN,
+                    HashMap::from([("identity".to_owned(), identity.to_string())]),
+                ),
+            ),
+            StewardError::InvalidArgument(_) => Status::invalid_argument(message),
+            StewardError::NotFound(_) => Status::not_found(message),
+            StewardError::Store(e) => e.into(),
         }
     }
 }

@@ -98,12 +98,9 @@ pub struct Previous {
 }
 
 /// Why a mention is in its entity: kept with the mention, shown by `Explain`.
-///
-/// Stored as JSON, externally tagged (`{"matched": {...}}`): an internally tagged enum
-/// is buffered by serde, which cannot read back the weights with serde_json's
-/// `arbitrary_precision`.
+/// Stored as JSON tagged by `by` (`{"by": "matched", "evidence": ...}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "by", rename_all = "snake_case")]
 pub enum Placement {
     /// A key the entity holds; with the rest of the evidence where the entity had a
     /// profile to compare.
@@ -133,8 +130,8 @@ pub enum Placement {
 }
 
 impl Placement {
-    /// Its name in push answers: `key`, `previous`, `matched`, `founded`, `queued` or
-    /// `steward`.
+    /// Its name in push answers and explanations (the JSON tag): `key`, `previous`,
+    /// `matched`, `founded`, `queued` or `steward`.
     pub fn kind(&self) -> &'static str {
         match self {
             Placement::Key { .. } => "key",

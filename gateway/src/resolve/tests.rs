@@ -197,27 +197,34 @@ fn keys_are_listed_in_one_sorted_order() {
 }
 
 #[test]
-fn placements_with_weights_survive_a_round_trip_through_json() {
-    use crate::resolve::matching::{Comparison, Evidence, Field, Level};
-    let evidence = Evidence {
-        total: 21.5,
-        comparisons: vec![Comparison {
-            field: Field::Name,
-            level: Level::Exact,
-            weight: 12.25,
+fn placements_read_back_from_their_json() {
+    // serde_json's arbitrary_precision (on in this workspace) turns numbers that serde
+    // buffers (as for an internally tagged enum) into maps: the weights must read back.
+    let evidence = matching::Evidence {
+        total: 16.875,
+        comparisons: vec![matching::Comparison {
+            field: matching::Field::BirthDate,
+            level: matching::Level::YearMonth,
+            weight: 3.644,
         }],
     };
     for placement in [
-        Placement::Matched {
+        Placement::Queued {
             evidence: evidence.clone(),
         },
+        Placement::Key {
+            scheme: IdScheme::ResidentId,
+            evidence: Some(evidence.clone()),
+        },
         Placement::Previous {
-            first: Some(Box::new(Placement::Queued { evidence })),
+            first: Some(Box::new(Placement::Matched {
+                evidence: evidence.clone(),
+            })),
         },
         Placement::Founded { best: None },
     ] {
-        let text = serde_json::to_string(&placement).expect("a placement encodes");
-        let back: Placement = serde_json::from_str(&text).expect("and decodes");
-        assert_eq!(back, placement);
+        let text = serde_json::to_string(&placement).expect("placement JSON");
+        let back: Placement = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(back, placement, "{text}");
     }
 }

@@ -37,7 +37,16 @@ pub(crate) async fn act<T: UnifyTx>(
                     survivor: Some(entity),
                     ..StewardOutcome::default()
                 },
-                Verdict::Same => merge(tx, &entity, &candidate, settings).await?,
+                Verdict::Same => {
+                    let outcome = merge(tx, &entity, &candidate, settings).await?;
+                    // Explanations say the steward put it there, not that it is queued.
+                    if let Some(survivor) = &outcome.survivor {
+                        if tx.mention_entity(&row.mention).await?.as_ref() == Some(survivor) {
+                            tx.move_mention(&row.mention, survivor, &decided("same")).await?;
+                        }
+                    }
+                    outcome
+                }
                 Verdict::Different => {
                     if entity == candidate {
                         return Err(StoreError::Refused(format!(
@@ -47,6 +56,7 @@ pub(crate) async fn act<T: UnifyTx>(
                     tx.set_apart(&entity, &candidate, true).await?;
                     if tx.mention_entity(&row.mention).await?.as_ref() == Some(&entity) {
                         tx.pin(&row.mention, &entity).await?;
+                        tx.move_mention(&row.mention, &entity, &decided("different")).await?;
                     }
                     let both: BTreeSet<EntityId> = [entity, candidate].into_iter().collect();
                     let standing = lock_standing(tx, both.clone()).await?;
@@ -141,6 +151,13 @@ pub(crate) async fn act<T: UnifyTx>(
     })
     .await?;
     Ok(outcome)
+}
+
+/// The placement of a mention a steward's verdict left where it is.
+fn decided(verdict: &str) -> Placement {
+    Placement::Steward {
+        decision: verdict.to_owned(),
+    }
 }
 
 /// The live entity an ID names now (itself, or the survivor it was merged into).

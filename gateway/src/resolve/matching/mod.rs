@@ -177,6 +177,7 @@ pub struct Comparison {
     pub field: Field,
     pub level: Level,
     /// Bits for (positive) or against (negative).
+    #[serde(deserialize_with = "bits")]
     pub weight: f64,
 }
 
@@ -185,8 +186,19 @@ pub struct Comparison {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Sum of the weights, in bits.
+    #[serde(deserialize_with = "bits")]
     pub total: f64,
     pub comparisons: Vec<Comparison>,
+}
+
+/// Reads a weight through `serde_json::Number`: with serde_json's `arbitrary_precision`
+/// (on in this workspace) a number inside an internally tagged enum (a
+/// [`crate::resolve::Placement`]) reaches a plain `f64` as a map and is refused.
+fn bits<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_f64()
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a weight in bits")))
 }
 
 impl Evidence {

@@ -173,9 +173,6 @@ impl UnifyTx for SqliteUnify<'_, '_> {
              SELECT ?2, other_id FROM entities_apart WHERE entity_id = ?1 AND other_id <> ?2
              UNION ALL
              SELECT entity_id, ?2 FROM entities_apart WHERE other_id = ?1 AND entity_id <> ?2",
-            // Rows of the absorbed entity, now copied to the survivor (?2 only keeps the
-            // parameter count of the loop).
-            "DELETE FROM entities_apart WHERE (entity_id = ?1 OR other_id = ?1) AND ?2 IS NOT NULL",
             "UPDATE review_pairs SET status = 'superseded'
              WHERE status = 'open' AND ((entity_id = ?1 AND candidate = ?2) OR (entity_id = ?2 AND candidate = ?1))",
         ] {
@@ -184,6 +181,11 @@ impl UnifyTx for SqliteUnify<'_, '_> {
                 .and_then(|mut s| s.execute(params![absorbed, survivor]))
                 .map_err(classify)?;
         }
+        // The absorbed entity's pairs now belong to the survivor (copied above).
+        self.tx
+            .prepare_cached("DELETE FROM entities_apart WHERE entity_id = ?1 OR other_id = ?1")
+            .and_then(|mut s| s.execute(params![absorbed]))
+            .map_err(classify)?;
         Ok(())
     }
 

@@ -202,9 +202,6 @@ impl UnifyTx for PgUnify<'_, '_> {
              UNION ALL
              SELECT entity_id, $2 FROM entities_apart WHERE other_id = $1 AND entity_id <> $2
              ON CONFLICT DO NOTHING",
-            // Rows of the absorbed entity, now copied to the survivor ($2 only keeps the
-            // parameter count of the loop).
-            "DELETE FROM entities_apart WHERE (entity_id = $1 OR other_id = $1) AND $2 IS NOT NULL",
             "UPDATE review_pairs SET status = 'superseded'
              WHERE status = 'open' AND ((entity_id = $1 AND candidate = $2) OR (entity_id = $2 AND candidate = $1))",
         ] {
@@ -214,6 +211,13 @@ impl UnifyTx for PgUnify<'_, '_> {
                 .await
                 .map_err(classify)?;
         }
+        // The absorbed entity's pairs now belong to the survivor (copied above).
+        let statement = self
+            .tx
+            .prepare_cached("DELETE FROM entities_apart WHERE entity_id = $1 OR other_id = $1")
+            .await
+            .map_err(classify)?;
+        self.tx.execute(&statement, &[absorbed]).await.map_err(classify)?;
         Ok(())
     }
 
