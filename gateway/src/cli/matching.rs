@@ -70,7 +70,8 @@ struct MatchingFile {
 /// Reads the `[matching]` table of a TOML file.
 pub fn load_matching(path: &Path) -> anyhow::Result<MatchSettings> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let file: MatchingFile = toml::from_str(&text).with_context(|| format!("{} has no valid [matching] table", path.display()))?;
+    let file: MatchingFile =
+        toml::from_str(&text).with_context(|| format!("{} has no valid [matching] table", path.display()))?;
     let problems = file.matching.problems();
     anyhow::ensure!(problems.is_empty(), "{}: {}", path.display(), problems.join("; "));
     Ok(file.matching)
@@ -86,7 +87,11 @@ impl StoreArgs {
             None => {
                 let dir = self.data_dir.clone().unwrap_or_else(super::default_data_dir);
                 let path = dir.join("tongban.db");
-                anyhow::ensure!(path.exists(), "no hub store at {} (run `tongban dev` first)", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "no hub store at {} (run `tongban dev` first)",
+                    path.display()
+                );
                 let store = EmbeddedStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
                 (store.into(), Settings::default())
             }
@@ -150,7 +155,12 @@ pub async fn estimate_run(args: EstimateArgs) -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
-    let person = estimate(EntityKind::Person, &persons, &settings.matching.person, args.random_pairs);
+    let person = estimate(
+        EntityKind::Person,
+        &persons,
+        &settings.matching.person,
+        args.random_pairs,
+    );
     let organisation = estimate(
         EntityKind::Organisation,
         &organisations,

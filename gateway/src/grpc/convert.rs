@@ -210,7 +210,11 @@ pub fn explain_response(explanation: crate::stewardship::Explanation) -> pb::Exp
             .iter()
             .map(|(mention, placement)| pb::SourcePlacement {
                 mention: Some(mention_to_pb(mention)),
-                by: placement.as_ref().map(crate::resolve::Placement::kind).unwrap_or_default().to_owned(),
+                by: placement
+                    .as_ref()
+                    .map(crate::resolve::Placement::kind)
+                    .unwrap_or_default()
+                    .to_owned(),
                 summary: placement
                     .as_ref()
                     .map_or_else(|| "placed before placements were kept".to_owned(), placement_summary),

@@ -466,13 +466,17 @@ fn plan_mention(state: &mut Planning<'_>, mention: &Mention, mention_ref: &Menti
         state.add(&node);
         let root = state.root(&node);
         state.note(&root, mention, &profile);
-        return (
-            root,
-            true,
-            Placement::Steward {
+        // The decision that pinned it stays its explanation.
+        let placement = state
+            .context
+            .previous
+            .get(mention_ref)
+            .and_then(|previous| previous.placement.clone())
+            .filter(|placement| matches!(placement, Placement::Steward { .. }))
+            .unwrap_or(Placement::Steward {
                 decision: "pinned".to_owned(),
-            },
-        );
+            });
+        return (root, true, placement);
     }
 
     let mut found: Vec<(Target, IdScheme)> = Vec::new();

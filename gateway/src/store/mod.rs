@@ -507,7 +507,10 @@ fn became_current<'a>(batch: &'a [Submission], results: &[RecordResult]) -> Vec<
 /// input; `current` gives each record's current version now.
 fn still_current<'a>(records: &'a [Reresolution], current: &HashMap<RecordKey, i64>) -> Vec<unify::Current<'a>> {
     let items = records.iter().enumerate().filter_map(|(item, record)| {
-        let key = (record.contribution.record_type.as_str().to_owned(), record.source_id.clone());
+        let key = (
+            record.contribution.record_type.as_str().to_owned(),
+            record.source_id.clone(),
+        );
         (current.get(&key) == Some(&record.source_version)).then_some((
             item,
             Incoming {

@@ -18,10 +18,10 @@ use tongban_adapters::model::EntityKind;
 
 use super::steward;
 use super::unify::unify_batch;
-use super::{still_current, CurrentRecord, Reresolution,
+use super::{
     became_current, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions, pending_result,
-    records_in_lock_order, sql_limit, unknown_records, AuditEntry, Decision, QuarantineEntry, Receipt, RecordKey,
-    Store, StoreError, StoredVersion, VersionWrite,
+    records_in_lock_order, sql_limit, still_current, unknown_records, AuditEntry, CurrentRecord, Decision,
+    QuarantineEntry, Receipt, RecordKey, Reresolution, Store, StoreError, StoredVersion, VersionWrite,
 };
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
 use crate::resolve::Key;
@@ -395,7 +395,10 @@ impl Store for EmbeddedStore {
                 .map_err(classify)?;
             let mut current = HashMap::new();
             for record in &records {
-                let key = (record.contribution.record_type.as_str().to_owned(), record.source_id.clone());
+                let key = (
+                    record.contribution.record_type.as_str().to_owned(),
+                    record.source_id.clone(),
+                );
                 if let Some(version) = current_version(&tx, &key)? {
                     current.insert(key, version);
                 }
@@ -406,9 +409,9 @@ impl Store for EmbeddedStore {
                 tx: &tx,
                 now_millis: unix_millis(SystemTime::now()),
             };
-            unify_batch(&unify, &still, &settings)
-                .now_or_never()
-                .ok_or_else(|| StoreError::Internal("embedded resolution did not complete synchronously".to_owned()))??;
+            unify_batch(&unify, &still, &settings).now_or_never().ok_or_else(|| {
+                StoreError::Internal("embedded resolution did not complete synchronously".to_owned())
+            })??;
             tx.commit().map_err(classify)?;
             Ok(count)
         })

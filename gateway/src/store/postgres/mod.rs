@@ -23,10 +23,11 @@ use tongban_adapters::model::EntityKind;
 
 use super::steward;
 use super::unify::unify_batch;
-use super::{still_current, CurrentRecord, Reresolution,
+use super::{
     became_current, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions, pending_result,
-    records_in_lock_order, sql_limit, unknown_records, AuditEntry, Decision, QuarantineEntry, Receipt, RecordKey,
-    Store, StoreError, StoredVersion, VersionWrite, CONTENTION_ATTEMPTS,
+    records_in_lock_order, sql_limit, still_current, unknown_records, AuditEntry, CurrentRecord, Decision,
+    QuarantineEntry, Receipt, RecordKey, Reresolution, Store, StoreError, StoredVersion, VersionWrite,
+    CONTENTION_ATTEMPTS,
 };
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
 use crate::resolve::{Key, Settings};
