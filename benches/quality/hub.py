@@ -107,16 +107,17 @@ class DevHub:
 
     LISTENING = re.compile(r"listening on (https://\S+)")
 
-    def __init__(self, binary: Path, directory: Path):
+    def __init__(self, binary: Path, directory: Path, extra: list[str] | None = None):
         self.binary = binary
         self.directory = directory
+        self.extra = extra or []
         self.endpoint = ""
         self.process: subprocess.Popen | None = None
         self.log_lines: list[str] = []
 
     def __enter__(self) -> "DevHub":
         self.process = subprocess.Popen(
-            [str(self.binary), "dev", "--data-dir", str(self.directory), "--listen", "127.0.0.1:0"],
+            [str(self.binary), "dev", "--data-dir", str(self.directory), "--listen", "127.0.0.1:0", *self.extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

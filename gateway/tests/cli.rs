@@ -479,7 +479,7 @@ path = "data/tongban.db"
 #[test]
 fn demo_prints_the_summary_of_all_eight_record_types() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = tongban(&["demo", "--people", "60"], dir.path());
+    let output = tongban(&["demo", "--people", "100"], dir.path());
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
     for record_type in [

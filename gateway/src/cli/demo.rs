@@ -239,7 +239,7 @@ fn print_score(city: &[SyntheticRecord], feed: &FeedState) {
         score.predicted_pairs
     );
     println!(
-        "  pairwise recall {:.4}: {} of {} true duplicate pairs found by deterministic keys",
+        "  pairwise recall {:.4}: {} of {} true duplicate pairs found",
         score.recall(),
         score.correct_pairs,
         score.true_pairs

@@ -29,6 +29,13 @@ impl LevelCounts {
         *self.0.entry(field).or_default().entry(level).or_default() += 1;
     }
 
+    fn seen(&self, field: Field, level: Level) -> bool {
+        self.0
+            .get(&field)
+            .and_then(|levels| levels.get(&level))
+            .is_some_and(|n| *n > 0)
+    }
+
     fn observations(&self, field: Field) -> u64 {
         self.0.get(&field).map_or(0, |levels| levels.values().sum())
     }
@@ -134,9 +141,15 @@ pub fn estimate(kind: EntityKind, mentions: &[Mention], current: &KindSettings, 
                 .levels()
                 .iter()
                 .map(|level| {
-                    let p = Probabilities {
-                        m: round(pm.get(level).copied().unwrap_or(0.0).max(M_FLOOR)),
-                        u: round(pu.get(level).copied().unwrap_or(0.0)),
+                    // A level the matching pairs never showed keeps what was configured:
+                    // the data is silent on it (a city whose clerks never mistype a name
+                    // says nothing of what a mistyped name is worth).
+                    let p = match kept.get(level) {
+                        Some(prior) if !m.seen(field, *level) => *prior,
+                        _ => Probabilities {
+                            m: round(pm.get(level).copied().unwrap_or(0.0).max(M_FLOOR)),
+                            u: round(pu.get(level).copied().unwrap_or(0.0)),
+                        },
                     };
                     (*level, p)
                 })
@@ -295,5 +308,13 @@ mod tests {
         }
         let back: File = toml::from_str(&to_toml(&settings)).expect("the written table reads back");
         assert_eq!(back.matching, settings);
+    }
+}
+#[cfg(test)]
+mod print_defaults {
+    #[test]
+    #[ignore]
+    fn print() {
+        println!("{}", super::to_toml(&crate::resolve::matching::MatchSettings::default()));
     }
 }

@@ -69,7 +69,9 @@ impl Profile {
                 Attribute::BirthDate => &mut self.birth_dates,
                 Attribute::Sex => &mut self.sexes,
                 Attribute::Phone => &mut self.phones,
-                Attribute::Address => &mut self.addresses,
+                // Where someone lives and where their household is registered are often
+                // the same place, typed by different clerks.
+                Attribute::Address | Attribute::HouseholdAddress => &mut self.addresses,
                 _ => continue,
             };
             add(list, &observation.value);
