@@ -368,6 +368,11 @@ mod tests {
         }
         config.check_survivorship().expect("example survivorship is valid");
         assert_eq!(
+            config.matching,
+            crate::resolve::matching::MatchSettings::default(),
+            "the example documents the matching defaults"
+        );
+        assert_eq!(
             config.survivorship,
             Authorities::default(),
             "the example shows the defaults"

@@ -21,6 +21,7 @@ use tonic::Code;
 
 tongban_tests::on_both_stores!(
     the_thresholds_link_queue_or_found_a_new_entity,
+    rematching_with_new_weights_links_more_and_keeps_decisions,
     pairs_between_the_thresholds_are_queued_and_page_oldest_first,
     same_merges_the_pair,
     different_keeps_the_pair_apart_for_ever,
@@ -282,7 +283,11 @@ async fn the_thresholds_link_queue_or_found_a_new_entity(kind: StoreKind) {
             .unwrap_or_else(|| panic!("party {index} of record {record}: {:?}", married[record]));
         (m.unified_id.clone(), m.resolved_by.clone())
     };
-    assert_eq!(placed(0, 0), (chen.clone(), "matched".to_owned()), "name and birth date: linked");
+    assert_eq!(
+        placed(0, 0),
+        (chen.clone(), "matched".to_owned()),
+        "name and birth date: linked"
+    );
     let (lin_party, how) = placed(0, 1);
     assert_eq!(how, "queued", "name and birth month only: a steward decides");
     assert_ne!(lin_party, lin, "a queued mention is its own entity meanwhile");
@@ -303,6 +308,82 @@ async fn the_thresholds_link_queue_or_found_a_new_entity(kind: StoreKind) {
         BTreeSet::from(["founded", "matched"]),
         "the insured founded 陈伟, the party was matched: {sources:?}"
     );
+}
+
+/// What `tongban rematch` does: every current record read again through its adapter
+/// and resolved again, here with a lower link threshold.
+async fn rematch(store: &tongban_gateway::store::AnyStore) -> usize {
+    let mut batch = Vec::new();
+    for record in store.current_records(None, 10_000).await.expect("current records") {
+        let record_type = record.record_type.parse().expect("a known record type");
+        let payload: Value = serde_json::from_str(&record.version.payload).expect("stored JSON");
+        let contribution =
+            tongban_gateway::pipeline::adapt::contribution(record_type, &payload, record.version.deleted)
+                .expect("the adapter reads what it read before");
+        batch.push(tongban_gateway::store::Reresolution {
+            source_id: record.source_id,
+            source_version: record.version.source_version,
+            contribution,
+        });
+    }
+    store.reresolve(batch).await.expect("resolved again")
+}
+
+async fn rematching_with_new_weights_links_more_and_keeps_decisions(kind: StoreKind) {
+    let hub = TestHub::start(kind).await;
+    let placed = two_queued_parties(&hub).await;
+    let chen_party = id_of(&placed, MARRIAGE, "party", 0);
+    let lin = id_of(&placed, LIN_FANG_TAX, "taxpayer", 0);
+    let lin_party = id_of(&placed, MARRIAGE, "party", 1);
+    let mut desk = stewardship(&hub, &steward_identity()).await;
+    let queue = list(&mut desk, 0, 10).await;
+    let chen_pair = queue
+        .pairs
+        .iter()
+        .find(|p| p.entity_id == chen_party)
+        .expect("陈伟's pair is queued");
+    decide(&mut desk, chen_pair.id, pb::Verdict::Different)
+        .await
+        .expect("different");
+    let before = feed_length(&hub).await;
+
+    // Weights that would link both parties (name and birth month now suffice).
+    let mut settings = tongban_gateway::resolve::Settings::default();
+    settings.matching.person.link = 12.0;
+    settings.matching.person.review = 8.0;
+    let store = hub.store.clone().with_resolution(settings);
+    assert_eq!(rematch(&store).await, 3, "every current record is resolved again");
+
+    let after = feed(&hub).await;
+    assert_eq!(
+        after.latest[&lin_party].merged_into, lin,
+        "林芳's party now links to the taxpayer"
+    );
+    assert!(sources_of(&after, &lin).contains(&addr("civil.marriage", MARRIAGE, "party", 1)));
+    assert!(
+        after.latest[&chen_party].merged_into.is_empty(),
+        "the steward said 陈伟's party is someone else: it stays apart"
+    );
+    assert_eq!(
+        sources_of(&after, &chen_party),
+        BTreeSet::from([addr("civil.marriage", MARRIAGE, "party", 0)])
+    );
+    let published = feed_length(&hub).await;
+    assert!(published > before, "the changes are in the feed");
+
+    // A second pass finds nothing new to say: nothing is published.
+    rematch(&store).await;
+    assert_eq!(
+        feed_length(&hub).await,
+        published,
+        "an unchanged record is not republished"
+    );
+}
+
+/// Changes in the feed so far.
+async fn feed_length(hub: &TestHub) -> usize {
+    let mut platform = unified(hub, &Identity::Platform).await;
+    read_feed(&mut platform, "").await.len()
 }
 
 async fn pairs_between_the_thresholds_are_queued_and_page_oldest_first(kind: StoreKind) {

@@ -310,11 +310,3 @@ mod tests {
         assert_eq!(back.matching, settings);
     }
 }
-#[cfg(test)]
-mod print_defaults {
-    #[test]
-    #[ignore]
-    fn print() {
-        println!("{}", super::to_toml(&crate::resolve::matching::MatchSettings::default()));
-    }
-}
