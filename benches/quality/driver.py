@@ -16,6 +16,7 @@ from pathlib import Path
 
 import env
 import febrl
+import hub
 import scoring
 import synthetic
 
@@ -63,7 +64,15 @@ def run_city(binary: Path, out: Path, people: int, skip_splink: bool) -> list[di
     say(f"  demo done in {city.hub_seconds:.1f} s; feed: {city.feed.live_persons} persons, "
         f"{city.feed.live_organisations} organisations, {city.feed.merged} merged IDs")
     dataset = f"city-{people}"
-    notes = {"feed_conflicts": city.feed.conflicts, "hub_time_covers": "tongban demo: generate, push, pull"}
+    # The same city with probabilistic matching off: what matching costs online.
+    keys_only = out / f"city-{people}-keys-only"
+    hub.run_demo(binary, people, keys_only, extra=["--no-matching"])
+    rate_on, rate_off = hub.push_rate(city.directory), hub.push_rate(keys_only)
+    say(f"  push rate {rate_on:.0f} records/s with matching, {rate_off:.0f} with keys only "
+        f"(ratio {rate_on / rate_off:.2f})")
+    notes = {"feed_conflicts": city.feed.conflicts, "hub_time_covers": "tongban demo: generate, push, pull",
+             "push_rate_matching": round(rate_on), "push_rate_keys_only": round(rate_off),
+             "push_rate_ratio": round(rate_on / rate_off, 3)}
     rows = []
     person = row(dataset, "person", city.hub["person"], city.hub_seconds, **notes)
     if not skip_splink:

@@ -83,7 +83,7 @@ def fresh_dir(path: Path) -> Path:
     return path
 
 
-def run_demo(binary: Path, people: int, directory: Path, seed: int = 1) -> float:
+def run_demo(binary: Path, people: int, directory: Path, seed: int = 1, extra: list[str] | None = None) -> float:
     """`tongban demo --people N --keep DIR` into an emptied DIR; its wall time in
     seconds. The demo's report goes to DIR/demo.log."""
     fresh_dir(directory)
@@ -91,7 +91,8 @@ def run_demo(binary: Path, people: int, directory: Path, seed: int = 1) -> float
     started = time.monotonic()
     with open(log, "w", encoding="utf-8") as out:
         result = subprocess.run(
-            [str(binary), "demo", "--people", str(people), "--seed", str(seed), "--keep", str(directory)],
+            [str(binary), "demo", "--people", str(people), "--seed", str(seed), "--keep", str(directory),
+             *(extra or [])],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -99,6 +100,17 @@ def run_demo(binary: Path, people: int, directory: Path, seed: int = 1) -> float
     if result.returncode != 0:
         sys.exit(f"bench: tongban demo failed ({result.returncode}); see {log}")
     return elapsed
+
+
+PUSH_RATE = re.compile(r"pushed (\d+) records in ([\d.]+) s")
+
+
+def push_rate(directory: Path) -> float:
+    """Records per second of the demo's pushes, as its report says."""
+    found = PUSH_RATE.search((directory / "demo.log").read_text(encoding="utf-8"))
+    if not found:
+        sys.exit(f"bench: no push rate in {directory / 'demo.log'}")
+    return int(found.group(1)) / float(found.group(2))
 
 
 class DevHub:

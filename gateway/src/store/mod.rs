@@ -472,6 +472,19 @@ fn errors_from_json(text: &str) -> Result<Vec<RecordError>, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("corrupt quarantine errors: {e}")))
 }
 
+/// A mention's placement as stored (JSON text).
+fn placement_to(placement: Option<&crate::resolve::Placement>) -> Result<Option<String>, StoreError> {
+    placement
+        .map(|p| serde_json::to_string(p).map_err(|e| StoreError::Internal(format!("cannot encode a placement: {e}"))))
+        .transpose()
+}
+
+/// A stored placement read back.
+fn placement_from(text: Option<String>) -> Result<Option<crate::resolve::Placement>, StoreError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Internal(format!("corrupt placement: {e}"))))
+        .transpose()
+}
+
 /// A `LIMIT` value for SQL.
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)

@@ -15,7 +15,7 @@ use crate::resolve::matching::Profile;
 use crate::resolve::{Key, Placement, Previous};
 use crate::stewardship::{Explanation, ReviewPair};
 use crate::store::unify::{EntityRow, QueuedReview, ReviewRow, UnifyTx};
-use crate::store::{sql_limit, AuditEntry, StoreError};
+use crate::store::{placement_from, placement_to, sql_limit, AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
 
 /// The batch's transaction, seen by the resolution steps.
@@ -608,17 +608,6 @@ fn mention_ref(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Mentio
         role: row.get(first + 2)?,
         index: row.get(first + 3)?,
     })
-}
-
-fn placement_to(placement: Option<&Placement>) -> Result<Option<String>, StoreError> {
-    placement
-        .map(|p| serde_json::to_string(p).map_err(|e| json_error("a placement", e)))
-        .transpose()
-}
-
-fn placement_from(text: Option<String>) -> Result<Option<Placement>, StoreError> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| json_error("a placement", e)))
-        .transpose()
 }
 
 // ---------------------------------------------------------------------------------------

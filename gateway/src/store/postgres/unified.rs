@@ -16,7 +16,7 @@ use crate::resolve::matching::Profile;
 use crate::resolve::{Key, Placement, Previous};
 use crate::stewardship::{Explanation, ReviewPair};
 use crate::store::unify::{EntityRow, QueuedReview, ReviewRow, UnifyTx};
-use crate::store::{AuditEntry, StoreError};
+use crate::store::{placement_from, placement_to, AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
 
 /// The batch's transaction, seen by the resolution steps.
@@ -723,17 +723,6 @@ fn mention_ref(row: &tokio_postgres::Row, first: usize) -> Result<MentionRef, St
         role: row.try_get(first + 2).map_err(classify)?,
         index: u32::try_from(index).map_err(|_| StoreError::Internal(format!("negative mention index {index}")))?,
     })
-}
-
-fn placement_to(placement: Option<&Placement>) -> Result<Option<String>, StoreError> {
-    placement
-        .map(|p| serde_json::to_string(p).map_err(|e| json_error("a placement", e)))
-        .transpose()
-}
-
-fn placement_from(text: Option<String>) -> Result<Option<Placement>, StoreError> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| json_error("a placement", e)))
-        .transpose()
 }
 
 // ---------------------------------------------------------------------------------------
