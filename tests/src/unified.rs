@@ -62,6 +62,17 @@ pub fn envelope(record: &SyntheticRecord) -> pb::Envelope {
     }
 }
 
+/// An envelope of a department's native record, written by hand in a test.
+pub fn env(record_type: &str, source_id: &str, source_version: i64, payload: serde_json::Value) -> pb::Envelope {
+    pb::Envelope {
+        record_type: record_type.to_owned(),
+        source_id: source_id.to_owned(),
+        source_version,
+        deleted: false,
+        payload: payload.to_string(),
+    }
+}
+
 /// The department identity allowed to push `record_type`.
 pub fn owner(record_type: &str) -> Identity {
     let record_type: RecordType = record_type.parse().expect("known record type");

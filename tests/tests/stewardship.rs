@@ -14,7 +14,7 @@ use tongban_proto::v1 as pb;
 use tongban_proto::v1::stewardship_client::StewardshipClient;
 use tongban_tests::hub::{department, StoreKind, TestHub};
 use tongban_tests::unified::{
-    lookup_identifier, outcome, owner, push, read_feed, record_json, unified, FeedState, MentionAddr,
+    env, lookup_identifier, outcome, owner, push, read_feed, record_json, unified, FeedState, MentionAddr,
 };
 use tonic::transport::Channel;
 use tonic::Code;
@@ -43,16 +43,6 @@ const LIN_FANG: &str = "370687198104020022";
 /// so each party scores between the review (10 bits) and link (20 bits) thresholds
 /// against the taxpayer of the same name.
 const MARRIAGE: &str = "J370687-2005-000100";
-
-fn env(record_type: &str, source_id: &str, source_version: i64, payload: Value) -> pb::Envelope {
-    pb::Envelope {
-        record_type: record_type.to_owned(),
-        source_id: source_id.to_owned(),
-        source_version,
-        deleted: false,
-        payload: payload.to_string(),
-    }
-}
 
 fn taxpayer(djxh: &str, nsrsbh: &str, name: &str, version: i64) -> pb::Envelope {
     env(

@@ -18,8 +18,9 @@ use tongban_proto::v1 as pb;
 use tongban_proto::v1::exchange_client::ExchangeClient;
 use tongban_tests::hub::{department, HubOptions, StoreKind, TestHub};
 use tongban_tests::unified::{
-    assert_key_groups_unified, envelope, lookup, lookup_id, lookup_identifier, mention_keys, outcome, owner, pairwise,
-    position, push, read_feed, record_json, resolutions, truth, unified, wrong_merges, FeedState, MentionAddr, RESENT,
+    assert_key_groups_unified, env, envelope, lookup, lookup_id, lookup_identifier, mention_keys, outcome, owner,
+    pairwise, position, push, read_feed, record_json, resolutions, truth, unified, wrong_merges, FeedState,
+    MentionAddr, RESENT,
 };
 use tonic::transport::Channel;
 use tonic::Code;
@@ -65,16 +66,6 @@ on_both_stores_in_parallel!(
 
 // ---------------------------------------------------------------------------
 // Native records, written as the departments export them.
-
-fn env(record_type: &str, source_id: &str, source_version: i64, payload: Value) -> pb::Envelope {
-    pb::Envelope {
-        record_type: record_type.to_owned(),
-        source_id: source_id.to_owned(),
-        source_version,
-        deleted: false,
-        payload: payload.to_string(),
-    }
-}
 
 /// `base` with the fields of `changes` replaced.
 fn with(mut base: Value, changes: Value) -> Value {
