@@ -298,6 +298,26 @@ async fn the_thresholds_link_queue_or_found_a_new_entity(kind: StoreKind) {
         BTreeSet::from(["founded", "matched"]),
         "the insured founded 陈伟, the party was matched: {sources:?}"
     );
+
+    // The same registration again, corrected elsewhere: the open question is not asked twice.
+    let again = push(
+        &mut civil,
+        "thresholds",
+        vec![marriage_of(
+            "J370687-2005-000200",
+            ("陈伟", "E11111111", "1979.03.15"),
+            ("林芳", "E22222222", "1981.04.25"),
+            2,
+        )],
+    )
+    .await;
+    assert_eq!(outcome(&again[0]), pb::Outcome::Accepted);
+
+    assert_eq!(
+        list(&mut desk, 0, 50).await.pairs.len(),
+        1,
+        "one open pair per two entities"
+    );
 }
 
 /// What `tongban rematch` does: every current record read again through its adapter

@@ -438,9 +438,12 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         let evidence = serde_json::to_string(&review.evidence).map_err(|e| json_error("evidence", e))?;
         self.tx
             .prepare_cached(
+                // One open pair per two entities, as on PostgreSQL.
                 "INSERT INTO review_pairs (record_type, source_id, role, idx, entity_id, candidate, total, evidence,
                                            queued_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+                 WHERE NOT EXISTS (SELECT 1 FROM review_pairs WHERE status = 'open'
+                                   AND ((entity_id = ?5 AND candidate = ?6) OR (entity_id = ?6 AND candidate = ?5)))",
             )
             .and_then(|mut s| {
                 s.execute(params![

@@ -528,8 +528,12 @@ impl UnifyTx for PgUnify<'_, '_> {
         let statement = self
             .tx
             .prepare_cached(
+                // One open pair per two entities: a record pushed again does not queue
+                // the same question twice.
                 "INSERT INTO review_pairs (record_type, source_id, role, idx, entity_id, candidate, total, evidence)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                 WHERE NOT EXISTS (SELECT 1 FROM review_pairs WHERE status = 'open'
+                                   AND ((entity_id = $5 AND candidate = $6) OR (entity_id = $6 AND candidate = $5)))",
             )
             .await
             .map_err(classify)?;

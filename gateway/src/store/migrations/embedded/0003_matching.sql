@@ -32,6 +32,9 @@ CREATE TABLE review_pairs (
     decided_at  INTEGER
 ) STRICT;
 CREATE INDEX review_pairs_open ON review_pairs (id) WHERE status = 'open';
+-- One open pair per two entities: checked on every queueing.
+CREATE INDEX review_pairs_open_entities ON review_pairs (entity_id, candidate) WHERE status = 'open';
+CREATE INDEX review_pairs_open_candidates ON review_pairs (candidate, entity_id) WHERE status = 'open';
 CREATE INDEX review_pairs_mention ON review_pairs (record_type, source_id, role, idx);
 
 CREATE TABLE pinned_mentions (
