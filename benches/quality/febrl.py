@@ -167,7 +167,7 @@ def run_hub(binary: Path, dataset: Dataset, directory: Path) -> HubRun:
     """Two fresh dev hubs in `directory`. The first takes the records with the default
     weights (estimated on the synthetic city) so that `tongban estimate` can learn m and
     u from this data, as Splink trains on it; the second takes them again, online, one
-    batch at a time, with the estimated weights. Scored: the second hub's person
+    batch at a time, with the estimated weights and the default thresholds. Scored: the second hub's person
     clusters against the true links. Time: both hubs and the estimate."""
     hub.fresh_dir(directory)
     records, source_of, skipped = envelopes(dataset)

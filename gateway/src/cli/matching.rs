@@ -50,6 +50,11 @@ pub struct EstimateArgs {
     /// Random pairs sampled for u.
     #[arg(long, default_value_t = 200_000)]
     random_pairs: usize,
+    /// Also set the thresholds from the population: review where a pair's odds are
+    /// even (log2 n bits for n entities), link where they are 99 to 1 (log2 99n).
+    /// Without it the configured thresholds are kept.
+    #[arg(long)]
+    thresholds: bool,
 }
 
 #[derive(Debug, Args)]
@@ -155,18 +160,22 @@ pub async fn estimate_run(args: EstimateArgs) -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
-    let person = estimate(
+    let mut person = estimate(
         EntityKind::Person,
         &persons,
         &settings.matching.person,
         args.random_pairs,
     );
-    let organisation = estimate(
+    let mut organisation = estimate(
         EntityKind::Organisation,
         &organisations,
         &settings.matching.organisation,
         args.random_pairs,
     );
+    if args.thresholds {
+        person.thresholds_from_population();
+        organisation.thresholds_from_population();
+    }
     for e in [&person, &organisation] {
         eprintln!(
             "{}: {} mentions, {} pairs sharing a key (m), {} random pairs (u)",

@@ -128,6 +128,8 @@ pub fn compare(field: Field, a: &Profile, b: &Profile) -> (Level, Option<String>
         Field::Name => best(&a.names, &b.names, |x, y| {
             if x == y {
                 Level::Exact
+            } else if x.contains(' ') || y.contains(' ') {
+                graded_latin(x, y)
             } else {
                 graded_text(x, y, true)
             }
@@ -215,6 +217,51 @@ fn graded_text(x: &str, y: &str, edits: bool) -> Level {
         Level::JaroWinkler80
     } else {
         Level::Different
+    }
+}
+
+/// Latin names are compared part by part whatever the order the parts were typed in
+/// (the comparable name sorts them): a part split or joined (`SOPH IE` for `SOPHIE`) is
+/// one edit, and otherwise the closest arrangement of the parts counts.
+fn graded_latin(x: &str, y: &str) -> Level {
+    let (xs, ys) = (arrangements(x), arrangements(y));
+    if xs
+        .iter()
+        .any(|a| ys.iter().any(|b| a.replace(' ', "") == b.replace(' ', "")))
+    {
+        return Level::OneEdit;
+    }
+    xs.iter()
+        .flat_map(|a| ys.iter().map(move |b| graded_text(a, b, true)))
+        .min()
+        .unwrap_or(Level::Different)
+}
+
+/// The parts of a name in every order (names have few parts; more than four are taken
+/// as written).
+fn arrangements(name: &str) -> Vec<String> {
+    let parts: Vec<&str> = name.split(' ').filter(|p| !p.is_empty()).collect();
+    if parts.len() > 4 {
+        return vec![name.to_owned()];
+    }
+    let mut out = Vec::new();
+    permute(&parts, &mut Vec::new(), &mut vec![false; parts.len()], &mut out);
+    out
+}
+
+fn permute<'a>(parts: &[&'a str], current: &mut Vec<&'a str>, used: &mut [bool], out: &mut Vec<String>) {
+    if current.len() == parts.len() {
+        out.push(current.join(" "));
+        return;
+    }
+    for i in 0..parts.len() {
+        if !used[i] {
+            used[i] = true;
+            current.push(parts[i]);
+            permute(parts, current, used, out);
+            current.pop();
+            used[i] = false;
+        }
     }
 }
 
@@ -346,6 +393,12 @@ mod tests {
         assert_eq!(names("ALEXANDRA BELLAMY", "ALEXANDRA BELAMI"), Level::JaroWinkler92);
         assert_eq!(names("JOSEPH SMITHSON", "JOSEPHINE SMYTHE"), Level::JaroWinkler80);
         assert_eq!(names("王伟", "李娜"), Level::Different);
+        assert_eq!(
+            names("IE NICOLLE SOPH", "NICOLLE SOPHIE"),
+            Level::OneEdit,
+            "a part split in two"
+        );
+        assert_eq!(names("BLACK AMBER WELL", "AMBER BLACKWELL"), Level::OneEdit);
     }
 
     #[test]

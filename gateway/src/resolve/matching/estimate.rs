@@ -67,7 +67,21 @@ pub struct Estimate {
     /// Pairs sharing a key (for m) and random pairs (for u).
     pub matching_pairs: usize,
     pub random_pairs: usize,
+    /// Key clusters: about how many entities the mentions are of.
+    pub clusters: usize,
     pub settings: KindSettings,
+}
+
+impl Estimate {
+    /// Thresholds from the population instead of the configured ones: with about `n`
+    /// entities, a mention's prior odds of being a given candidate are 1 : n, so a
+    /// total of log2(n) bits makes it even and log2(99 n) makes it 99 %. Link there, and
+    /// review from even odds.
+    pub fn thresholds_from_population(&mut self) {
+        let n = (self.clusters.max(2)) as f64;
+        self.settings.review = (n.log2() * 100.0).round() / 100.0;
+        self.settings.link = ((99.0 * n).log2() * 100.0).round() / 100.0;
+    }
 }
 
 /// Estimates m and u for `kind` from its mentions; thresholds are kept from `current`.
@@ -162,6 +176,7 @@ pub fn estimate(kind: EntityKind, mentions: &[Mention], current: &KindSettings, 
         mentions: mentions.len(),
         matching_pairs,
         random_pairs: sampled,
+        clusters: clusters.len(),
         settings,
     }
 }
@@ -295,6 +310,11 @@ mod tests {
         assert!(birth[&Level::Exact].m > 0.95, "{birth:?}");
         assert!(birth[&Level::Exact].u < 0.05, "{birth:?}");
         assert_eq!(estimate.settings.link, defaults::person().link, "thresholds are kept");
+        assert_eq!(estimate.clusters, 200);
+        let mut from_population = estimate.clone();
+        from_population.thresholds_from_population();
+        assert_eq!(from_population.settings.review, 7.64, "log2(200)");
+        assert_eq!(from_population.settings.link, 14.27, "log2(99 × 200)");
         assert_eq!(
             estimate.settings.fields[&Field::Phone],
             defaults::person().fields[&Field::Phone],

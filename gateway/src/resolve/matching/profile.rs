@@ -197,11 +197,19 @@ impl Profile {
             }
         }
         if kind == EntityKind::Person {
-            // A typo in one part of a name: each part with the full birth date.
             for name in &self.names {
+                // The name alone, for records whose birth date is mistyped or missing (a
+                // common name fills its block: the read is capped per block, and the
+                // name's frequency keeps it from counting for much).
+                block("n", name);
+                // A typo in one part of a name: each part with the full birth date, and
+                // with the address.
                 for part in name_parts(name) {
                     for birth in self.birth_dates.iter().filter(|b| b.len() == 10) {
                         block("pb", &format!("{part}|{birth}"));
+                    }
+                    for address in &self.addresses {
+                        block("pa", &format!("{part}|{address}"));
                     }
                 }
             }
