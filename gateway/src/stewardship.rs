@@ -94,7 +94,7 @@ pub struct StewardOutcome {
     pub survivor: Option<EntityId>,
     /// The entity a split created.
     pub created: Option<EntityId>,
-    /// Every entity republished in the feed.
+    /// Every entity the action rebuilt (those whose record changed are in the feed).
     pub changed: Vec<EntityId>,
 }
 

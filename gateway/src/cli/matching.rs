@@ -108,47 +108,48 @@ impl StoreArgs {
     }
 }
 
-/// Every current record of the store, in pages, read again through its adapter.
-async fn for_each_page(
+/// The next page of current records after `after`, read again through their adapter;
+/// `None` at the end.
+async fn next_page(
     store: &AnyStore,
-    mut page: impl FnMut(Vec<Reresolution>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let mut after = None;
-    loop {
-        let records = store.current_records(after.clone(), PAGE).await?;
-        let Some(last) = records.last() else {
-            return Ok(());
+    after: &mut Option<(String, String)>,
+) -> anyhow::Result<Option<Vec<Reresolution>>> {
+    let records = store.current_records(after.clone(), PAGE).await?;
+    let Some(last) = records.last() else {
+        return Ok(None);
+    };
+    *after = Some((last.record_type.clone(), last.source_id.clone()));
+    let mut batch = Vec::with_capacity(records.len());
+    for record in records {
+        let Ok(record_type) = record.record_type.parse::<RecordType>() else {
+            continue;
         };
-        after = Some((last.record_type.clone(), last.source_id.clone()));
-        let mut batch = Vec::with_capacity(records.len());
-        for record in records {
-            let Ok(record_type) = record.record_type.parse::<RecordType>() else {
-                continue;
-            };
-            let payload: Value = serde_json::from_str(&record.version.payload)
-                .with_context(|| format!("stored payload of {} {}", record.record_type, record.source_id))?;
-            // A record the adapter cannot read now keeps what it had.
-            match contribution(record_type, &payload, record.version.deleted) {
-                Ok(contribution) => batch.push(Reresolution {
-                    source_id: record.source_id,
-                    source_version: record.version.source_version,
-                    contribution,
-                }),
-                Err(error) => eprintln!(
-                    "skipped {} {}: the adapter cannot read it ({})",
-                    record.record_type, record.source_id, error.message
-                ),
-            }
+        let payload: Value = serde_json::from_str(&record.version.payload)
+            .with_context(|| format!("stored payload of {} {}", record.record_type, record.source_id))?;
+        // A record the adapter cannot read now keeps what it had.
+        match contribution(record_type, &payload, record.version.deleted) {
+            Ok(contribution) => batch.push(Reresolution {
+                source_id: record.source_id,
+                source_version: record.version.source_version,
+                contribution,
+            }),
+            Err(error) => eprintln!(
+                "skipped {} {}: the adapter cannot read it ({})",
+                record.record_type, record.source_id, error.message
+            ),
         }
-        page(batch)?;
     }
+    Ok(Some(batch))
 }
 
 pub async fn estimate_run(args: EstimateArgs) -> anyhow::Result<()> {
     let (store, settings) = args.store.open().await?;
+    // Every mention is held in memory (the profiles and key clusters need them all):
+    // about a kilobyte each.
     let mut persons: Vec<Mention> = Vec::new();
     let mut organisations: Vec<Mention> = Vec::new();
-    for_each_page(&store, |batch| {
+    let mut after = None;
+    while let Some(batch) = next_page(&store, &mut after).await? {
         for record in batch {
             for mention in record.contribution.mentions {
                 match mention.kind {
@@ -157,9 +158,7 @@ pub async fn estimate_run(args: EstimateArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        Ok(())
-    })
-    .await?;
+    }
     let mut person = estimate(
         EntityKind::Person,
         &persons,
@@ -212,26 +211,19 @@ pub async fn rematch_run(args: RematchArgs) -> anyhow::Result<()> {
     } else {
         indicatif::ProgressBar::new_spinner()
     };
-    let mut pages = Vec::new();
-    for_each_page(&store, |batch| {
-        pages.push(batch);
-        Ok(())
-    })
-    .await?;
-    let total: usize = pages.iter().map(Vec::len).sum();
-    bar.set_length(total as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records resolved again") {
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {pos} records resolved again") {
         bar.set_style(style);
     }
-    let mut resolved = 0;
-    for page in pages {
-        let n = page.len();
-        resolved += store.reresolve(page).await?;
-        bar.inc(n as u64);
+    let (mut read, mut resolved) = (0, 0);
+    let mut after = None;
+    while let Some(batch) = next_page(&store, &mut after).await? {
+        read += batch.len();
+        resolved += store.reresolve(batch).await?;
+        bar.set_position(read as u64);
     }
     bar.finish_and_clear();
     println!(
-        "resolved {resolved} of {total} current records again; the changes are in the feed \
+        "resolved {resolved} of {read} current records again; the changes are in the feed \
          (records changed since they were read were left to their push)"
     );
     Ok(())

@@ -353,7 +353,10 @@ impl Planning<'_> {
     /// A steward said these two (roots) are different entities.
     fn apart(&self, a: &Target, b: &Target) -> bool {
         match (a, b) {
-            (Target::Existing(a), Target::Existing(b)) => self.context.apart.contains(&(a.clone(), b.clone())),
+            (Target::Existing(a), Target::Existing(b)) => {
+                self.context.apart.contains(&(a.clone(), b.clone()))
+                    || self.context.apart.contains(&(b.clone(), a.clone()))
+            }
             _ => false,
         }
     }
@@ -506,7 +509,21 @@ fn plan_mention(state: &mut Planning<'_>, mention: &Mention, mention_ref: &Menti
                     < state.settings.key_veto =>
             {
                 follow_keys = false;
-                let node = state.create(mention.kind);
+                // The entity it founded the last time, if any: a record pushed again must
+                // not found one more.
+                let founded = state
+                    .context
+                    .previous
+                    .get(mention_ref)
+                    .map(|previous| Target::Existing(previous.entity.clone()))
+                    .filter(|previous| *previous != first_root && state.kind_of(previous) == Some(mention.kind));
+                let node = match founded {
+                    Some(node) => {
+                        state.add(&node);
+                        node
+                    }
+                    None => state.create(mention.kind),
+                };
                 state.reviews.push(Review {
                     mention: mention_ref.clone(),
                     target: node.clone(),
@@ -565,10 +582,22 @@ fn plan_mention(state: &mut Planning<'_>, mention: &Mention, mention_ref: &Menti
         (state.create(mention.kind), false, Placement::Founded { best: None })
     };
     if follow_keys {
+        // A key follows the mention unless another entity holds it and stays apart from
+        // this one by a steward's decision (then it stays where it is).
+        let root = state.root(&node);
         for identifier in mention.keys() {
-            state
-                .keys
-                .insert((identifier.scheme, identifier.value.clone()), node.clone());
+            let key = (identifier.scheme, identifier.value.clone());
+            let owner = match state.keys.get(&key) {
+                Some(node) => Some(node.clone()),
+                None => state.context.key_owners.get(&key).cloned().map(Target::Existing),
+            };
+            let held_elsewhere = owner.is_some_and(|owner| {
+                let owner = state.root(&owner);
+                owner != root && state.apart(&owner, &root)
+            });
+            if !held_elsewhere {
+                state.keys.insert(key, node.clone());
+            }
         }
     }
     state.note(&node, mention, &profile);

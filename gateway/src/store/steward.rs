@@ -30,7 +30,10 @@ pub(crate) async fn act<T: UnifyTx>(
                     row.status
                 )));
             }
-            let entity = live(tx, &row.entity).await?;
+            // The side the queue showed: the entity the mention is in now (a newer version
+            // of its record may have moved it), else the one it founded.
+            let current = tx.mention_entity(&row.mention).await?;
+            let entity = live(tx, current.as_ref().unwrap_or(&row.entity)).await?;
             let candidate = live(tx, &row.candidate).await?;
             let outcome = match verdict {
                 Verdict::Same if entity == candidate => StewardOutcome {

@@ -191,6 +191,7 @@ pub(crate) async fn unify_batch<T: UnifyTx>(
         .values()
         .chain(context.candidates.values().flatten())
         .chain(context.pinned.values())
+        .chain(context.previous.values().map(|previous| &previous.entity))
         .cloned()
         .collect::<BTreeSet<_>>()
         .into_iter()

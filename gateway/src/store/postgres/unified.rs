@@ -3,8 +3,8 @@
 //!
 //! Locks, in the order every transaction takes them (so none waits in a cycle):
 //! source record rows (by record) → key advisory locks (by lock number) → blocking-key
-//! advisory locks (by lock number) → review pair rows → entity rows (by ID) → the feed
-//! clock row, last, just before commit.
+//! bucket rows (by bucket) → review pair rows → entity rows (by ID) → the feed clock
+//! row, last, just before commit.
 
 use std::collections::HashMap;
 
@@ -708,10 +708,12 @@ impl UnifyTx for PgUnify<'_, '_> {
     }
 }
 
-/// The advisory lock number of a blocking key, as for keys (`b:` keeps the two apart).
-const BLOCK_LOCK: &str = "SELECT pg_advisory_xact_lock(n) FROM (
-                              SELECT DISTINCT hashtextextended('b:' || b, 7) AS n FROM unnest($1::text[]) AS b
-                          ) AS locks ORDER BY n";
+/// The row of `match_block_locks` each blocking key serialises on, locked in bucket
+/// order: the hash is the server's, the same in every replica.
+const BLOCK_LOCK: &str = "SELECT bucket FROM match_block_locks
+                          WHERE bucket IN (SELECT DISTINCT (hashtextextended(b, 7) & 4095)::integer
+                                           FROM unnest($1::text[]) AS b)
+                          ORDER BY bucket FOR UPDATE";
 
 fn mention_index(mention: &MentionRef) -> Result<i32, StoreError> {
     i32::try_from(mention.index).map_err(|_| StoreError::Internal(format!("mention index {} too large", mention.index)))

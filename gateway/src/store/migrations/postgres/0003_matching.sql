@@ -21,6 +21,14 @@ CREATE TABLE match_blocks (
 );
 CREATE INDEX match_blocks_entity ON match_blocks (entity_id);
 
+-- Transactions matching on a blocking key serialise on one of these rows (the key's
+-- hash picks it): row locks, unlike advisory locks, take no room in the server's lock
+-- table, and a batch touches thousands of blocking keys.
+CREATE TABLE match_block_locks (
+    bucket integer PRIMARY KEY
+);
+INSERT INTO match_block_locks (bucket) SELECT generate_series(0, 4095);
+
 -- Pairs for a steward: a mention that founded its own entity (`entity_id`, as queued)
 -- and the candidate it may belong to. Decided pairs stay, with who decided and when.
 CREATE TABLE review_pairs (
