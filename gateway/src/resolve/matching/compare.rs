@@ -155,7 +155,7 @@ pub fn compare(field: Field, a: &Profile, b: &Profile) -> (Level, Option<String>
             best(&a.documents, &b.documents, |x, y| {
                 if x == y {
                     Level::Exact
-                } else if osa_distance(x, y) <= 1 {
+                } else if long_enough(x, y) && osa_distance(x, y) <= 1 {
                     Level::OneEdit
                 } else {
                     Level::Different
@@ -298,6 +298,13 @@ fn compare_dates(x: &str, y: &str) -> Level {
     }
 }
 
+/// Numbers one character apart say something only when they are long: among short
+/// numbers (a register's serials) neighbours are simply other people.
+fn long_enough(x: &str, y: &str) -> bool {
+    const SHORTEST: usize = 6;
+    x.chars().count() >= SHORTEST && y.chars().count() >= SHORTEST
+}
+
 fn compare_identity_numbers(a: &Profile, b: &Profile) -> Level {
     let mut found = Level::Missing;
     let mut consider = |level: Level| {
@@ -312,6 +319,8 @@ fn compare_identity_numbers(a: &Profile, b: &Profile) -> Level {
                 Level::Exact
             } else if both_valid {
                 Level::DifferentValid
+            } else if !long_enough(x, y) {
+                Level::Different
             } else if x.chars().count() == y.chars().count() && x.chars().rev().skip(1).eq(y.chars().rev().skip(1)) {
                 Level::SameBody
             } else if osa_distance(x, y) <= 1 {
