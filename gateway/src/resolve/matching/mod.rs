@@ -322,7 +322,9 @@ pub mod defaults {
                     levels(&[
                         (Exact, 0.9, 0.000001),
                         (SameBody, 0.05, 0.0000001),
-                        (OneEdit, 0.04, 0.0000005),
+                        // Neighbours in the register: two people born the same day in the same
+                        // county have numbers a digit or two apart.
+                        (OneEdit, 0.04, 0.0001),
                         (Different, 0.01, 0.3),
                         (DifferentValid, 0.000001, 0.7),
                     ]),
