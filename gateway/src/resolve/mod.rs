@@ -156,13 +156,18 @@ impl Placement {
 
 /// Every key the batch's mentions carry, sorted: the order in which stores lock them.
 pub fn keys_of(incoming: &[Incoming<'_>]) -> Vec<Key> {
-    let keys: BTreeSet<Key> = incoming
-        .iter()
-        .flat_map(|record| record.contribution.mentions.iter())
+    keys_of_mentions(incoming.iter().flat_map(|record| record.contribution.mentions.iter()))
+        .into_iter()
+        .collect()
+}
+
+/// The keys these mentions carry.
+pub fn keys_of_mentions<'a>(mentions: impl IntoIterator<Item = &'a Mention>) -> BTreeSet<Key> {
+    mentions
+        .into_iter()
         .flat_map(|mention| mention.keys())
         .map(|identifier| (identifier.scheme, identifier.value.clone()))
-        .collect();
-    keys.into_iter().collect()
+        .collect()
 }
 
 /// What probabilistic matching will look up for the batch's mentions: their blocking
@@ -406,7 +411,7 @@ impl Planning<'_> {
 
     /// Records that `mention` went to `node`: later mentions of the batch compare with
     /// it and find it through its blocking keys.
-    fn note(&mut self, node: &Target, mention: &Mention, profile: &Profile) {
+    fn note(&mut self, node: &Target, profile: &Profile, blocks: &BTreeSet<String>) {
         if !self.settings.enabled {
             return;
         }
@@ -414,29 +419,31 @@ impl Planning<'_> {
         let mut merged = self.profile_of(&root);
         merged.extend(profile);
         self.profiles.insert(root.clone(), merged);
-        for block in profile.blocks(mention.kind) {
-            let nodes = self.blocks.entry(block).or_default();
+        for block in blocks {
+            let nodes = self.blocks.entry(block.clone()).or_default();
             if !nodes.contains(&root) {
                 nodes.push(root.clone());
             }
         }
     }
 
-    /// The best candidate by total weight among the entities sharing a blocking key
-    /// with `mention`, compared with `profile` (the mention's own, or that of the
-    /// entity it joined), other than `except` and entities a steward set apart from it.
+    /// The best candidate by total weight among the entities sharing one of a
+    /// mention's blocking keys `blocks`, compared with `profile` (the mention's own, or
+    /// that of the entity it joined), other than `except` and entities a steward set
+    /// apart from it.
     fn best_candidate(
         &mut self,
         mention: &Mention,
+        blocks: &BTreeSet<String>,
         profile: &Profile,
         except: Option<&Target>,
     ) -> Option<(Target, Evidence)> {
         let mut nodes: BTreeSet<Target> = BTreeSet::new();
-        for block in Profile::of_mention(mention).blocks(mention.kind) {
-            if let Some(ids) = self.context.candidates.get(&block) {
+        for block in blocks {
+            if let Some(ids) = self.context.candidates.get(block) {
                 nodes.extend(ids.iter().map(|id| Target::Existing(id.clone())));
             }
-            if let Some(batch) = self.blocks.get(&block) {
+            if let Some(batch) = self.blocks.get(block) {
                 nodes.extend(batch.iter().cloned());
             }
         }
@@ -463,12 +470,18 @@ impl Planning<'_> {
 /// it, and why.
 fn plan_mention(state: &mut Planning<'_>, mention: &Mention, mention_ref: &MentionRef) -> (Target, bool, Placement) {
     let profile = Profile::of_mention(mention);
+    // Computed once: the batch's index, the candidates, and the second look use them.
+    let blocks = if state.settings.enabled {
+        profile.blocks(mention.kind)
+    } else {
+        BTreeSet::new()
+    };
     if let Some(entity) = state.context.pinned.get(mention_ref) {
         // A steward's decision: no key and no score moves it.
         let node = Target::Existing(entity.clone());
         state.add(&node);
         let root = state.root(&node);
-        state.note(&root, mention, &profile);
+        state.note(&root, &profile, &blocks);
         // The decision that pinned it stays its explanation.
         let placement = state
             .context
@@ -557,7 +570,7 @@ fn plan_mention(state: &mut Planning<'_>, mention: &Mention, mention_ref: &Menti
         state.add(&node);
         (state.root(&node), true, placement)
     } else if state.settings.enabled {
-        match state.best_candidate(mention, &profile, None) {
+        match state.best_candidate(mention, &blocks, &profile, None) {
             Some((candidate, evidence)) => match matching::verdict(state.settings, mention.kind, evidence.total) {
                 Verdict::Link => (candidate, true, Placement::Matched { evidence }),
                 Verdict::Review => {
@@ -600,9 +613,9 @@ fn plan_mention(state: &mut Planning<'_>, mention: &Mention, mention_ref: &Menti
             }
         }
     }
-    state.note(&node, mention, &profile);
+    state.note(&node, &profile, &blocks);
     if joined && state.settings.enabled && !matches!(placement, Placement::Steward { .. }) {
-        reconsider(state, mention, mention_ref, &node);
+        reconsider(state, mention, mention_ref, &node, &blocks);
     }
     (node, joined, placement)
 }
@@ -611,10 +624,16 @@ fn plan_mention(state: &mut Planning<'_>, mention: &Mention, mention_ref: &Menti
 /// say, that an entity founded earlier by a record without a number also has. Mentions
 /// arrive in any order, so the grown entity is compared once more with the candidates
 /// the new mention's blocking keys find; a link merges the two, a doubt queues them.
-fn reconsider(state: &mut Planning<'_>, mention: &Mention, mention_ref: &MentionRef, node: &Target) {
+fn reconsider(
+    state: &mut Planning<'_>,
+    mention: &Mention,
+    mention_ref: &MentionRef,
+    node: &Target,
+    blocks: &BTreeSet<String>,
+) {
     let root = state.root(node);
     let grown = state.profile_of(&root);
-    let Some((candidate, evidence)) = state.best_candidate(mention, &grown, Some(&root)) else {
+    let Some((candidate, evidence)) = state.best_candidate(mention, blocks, &grown, Some(&root)) else {
         return;
     };
     match matching::verdict(state.settings, mention.kind, evidence.total) {

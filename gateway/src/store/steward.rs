@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::unify::{lock_standing, publish, UnifyTx};
 use super::{AuditEntry, StoreError};
-use crate::resolve::{Key, Placement, Settings};
+use crate::resolve::{keys_of_mentions, Key, Placement, Settings};
 use crate::stewardship::{StewardAction, StewardOutcome, Verdict};
 use crate::unified::{kind_of_id, EntityId};
 
@@ -118,19 +118,12 @@ pub(crate) async fn act<T: UnifyTx>(
             tx.pin(mention, &created).await?;
             tx.set_apart(&from, &created, true).await?;
             // Keys only the split mention carried follow it.
-            let staying: BTreeSet<Key> = mentions
-                .iter()
-                .filter(|m| &m.source != mention)
-                .flat_map(|m| m.mention.keys())
-                .map(|k| (k.scheme, k.value.clone()))
-                .collect();
-            let leaving: BTreeSet<Key> = mentions
-                .iter()
-                .filter(|m| &m.source == mention)
-                .flat_map(|m| m.mention.keys())
-                .map(|k| (k.scheme, k.value.clone()))
-                .filter(|k| !staying.contains(k))
-                .collect();
+            let staying = keys_of_mentions(mentions.iter().filter(|m| &m.source != mention).map(|m| &m.mention));
+            let leaving: Vec<Key> =
+                keys_of_mentions(mentions.iter().filter(|m| &m.source == mention).map(|m| &m.mention))
+                    .into_iter()
+                    .filter(|k| !staying.contains(k))
+                    .collect();
             for key in &leaving {
                 tx.point_key(key, &created).await?;
             }

@@ -345,11 +345,7 @@ pub(crate) async fn publish<T: UnifyTx>(
         // identity number must not keep pointing at the entity the typo led to. An entity
         // left without mentions keeps its keys, so the person it was finds it again.
         if !mentions.is_empty() {
-            let keep: Vec<Key> = mentions
-                .iter()
-                .flat_map(|m| m.mention.keys())
-                .map(|k| (k.scheme, k.value.clone()))
-                .collect::<BTreeSet<_>>()
+            let keep: Vec<Key> = resolve::keys_of_mentions(mentions.iter().map(|m| &m.mention))
                 .into_iter()
                 .collect();
             tx.prune_keys(id, &keep).await?;
