@@ -98,11 +98,12 @@ def run_febrl(binary: Path, out: Path, name: str, skip_splink: bool) -> tuple[di
     keys = febrl.soc_sec_id_agreement(dataset)
     hub_run = febrl.run_hub(binary, dataset, out / name)
     say(f"  hub done in {hub_run.seconds:.1f} s: {hub_run.push['accepted']} accepted, "
-        f"{hub_run.push['rejected']} rejected, {hub_run.skipped} not pushed (no name)")
+        f"{hub_run.push['rejected']} rejected; {len(dataset.unwritable)} records without a name left out of both runs")
     notes = {
         "true_links": dataset.true_links,
         "push": hub_run.push,
-        "not_pushed_no_name": hub_run.skipped,
+        "left_out_no_name": dataset.unwritable,
+        "not_pushed": hub_run.skipped,
         "feed_conflicts": hub_run.feed_conflicts,
         "hub_time_covers": "tongban dev start, push, pull, stop",
     }

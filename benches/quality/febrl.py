@@ -19,7 +19,9 @@ Mapping of one FEBRL record (nothing of its `rec_id` reaches the hub):
 | (none: bookkeeping)            | `grbh` a fresh 10-digit person number per record; `dwbh`/`dwmc` one of 20 employers; `cbzt` 1, `xzlx` [110, 310], `cbrq` 2020-01-01 |
 
 A record with neither given name nor surname cannot be written (`xm` is required and
-must not be blank): it is not pushed, and scored as a cluster of its own.
+must not be blank): it is left out of the dataset when it is loaded, so that neither
+the hub nor Splink gets it and both are scored on the same records (the true links
+touching it are dropped).
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class Dataset:
     true_links: int
     #: for FEBRL 4, the two files (rec_ids of A, of B)
     parts: list[list[str]] = field(default_factory=list)
+    #: rec_ids left out of both runs: no name, not writable as an HRSS record
+    unwritable: list[str] = field(default_factory=list)
 
 
 def _strings(frame: pd.DataFrame) -> pd.DataFrame:
@@ -81,9 +85,15 @@ def load(name: str) -> Dataset:
     else:
         raise ValueError(name)
     frame = _strings(frame)
-    pairs = [(str(x), str(y)) for x, y in links]
+    # A record with neither given name nor surname cannot be written as an HRSS record:
+    # the hub never receives it, and Splink is given the same records as the hub.
+    unwritable = [rec_id for rec_id, row in frame.iterrows() if not (row["given_name"] or row["surname"])]
+    frame = frame.drop(index=unwritable)
+    kept = set(frame.index)
+    pairs = [(str(x), str(y)) for x, y in links if str(x) in kept and str(y) in kept]
+    parts = [[r for r in part if r in kept] for part in parts]
     truth = scoring.clusters_from_links(list(frame.index), pairs)
-    return Dataset(name, frame, truth, len(pairs), parts)
+    return Dataset(name, frame, truth, len(pairs), parts, unwritable)
 
 
 def soc_sec_id_agreement(dataset: Dataset) -> dict:
@@ -181,7 +191,7 @@ def run_hub(binary: Path, dataset: Dataset, directory: Path) -> HubRun:
     with hub.DevHub(binary, directory / "training") as dev:
         dev.push(DEPARTMENT, file)
     estimated = subprocess.run(
-        [str(binary), "estimate", "--data-dir", str(directory / "training"), "--out", str(weights)],
+        [str(binary), "estimate", "--data-dir", str(directory / "training"), "--out", str(weights), "--thresholds"],
         capture_output=True,
         text=True,
     )

@@ -1,13 +1,15 @@
 //! Addresses, without the 山东省烟台市海阳市 that some clerks type and others do not.
 //!
-//! NFKC (full-width digits), no white space, `#` read as 号, and the leading
-//! province, city and county-level city removed, any of them, in that order.
+//! NFKC (full-width digits), no white space (but one space between two Latin words
+//! or numbers, so that a foreigner's address keeps its words), `#` read as 号, and
+//! the leading province, city and county-level city removed, any of them, in that
+//! order.
 //! `山东` and `烟台` without 省 / 市 are removed only when the next prefix follows
 //! (`山东烟台市`, `烟台海阳市`): alone they may begin a street's name (烟台路).
 
 /// Reads a typed address. Never fails; an empty address stays empty.
 pub fn normalise(raw: &str) -> String {
-    let compact: String = super::without_space(&super::nfkc(raw))
+    let compact: String = latin_words_apart(&super::nfkc(raw))
         .chars()
         .map(|c| if c == '#' { '号' } else { c })
         .collect();
@@ -16,6 +18,26 @@ pub fn normalise(raw: &str) -> String {
     rest = strip(rest, &["烟台市"], "烟台", &["海阳市"]);
     rest = strip(rest, &["海阳市"], "", &[]);
     rest.to_owned()
+}
+
+/// Without white space, except one space where it stood between two Latin letters or
+/// digits (`7 Wallaby Place` stays readable; `海阳路 12 号` becomes `海阳路12号`).
+fn latin_words_apart(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space_before = false;
+    for c in text.chars() {
+        if super::is_space(c) {
+            space_before = true;
+            continue;
+        }
+        let after_word = out.chars().next_back().is_some_and(|p| p.is_ascii_alphanumeric());
+        if space_before && after_word && c.is_ascii_alphanumeric() {
+            out.push(' ');
+        }
+        space_before = false;
+        out.push(c);
+    }
+    out
 }
 
 /// Removes one of `full` prefixes, or `short` when one of `followed_by` comes next;
@@ -65,6 +87,15 @@ mod tests {
         ] {
             assert_eq!(normalise(typed), canonical, "{typed:?}");
         }
+    }
+
+    #[test]
+    fn latin_words_keep_one_space_between_them() {
+        assert_eq!(
+            normalise("  7  Wallaby Place,\tDelmar ,  Cleveland SA 2119 "),
+            "7 Wallaby Place,Delmar,Cleveland SA 2119"
+        );
+        assert_eq!(normalise("海阳路 12 号 Block A"), "海阳路12号Block A");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use strsim::{jaro_winkler, osa_distance};
+use tongban_adapters::normalise::name::is_latin;
 
 use super::profile::Profile;
 
@@ -49,13 +50,13 @@ impl Field {
     pub fn levels(self) -> &'static [Level] {
         use Level::*;
         match self {
-            Field::Name => &[Exact, OneEdit, JaroWinkler92, JaroWinkler80, Different],
+            Field::Name => &[Exact, OneEdit, PartMissing, JaroWinkler92, JaroWinkler80, Different],
             Field::BirthDate => &[Exact, OneEdit, YearMonth, Year, Different],
             Field::Sex => &[Exact, Different],
             Field::IdentityNumber => &[Exact, SameBody, OneEdit, Different, DifferentValid],
             Field::Document => &[Exact, OneEdit, Different],
             Field::Phone => &[Exact, Different],
-            Field::Address => &[Exact, JaroWinkler92, Different],
+            Field::Address => &[Exact, JaroWinkler92, MostlyContained, Different],
         }
     }
 }
@@ -72,10 +73,16 @@ pub enum Level {
     /// One character inserted, deleted or replaced, or two neighbours swapped (dates:
     /// also day and month swapped).
     OneEdit,
+    /// Latin names: one is the other with a part left out, or both are the same
+    /// single word (a given name or a surname alone).
+    PartMissing,
     /// Jaro–Winkler similarity of at least 0.92.
     JaroWinkler92,
     /// Jaro–Winkler similarity of at least 0.80.
     JaroWinkler80,
+    /// Addresses in Latin script: most of the shorter found in the other (a part left
+    /// out, words mistyped or split).
+    MostlyContained,
     /// Same year and month (or one side known only to the month and agreeing).
     YearMonth,
     /// Same year.
@@ -94,8 +101,10 @@ impl Level {
             Level::Exact => "exact",
             Level::SameBody => "same_body",
             Level::OneEdit => "one_edit",
+            Level::PartMissing => "part_missing",
             Level::JaroWinkler92 => "jaro_winkler92",
             Level::JaroWinkler80 => "jaro_winkler80",
+            Level::MostlyContained => "mostly_contained",
             Level::YearMonth => "year_month",
             Level::Year => "year",
             Level::Different => "different",
@@ -109,8 +118,10 @@ impl Level {
             Level::Exact,
             Level::SameBody,
             Level::OneEdit,
+            Level::PartMissing,
             Level::JaroWinkler92,
             Level::JaroWinkler80,
+            Level::MostlyContained,
             Level::YearMonth,
             Level::Year,
             Level::Different,
@@ -126,9 +137,14 @@ impl Level {
 pub fn compare(field: Field, a: &Profile, b: &Profile) -> (Level, Option<String>) {
     match field {
         Field::Name => best(&a.names, &b.names, |x, y| {
-            if x == y {
+            if x == y && !x.contains(' ') && is_latin(x) {
+                // A Latin name of one word is a given name or a surname alone: the
+                // two agree on a part of a name.
+                Level::PartMissing
+            } else if x == y {
                 Level::Exact
             } else if x.contains(' ') || y.contains(' ') {
+                // Latin names (Chinese comparable names have no spaces).
                 graded_latin(x, y)
             } else {
                 graded_text(x, y, true)
@@ -181,6 +197,8 @@ pub fn compare(field: Field, a: &Profile, b: &Profile) -> (Level, Option<String>
                     Level::Exact
                 } else if jaro_winkler(x, y) >= 0.92 {
                     Level::JaroWinkler92
+                } else if mostly_contained(x, y) {
+                    Level::MostlyContained
                 } else {
                     Level::Different
                 }
@@ -231,10 +249,30 @@ fn graded_latin(x: &str, y: &str) -> Level {
     {
         return Level::OneEdit;
     }
-    xs.iter()
+    let closest = xs
+        .iter()
         .flat_map(|a| ys.iter().map(move |b| graded_text(a, b, true)))
         .min()
-        .unwrap_or(Level::Different)
+        .unwrap_or(Level::Different);
+    if closest > Level::PartMissing && part_missing(x, y) {
+        Level::PartMissing
+    } else {
+        closest
+    }
+}
+
+/// One name is the other with parts left out (`GIBB` for `GIBB LAUREN`: the given
+/// name not typed).
+fn part_missing(x: &str, y: &str) -> bool {
+    let parts = |name: &str| {
+        name.split(' ')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let (xs, ys) = (parts(x), parts(y));
+    let (fewer, more) = if xs.len() < ys.len() { (xs, ys) } else { (ys, xs) };
+    !fewer.is_empty() && fewer.len() < more.len() && fewer.iter().all(|p| more.contains(p))
 }
 
 /// The parts of a name in every order (names have few parts; more than four are taken
@@ -298,11 +336,53 @@ fn compare_dates(x: &str, y: &str) -> Level {
     }
 }
 
+/// Addresses in Latin script (a foreigner's, written in words): at least 80% of the
+/// letter pairs of the shorter occur in the other. A part left out, a word mistyped or
+/// split in two each cost only a few pairs. A Chinese address is compared whole
+/// (Jaro–Winkler): near-identical Chinese addresses are often neighbours.
+fn mostly_contained(x: &str, y: &str) -> bool {
+    const SHORTEST: usize = 8;
+    if !super::profile::written_in_words(x) || !super::profile::written_in_words(y) {
+        return false;
+    }
+    let pairs = |text: &str| {
+        let compact: Vec<char> = text
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let mut pairs: Vec<(char, char)> = compact.windows(2).map(|w| (w[0], w[1])).collect();
+        pairs.sort_unstable();
+        pairs
+    };
+    let (xs, ys) = (pairs(x), pairs(y));
+    let (fewer, more) = if xs.len() <= ys.len() { (xs, ys) } else { (ys, xs) };
+    if fewer.len() + 1 < SHORTEST {
+        return false;
+    }
+    // Common pairs of two sorted multisets.
+    let (mut i, mut j, mut common) = (0, 0, 0);
+    while i < fewer.len() && j < more.len() {
+        match fewer[i].cmp(&more[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    5 * common >= 4 * fewer.len()
+}
+
+/// The shortest number in which one wrong character is taken for a typo.
+pub const SHORTEST_TYPO: usize = 6;
+
 /// Numbers one character apart say something only when they are long: among short
 /// numbers (a register's serials) neighbours are simply other people.
 fn long_enough(x: &str, y: &str) -> bool {
-    const SHORTEST: usize = 6;
-    x.chars().count() >= SHORTEST && y.chars().count() >= SHORTEST
+    x.chars().count() >= SHORTEST_TYPO && y.chars().count() >= SHORTEST_TYPO
 }
 
 fn compare_identity_numbers(a: &Profile, b: &Profile) -> Level {
@@ -437,6 +517,48 @@ mod tests {
             )
             .0,
             Level::Missing
+        );
+    }
+
+    #[test]
+    fn latin_names_with_a_part_left_out() {
+        assert_eq!(names("GIBB", "GIBB LAUREN"), Level::PartMissing, "given name not typed");
+        assert_eq!(names("GIBB LAUREN", "GIBB"), Level::PartMissing);
+        assert_eq!(
+            names("EMILY", "EMILY"),
+            Level::PartMissing,
+            "a given name alone on both sides is not a whole name"
+        );
+        assert_eq!(names("GIBB", "LAUREN SMITH"), Level::Different);
+        assert_eq!(names("GIBB LAUREN", "GIB LAUREN"), Level::OneEdit, "a typo is closer");
+        assert_eq!(names("伟", "伟"), Level::Exact, "not a Latin name");
+    }
+
+    fn addresses(a: &str, b: &str) -> Level {
+        compare(
+            Field::Address,
+            &profile(|p| p.addresses = vec![a.into()]),
+            &profile(|p| p.addresses = vec![b.into()]),
+        )
+        .0
+    }
+
+    #[test]
+    fn latin_addresses_mostly_contained_in_one_another() {
+        let full = "23 bath place,eventide home,casino sa 5118";
+        assert_eq!(
+            addresses(full, "23 bat h pace,casnio sa 5118"),
+            Level::MostlyContained,
+            "a part left out, words split and mistyped"
+        );
+        assert_eq!(
+            addresses(full, "7 wallaby place,delmar,cleveland nsw 2119"),
+            Level::Different
+        );
+        assert_eq!(
+            addresses("凤城街道海河路12号3号楼2单元501室", "东村街道凤城路88号海河小区"),
+            Level::Different,
+            "Chinese addresses are compared whole"
         );
     }
 

@@ -293,11 +293,11 @@ mod tests {
     fn m_comes_from_pairs_sharing_a_key_and_u_from_random_pairs() {
         let mut mentions = Vec::new();
         for i in 0..200 {
-            let name = format!("N{i}");
+            let name = format!("KIM N{i}");
             let birth = format!("19{:02}-01-{:02}", 50 + i % 40, 1 + i % 28);
             mentions.push(mention(&name, &birth, &[&format!("r:{i}")]));
             // The same person in another register, once in ten with a typo in the name.
-            let typed = if i % 10 == 0 { format!("M{i}") } else { name.clone() };
+            let typed = if i % 10 == 0 { format!("KIM M{i}") } else { name.clone() };
             mentions.push(mention(&typed, &birth, &[&format!("r:{i}"), &format!("s:{i}")]));
         }
         let estimate = estimate(EntityKind::Person, &mentions, &defaults::person(), 5_000);

@@ -241,9 +241,14 @@ pub fn score(
         let weight = match (field, exact_value) {
             (Field::Name, Some(name)) => {
                 let population = frequencies.population().max(settings.tf_minimum_population).max(1);
-                let count = frequencies.count(kind, &name).max(1);
-                // The chance that two different entities share this very name.
-                let u = (count as f64 / population as f64).max(probabilities.u.min(1e-6));
+                // The chance that another entity than the candidate carries this very
+                // name: how many others do (common names weigh less). Where none does,
+                // the frequency is below 1/n, and a small store cannot tell how far
+                // below: the configured u (what two different entities share on
+                // average) stands where it is lower.
+                let others = frequencies.count(kind, &name).saturating_sub(1);
+                let floor = probabilities.u.min(1.0 / population as f64);
+                let u = (others as f64 / population as f64).max(floor);
                 log2_ratio(probabilities.m, u)
             }
             _ => probabilities.weight(),
@@ -301,6 +306,8 @@ pub mod defaults {
                     levels(&[
                         (Exact, 0.9999, 0.000035),
                         (OneEdit, 0.01, 0.003),
+                        // A foreigner's given name left out: few in the synthetic city.
+                        (PartMissing, 0.005, 0.0002),
                         (JaroWinkler92, 0.006, 0.002),
                         (JaroWinkler80, 0.006, 0.02),
                         (Different, 0.008, 0.975),
@@ -343,6 +350,8 @@ pub mod defaults {
                     levels(&[
                         (Exact, 0.9994, 0.00041),
                         (JaroWinkler92, 0.1, 0.01),
+                        // Foreigners' addresses only: none in the synthetic city.
+                        (MostlyContained, 0.05, 0.005),
                         (Different, 0.3, 0.989),
                     ]),
                 ),
@@ -360,6 +369,8 @@ pub mod defaults {
                     levels(&[
                         (Exact, 0.9999, 0.000025),
                         (OneEdit, 0.01, 0.001),
+                        // Latin names only; says nothing until estimated.
+                        (PartMissing, 0.01, 0.01),
                         (JaroWinkler92, 0.01, 0.01),
                         (JaroWinkler80, 0.005, 0.05),
                         (Different, 0.005, 0.94),

@@ -6,6 +6,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use tongban_adapters::model::{Attribute, EntityKind, IdScheme, Mention};
+use tongban_adapters::normalise::name::is_latin;
+
+use super::compare;
 
 /// At most this many distinct values of one field are kept per entity: an employer
 /// named in thousands of records must not grow a profile without bound, and the first
@@ -176,6 +179,17 @@ impl Profile {
         }
         for document in &self.documents {
             block("d", document);
+            // One character typed wrong, left out, added, or two neighbours swapped:
+            // the two numbers then share the number without one character (or one is
+            // the other without it).
+            let chars: Vec<char> = document.chars().collect();
+            if chars.len() >= compare::SHORTEST_TYPO {
+                block("d1", document);
+                for skip in 0..chars.len() {
+                    let without: String = (0..chars.len()).filter(|&i| i != skip).map(|i| chars[i]).collect();
+                    block("d1", &without);
+                }
+            }
         }
         for phone in &self.phones {
             block("t", phone);
@@ -196,6 +210,28 @@ impl Profile {
                 EntityKind::Organisation => block("n", name),
             }
         }
+        for address in self.addresses.iter().filter(|a| written_in_words(a)) {
+            // A foreigner's address: house number and postcode survive typing better
+            // than the words around them; paired with each other, and with each part
+            // of a Latin name.
+            let numbers: Vec<&str> = address
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|n| !n.is_empty())
+                .take(MAX_ADDRESS_NUMBERS)
+                .collect();
+            for (i, first) in numbers.iter().enumerate() {
+                for second in &numbers[i + 1..] {
+                    block("an", &format!("{first}|{second}"));
+                }
+            }
+            for name in self.names.iter().filter(|n| is_latin(n)) {
+                for part in name_parts(name) {
+                    for number in &numbers {
+                        block("pn", &format!("{part}|{number}"));
+                    }
+                }
+            }
+        }
         if kind == EntityKind::Person {
             for name in &self.names {
                 // The name alone, for records whose birth date is mistyped or missing (a
@@ -204,9 +240,17 @@ impl Profile {
                 block("n", name);
                 // A typo in one part of a name: each part with the full birth date, and
                 // with the address.
+                let latin = is_latin(name);
                 for part in name_parts(name) {
                     for birth in self.birth_dates.iter().filter(|b| b.len() == 10) {
                         block("pb", &format!("{part}|{birth}"));
+                        if latin {
+                            // Typos in every part of a Latin name seldom reach the
+                            // first letter.
+                            if let Some(initial) = part.chars().next() {
+                                block("pi", &format!("{initial}|{birth}"));
+                            }
+                        }
                     }
                     for address in &self.addresses {
                         block("pa", &format!("{part}|{address}"));
@@ -226,10 +270,10 @@ pub fn name_frequency_key(kind: EntityKind, name: &str) -> String {
     }
 }
 
-/// Parts of a comparable name: the words of a Latin name, or the surname character and
-/// the given name of a Chinese one.
+/// Parts of a comparable name: the words of a Latin name (one word is one part), or
+/// the surname character and the given name of a Chinese one.
 fn name_parts(name: &str) -> Vec<String> {
-    if name.contains(' ') {
+    if is_latin(name) {
         return name.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect();
     }
     let mut chars = name.chars();
@@ -237,6 +281,14 @@ fn name_parts(name: &str) -> Vec<String> {
         Some(first) if name.chars().count() >= 2 => vec![first.to_string(), chars.collect()],
         _ => Vec::new(),
     }
+}
+
+/// Numbers of one address paired for blocking (street, building, postcode, ...).
+const MAX_ADDRESS_NUMBERS: usize = 4;
+
+/// An address written in Latin words (a foreigner's), not a Chinese one.
+pub(super) fn written_in_words(address: &str) -> bool {
+    address.contains(' ') && address.is_ascii()
 }
 
 /// The birth date and sex an 18-character resident identity number encodes (GB 11643:
@@ -264,5 +316,78 @@ fn add(list: &mut Vec<String>, value: &str) {
     }
     if let Err(at) = list.binary_search_by(|v| v.as_str().cmp(value)) {
         list.insert(at, value.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks_of(f: impl FnOnce(&mut Profile)) -> BTreeSet<String> {
+        let mut profile = Profile::default();
+        f(&mut profile);
+        profile.blocks(EntityKind::Person)
+    }
+
+    fn share(a: &BTreeSet<String>, b: &BTreeSet<String>) -> bool {
+        a.intersection(b).next().is_some()
+    }
+
+    #[test]
+    fn a_document_number_one_typo_away_shares_a_block() {
+        let of = |d: &str| blocks_of(|p| p.documents = vec![d.into()]);
+        let right = of("E1234567");
+        for typo in ["E1234576", "E1234568", "E123467", "E12345678", "E2134567"] {
+            assert!(share(&right, &of(typo)), "{typo}");
+        }
+        assert!(!share(&right, &of("E7654321")));
+        assert!(
+            !share(&of("12345"), &of("12354")),
+            "short numbers: neighbours are other people"
+        );
+    }
+
+    #[test]
+    fn latin_names_block_on_initials_and_address_numbers() {
+        let person = |name: &str, birth: &str, address: &str| {
+            blocks_of(|p| {
+                p.names = vec![name.into()];
+                p.birth_dates = vec![birth.into()];
+                p.addresses = vec![address.into()];
+            })
+        };
+        // Typos in both parts of the name, another address: the initials with the birth date.
+        assert!(share(
+            &person("BEZUCH NIKITA", "1946-06-15", "10 boddington crescent"),
+            &person("BZEUCH NIKIGA", "1946-06-15", "12 other street")
+        ));
+        // No birth date in common, the address typed differently: a name part with the
+        // house number or postcode.
+        assert!(share(
+            &person(
+                "EMIILY HINGSTON",
+                "1971-12-19",
+                "15 paul coe crescent,mooroolbark sa 2565"
+            ),
+            &person(
+                "EMIILY HINGSTXON",
+                "1980-01-01",
+                "15 paul coe crescent,mooroolbark sa 2556"
+            )
+        ));
+        // A one-word Latin name is one part, not a surname character and a given name.
+        assert!(share(
+            &person("BRAITHWAITE", "1974-08-15", "a"),
+            &person("BRAITHWAITE VINCENT", "1974-08-15", "b")
+        ));
+        assert!(
+            !blocks_of(|p| {
+                p.names = vec!["王伟".into()];
+                p.addresses = vec!["海阳路12号3单元".into()];
+            })
+            .iter()
+            .any(|b| b.starts_with("pan:") || b.starts_with("ppn:")),
+            "Chinese addresses have no number blocks"
+        );
     }
 }

@@ -107,3 +107,33 @@ fn the_default_settings_are_consistent() {
     settings.person.review = settings.person.link + 1.0;
     assert_eq!(settings.problems().len(), 1);
 }
+
+#[test]
+fn a_name_no_other_entity_carries_weighs_what_names_do_on_average_in_a_small_store() {
+    let settings = MatchSettings::default();
+    let name_weight = |count: u64, population: u64| {
+        let frequencies = Frequencies(HashMap::from([("KIM MIN".to_owned(), count)]), population);
+        let evidence = score(
+            &settings,
+            EntityKind::Person,
+            &person("KIM MIN", "1990-01-01", "male"),
+            &person("KIM MIN", "1990-01-01", "male"),
+            &frequencies,
+        );
+        evidence
+            .comparisons
+            .iter()
+            .find(|c| c.field == Field::Name)
+            .map(|c| c.weight)
+    };
+    let exact = settings
+        .person
+        .probabilities(Field::Name, Level::Exact)
+        .map(|p| p.weight());
+    // Only the candidate carries it: 1/n is no frequency in a store of 5,000.
+    assert_eq!(name_weight(1, 5_000), exact.map(round));
+    // In a store of a million, it is.
+    assert!(name_weight(1, 1_000_000) > exact.map(round));
+    // Carried by others, it weighs less.
+    assert!(name_weight(40, 1_000_000) < name_weight(2, 1_000_000));
+}
