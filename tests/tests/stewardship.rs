@@ -21,6 +21,7 @@ use tonic::Code;
 
 tongban_tests::on_both_stores!(
     the_thresholds_link_queue_or_found_a_new_entity,
+    a_foreigner_typed_differently_is_matched,
     rematching_with_new_weights_links_more_and_keeps_decisions,
     pairs_between_the_thresholds_are_queued_and_page_oldest_first,
     same_merges_the_pair,
@@ -318,6 +319,81 @@ async fn the_thresholds_link_queue_or_found_a_new_entity(kind: StoreKind) {
         1,
         "one open pair per two entities"
     );
+}
+
+/// A foreign resident insured by HRSS, with a passport (`zjlx` 03) and a Latin name and
+/// address as typed.
+fn foreign_insured(grbh: &str, passport: &str, name: &str, csrq: &str, address: &str) -> pb::Envelope {
+    let dwbh = "10000002";
+    env(
+        "hrss.insured_person",
+        &format!("{grbh}-{dwbh}"),
+        1,
+        json!({"grbh": grbh, "zjlx": "03", "sfzhm": passport, "xm": name, "xb": "2", "csrq": csrq, "mz": "",
+               "lxdh": "", "hjdz": address, "jzdz": "", "dwbh": dwbh, "dwmc": "海阳市第10000002号单位",
+               "dwtyshxydm": "", "cbzt": "1", "xzlx": ["110"], "cbrq": "2020-01-01", "sbkh": ""}),
+    )
+}
+
+/// The same foreigner typed by two clerks: two digits of the passport swapped, the
+/// given name left out, the address's parts in another order. The passport number one
+/// character away finds her; the name part, the birth date and the address link her.
+async fn a_foreigner_typed_differently_is_matched(kind: StoreKind) {
+    let hub = TestHub::start(kind).await;
+    let held = push_all(
+        &hub,
+        vec![foreign_insured(
+            "3800000001",
+            "E12345678",
+            "Lauren Gibb",
+            "1969-04-30",
+            "The Gums, 35 Tenison-Woods Circuit, Adamstown Heights NSW 6333",
+        )],
+    )
+    .await;
+    let lauren = id_of(&held, "3800000001-10000002", "insured", 0);
+    let again = push_all(
+        &hub,
+        vec![foreign_insured(
+            "3800000002",
+            "E12345687",
+            "GIBB",
+            "1969-04-30",
+            "35 Tenison-Woods Circuit, Adamstown Heights NSW 6333",
+        )],
+    )
+    .await;
+    assert_eq!(id_of(&again, "3800000002-10000002", "insured", 0), lauren);
+
+    let mut desk = stewardship(&hub, &steward_identity()).await;
+    let sources = explain(&mut desk, &lauren).await;
+    let matched = sources
+        .iter()
+        .find(|s| s.by == "matched")
+        .unwrap_or_else(|| panic!("the second record was matched: {sources:?}"));
+    let placement: Value = serde_json::from_str(&matched.placement).expect("placement JSON");
+    let levels: BTreeSet<(String, String)> = placement["evidence"]["comparisons"]
+        .as_array()
+        .expect("comparisons")
+        .iter()
+        .map(|c| {
+            (
+                c["field"].as_str().unwrap_or("").to_owned(),
+                c["level"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    for (field, level) in [
+        ("name", "part_missing"),
+        ("birth_date", "exact"),
+        ("document", "one_edit"),
+        ("address", "mostly_contained"),
+    ] {
+        assert!(
+            levels.contains(&(field.to_owned(), level.to_owned())),
+            "{field} {level}: {levels:?}"
+        );
+    }
 }
 
 /// What `tongban rematch` does: every current record read again through its adapter
