@@ -20,6 +20,8 @@
 //! - [`registry`]: lookups and the change feed, under the [`sharing`] rules, audited.
 //! - [`stewardship`]: a data steward's review queue, decisions, merges, splits and
 //!   explanations, for stewards only, audited.
+//! - [`audit`]: the audit log's hash chain (every read, decision and refusal), and its
+//!   verification.
 //! - [`server`]: assembles all of the above on a socket, with health and reflection.
 //!
 //! Around the hub: [`config`] (the typed configuration of `tongban serve`), [`pki`]
@@ -27,6 +29,7 @@
 //! behind `tongban push`), [`platform`] (the platform's client behind `tongban pull`
 //! and `tongban get`), and [`cli`] (the subcommands of the `tongban` binary).
 
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;

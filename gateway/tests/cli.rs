@@ -395,6 +395,36 @@ fn dev_hub_and_the_stewards_verbs() {
     assert!(err.contains("PermissionDenied"), "{err}");
     let (ok, _, err) = run(&["decide", "1", "same"]);
     assert!(!ok && err.contains("FailedPrecondition"), "{err}");
+
+    // The decisions, the reads and the refusal are in the audit log's chain, intact...
+    let verify = || tongban(&["audit", "verify", "--data-dir", "tongban-data"], dir.path());
+    let output = verify();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let out = text(&output.stdout);
+    let entries: i64 = out
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("audit log intact: N entries: {out}"));
+    assert!(entries >= 7, "{out}");
+    // ... until an entry is altered behind the hub's back.
+    let db = rusqlite::Connection::open(dir.path().join("tongban-data/tongban.db")).expect("open the store");
+    // The tax bureau's refused merge, made to look granted.
+    let (refusal, outcome): (i64, String) = db
+        .query_row(
+            "SELECT seq, outcome FROM audit_log WHERE action = 'steward.merge' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the refusal was audited");
+    assert!(outcome.starts_with("refused"), "{outcome}");
+    db.execute("UPDATE audit_log SET outcome = 'granted' WHERE seq = ?1", [refusal])
+        .expect("alter an entry");
+    drop(db);
+    let output = verify();
+    assert!(!output.status.success());
+    let err = text(&output.stderr);
+    assert!(err.contains(&format!("broken at entry {refusal}")), "{err}");
 }
 
 #[test]

@@ -14,12 +14,10 @@ use serde_json::Value;
 use tongban_adapters::model::{EntityKind, Mention};
 use tongban_adapters::RecordType;
 
-use crate::config::Config;
 use crate::pipeline::adapt::contribution;
 use crate::resolve::matching::estimate::{estimate, to_toml};
 use crate::resolve::matching::MatchSettings;
 use crate::resolve::Settings;
-use crate::store::embedded::EmbeddedStore;
 use crate::store::{AnyStore, Reresolution, Store};
 
 /// Records read from the store at a time.
@@ -28,12 +26,8 @@ const PAGE: usize = 500;
 /// Which store, and which matching settings.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// A development folder (its tongban.db), as made by `tongban dev` or `tongban demo --keep`.
-    #[arg(long, conflicts_with = "config")]
-    data_dir: Option<PathBuf>,
-    /// A configuration file of `tongban serve`: its store and its `[matching]` settings.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    location: super::StoreLocation,
     /// A TOML file with a `[matching]` table (as `tongban estimate` writes) to use
     /// instead of the configured or default settings.
     #[arg(long)]
@@ -84,23 +78,7 @@ pub fn load_matching(path: &Path) -> anyhow::Result<MatchSettings> {
 
 impl StoreArgs {
     async fn open(&self) -> anyhow::Result<(AnyStore, Settings)> {
-        let (store, mut settings) = match &self.config {
-            Some(path) => {
-                let config = Config::load(path)?;
-                (super::serve::open_store(&config.store).await?, config.resolution())
-            }
-            None => {
-                let dir = self.data_dir.clone().unwrap_or_else(super::default_data_dir);
-                let path = dir.join("tongban.db");
-                anyhow::ensure!(
-                    path.exists(),
-                    "no hub store at {} (run `tongban dev` first)",
-                    path.display()
-                );
-                let store = EmbeddedStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
-                (store.into(), Settings::default())
-            }
-        };
+        let (store, mut settings) = self.location.open().await?;
         if let Some(path) = &self.matching {
             settings.matching = load_matching(path)?;
         }

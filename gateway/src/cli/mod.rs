@@ -1,6 +1,7 @@
 //! The subcommands of the `tongban` binary. Each lives in its own file; this one
 //! declares them and dispatches.
 
+mod audit;
 mod certs;
 mod demo;
 mod dev;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Resolve every current record again after weights, thresholds or an adapter
     /// changed (no department re-sends; steward decisions stand).
     Rematch(matching::RematchArgs),
+    /// The audit log: `tongban audit verify` proves its hash chain intact or names the
+    /// first entry altered.
+    Audit(audit::AuditArgs),
 }
 
 /// Runs a parsed command line; the error is printed by `main`.
@@ -76,6 +80,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Estimate(args) => matching::estimate_run(args).await,
         Command::Rematch(args) => matching::rematch_run(args).await,
+        Command::Audit(args) => audit::run(args).await,
+    }
+}
+
+/// The store a maintenance verb (`estimate`, `rematch`, `audit`) works on directly: stop
+/// the hub, or run beside it (each change is a transaction like a push).
+#[derive(Debug, clap::Args)]
+pub struct StoreLocation {
+    /// A development folder (its tongban.db), as made by `tongban dev` or `tongban demo --keep`.
+    #[arg(long, conflicts_with = "config")]
+    data_dir: Option<std::path::PathBuf>,
+    /// A configuration file of `tongban serve`: its store (and its resolution settings).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
+impl StoreLocation {
+    /// The store, and the resolution settings of the configuration (defaults for a
+    /// development folder).
+    pub async fn open(&self) -> anyhow::Result<(crate::store::AnyStore, crate::resolve::Settings)> {
+        use anyhow::Context;
+        match &self.config {
+            Some(path) => {
+                let config = crate::config::Config::load(path)?;
+                Ok((serve::open_store(&config.store).await?, config.resolution()))
+            }
+            None => {
+                let dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+                let path = dir.join("tongban.db");
+                anyhow::ensure!(
+                    path.exists(),
+                    "no hub store at {} (run `tongban dev` first)",
+                    path.display()
+                );
+                let store = crate::store::embedded::EmbeddedStore::open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                Ok((store.into(), crate::resolve::Settings::default()))
+            }
+        }
     }
 }
 

@@ -179,6 +179,16 @@ pub trait Store: Send + Sync + 'static {
     /// The audit log, oldest first.
     fn audit_log(&self, limit: usize) -> impl std::future::Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
 
+    /// Up to `limit` entries of the audit chain numbered above `after`, in order.
+    fn audit_chain(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<crate::audit::ChainedEntry>, StoreError>> + Send;
+
+    /// The chain's head: the number and hash of its last entry ((0, genesis) when empty).
+    fn audit_head(&self) -> impl std::future::Future<Output = Result<(i64, String), StoreError>> + Send;
+
     /// Open review pairs after queue position `after`, oldest first, at most `limit`.
     fn review_queue(
         &self,
@@ -290,6 +300,20 @@ impl Store for AnyStore {
         match self {
             AnyStore::Postgres(store) => store.audit_log(limit).await,
             AnyStore::Embedded(store) => store.audit_log(limit).await,
+        }
+    }
+
+    async fn audit_chain(&self, after: i64, limit: usize) -> Result<Vec<crate::audit::ChainedEntry>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.audit_chain(after, limit).await,
+            AnyStore::Embedded(store) => store.audit_chain(after, limit).await,
+        }
+    }
+
+    async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.audit_head().await,
+            AnyStore::Embedded(store) => store.audit_head().await,
         }
     }
 

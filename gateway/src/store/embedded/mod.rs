@@ -146,7 +146,15 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../migrations/embedded/0003_matching.sql"),
     },
+    Migration {
+        version: AUDIT_CHAIN_VERSION,
+        sql: include_str!("../migrations/embedded/0004_audit_chain.sql"),
+    },
 ];
+
+/// The migration that adds the audit chain; the entries already written are chained
+/// when it is applied.
+const AUDIT_CHAIN_VERSION: i64 = 4;
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in its own
 /// transaction; `BEGIN IMMEDIATE` keeps two processes opening the file at once apart.
@@ -173,6 +181,9 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
             .is_some();
         if !applied {
             tx.execute_batch(migration.sql).map_err(classify)?;
+            if migration.version == AUDIT_CHAIN_VERSION {
+                unified::chain_unchained_audit(&tx)?;
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
                 params![migration.version, unix_millis(SystemTime::now())],
@@ -306,8 +317,23 @@ impl Store for EmbeddedStore {
 
     async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let entry = entry.clone();
-        self.run(move |connection| unified::insert_audit(connection, &entry))
+        self.run(move |connection| {
+            let tx = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(classify)?;
+            unified::insert_audit(&tx, &entry)?;
+            tx.commit().map_err(classify)
+        })
+        .await
+    }
+
+    async fn audit_chain(&self, after: i64, limit: usize) -> Result<Vec<crate::audit::ChainedEntry>, StoreError> {
+        self.run(move |connection| unified::select_audit_chain(connection, after, limit))
             .await
+    }
+
+    async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        self.run(|connection| unified::select_audit_head(connection)).await
     }
 
     async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {

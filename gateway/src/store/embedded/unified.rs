@@ -11,6 +11,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use tongban_adapters::model::EntityKind;
 
 use super::{classify, from_unix_millis, unix_millis};
+use crate::audit::{self, ChainedEntry};
 use crate::resolve::matching::Profile;
 use crate::resolve::{Key, Placement, Previous};
 use crate::stewardship::{Explanation, ReviewPair};
@@ -764,11 +765,16 @@ pub(super) fn select_key_owner(
     Ok(None)
 }
 
+/// Appends an entry to the audit chain; inside a write transaction (SQLite has one
+/// writer at a time, so the head read is the head written after).
 pub(super) fn insert_audit(connection: &rusqlite::Connection, entry: &AuditEntry) -> Result<(), StoreError> {
+    let (seq, previous) = select_audit_head(connection)?;
+    let seq = seq + 1;
+    let hash = audit::entry_hash(&previous, seq, entry);
     connection
         .prepare_cached(
-            "INSERT INTO audit_log (at, identity, action, subject, purpose, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO audit_log (at, identity, action, subject, purpose, outcome, seq, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -777,11 +783,93 @@ pub(super) fn insert_audit(connection: &rusqlite::Connection, entry: &AuditEntry
                 entry.action,
                 entry.subject,
                 entry.purpose,
-                entry.outcome
+                entry.outcome,
+                seq,
+                hash
             ])
         })
         .map_err(classify)?;
+    set_audit_head(connection, seq, &hash)
+}
+
+fn set_audit_head(connection: &rusqlite::Connection, seq: i64, hash: &str) -> Result<(), StoreError> {
+    connection
+        .prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
+        .and_then(|mut s| s.execute(params![seq, hash]))
+        .map_err(classify)?;
     Ok(())
+}
+
+pub(super) fn select_audit_head(connection: &rusqlite::Connection) -> Result<(i64, String), StoreError> {
+    connection
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |row| Ok((row.get(0)?, row.get(1)?))))
+        .map_err(classify)
+}
+
+/// Chains the entries written before the chain existed, in the order they were written
+/// (while migrating to schema version 4).
+pub(super) fn chain_unchained_audit(connection: &rusqlite::Connection) -> Result<(), StoreError> {
+    let (mut seq, mut previous) = select_audit_head(connection)?;
+    let unchained: Vec<(i64, AuditEntry)> = {
+        let mut statement = connection
+            .prepare(
+                "SELECT id, at, identity, action, subject, purpose, outcome FROM audit_log
+                 WHERE seq IS NULL ORDER BY id",
+            )
+            .map_err(classify)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, audit_entry(row, 1)?)))
+            .map_err(classify)?;
+        rows.collect::<Result<_, _>>().map_err(classify)?
+    };
+    for (id, entry) in unchained {
+        seq += 1;
+        previous = audit::entry_hash(&previous, seq, &entry);
+        connection
+            .execute(
+                "UPDATE audit_log SET seq = ?1, hash = ?2 WHERE id = ?3",
+                params![seq, previous, id],
+            )
+            .map_err(classify)?;
+    }
+    set_audit_head(connection, seq, &previous)
+}
+
+/// An audit entry from six columns starting at `first` (at, identity, action, subject,
+/// purpose, outcome).
+fn audit_entry(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        at: from_unix_millis(row.get(first)?),
+        identity: row.get(first + 1)?,
+        action: row.get(first + 2)?,
+        subject: row.get(first + 3)?,
+        purpose: row.get(first + 4)?,
+        outcome: row.get(first + 5)?,
+    })
+}
+
+pub(super) fn select_audit_chain(
+    connection: &rusqlite::Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<ChainedEntry>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT seq, at, identity, action, subject, purpose, outcome, hash FROM audit_log
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )
+        .map_err(classify)?;
+    let rows = statement
+        .query_map(params![after, sql_limit(limit)], |row| {
+            Ok(ChainedEntry {
+                seq: row.get(0)?,
+                entry: audit_entry(row, 1)?,
+                hash: row.get(7)?,
+            })
+        })
+        .map_err(classify)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(classify)
 }
 
 pub(super) fn select_audit(connection: &rusqlite::Connection, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
@@ -789,16 +877,7 @@ pub(super) fn select_audit(connection: &rusqlite::Connection, limit: usize) -> R
         .prepare_cached("SELECT at, identity, action, subject, purpose, outcome FROM audit_log ORDER BY id LIMIT ?1")
         .map_err(classify)?;
     let rows = statement
-        .query_map([sql_limit(limit)], |row| {
-            Ok(AuditEntry {
-                at: from_unix_millis(row.get(0)?),
-                identity: row.get(1)?,
-                action: row.get(2)?,
-                subject: row.get(3)?,
-                purpose: row.get(4)?,
-                outcome: row.get(5)?,
-            })
-        })
+        .query_map([sql_limit(limit)], |row| audit_entry(row, 0))
         .map_err(classify)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(classify)
 }

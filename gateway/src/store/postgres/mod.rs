@@ -195,7 +195,15 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../migrations/postgres/0003_matching.sql"),
     },
+    Migration {
+        version: AUDIT_CHAIN_VERSION,
+        sql: include_str!("../migrations/postgres/0004_audit_chain.sql"),
+    },
 ];
+
+/// The migration that adds the audit chain; the entries already written are chained
+/// when it is applied.
+const AUDIT_CHAIN_VERSION: i32 = 4;
 
 /// The advisory lock that serialises migrations of replicas starting at once.
 const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"tongbanM");
@@ -227,6 +235,9 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
             .is_some();
         if !applied {
             tx.batch_execute(migration.sql).await.map_err(classify)?;
+            if migration.version == AUDIT_CHAIN_VERSION {
+                unified::chain_unchained_audit(&tx).await?;
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())",
                 &[&migration.version],
@@ -308,8 +319,26 @@ impl Store for PostgresStore {
     }
 
     async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let result = self
+            .answered(async {
+                let tx = client.transaction().await.map_err(classify)?;
+                unified::insert_audit(&tx, entry).await?;
+                tx.commit().await.map_err(classify)
+            })
+            .await;
+        release(client, result)
+    }
+
+    async fn audit_chain(&self, after: i64, limit: usize) -> Result<Vec<crate::audit::ChainedEntry>, StoreError> {
         let client = self.client().await?;
-        let result = self.answered(unified::insert_audit(&client, entry)).await;
+        let result = self.answered(unified::select_audit_chain(&client, after, limit)).await;
+        release(client, result)
+    }
+
+    async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(unified::select_audit_head(&client)).await;
         release(client, result)
     }
 

@@ -7,11 +7,13 @@
 //! row, last, just before commit.
 
 use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
 
 use tokio_postgres::types::ToSql;
 use tongban_adapters::model::{EntityKind, IdScheme};
 
 use super::{classify, Transaction};
+use crate::audit::{self, ChainedEntry};
 use crate::resolve::matching::Profile;
 use crate::resolve::{Key, Placement, Previous};
 use crate::stewardship::{Explanation, ReviewPair};
@@ -687,24 +689,7 @@ impl UnifyTx for PgUnify<'_, '_> {
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let statement = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO audit_log (at, identity, action, subject, purpose, outcome)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .await
-            .map_err(classify)?;
-        let params: [&(dyn ToSql + Sync); 6] = [
-            &entry.at,
-            &entry.identity,
-            &entry.action,
-            &entry.subject,
-            &entry.purpose,
-            &entry.outcome,
-        ];
-        self.tx.execute(&statement, &params).await.map_err(classify)?;
-        Ok(())
+        insert_audit(self.tx, entry).await
     }
 }
 
@@ -880,29 +865,128 @@ pub(super) async fn select_key_owner(
     Ok(None)
 }
 
-pub(super) async fn insert_audit(client: &deadpool_postgres::Client, entry: &AuditEntry) -> Result<(), StoreError> {
+/// Appends an entry to the audit chain, inside `tx`: the head's row lock, held until
+/// the transaction ends, keeps the appenders of every replica in one line.
+pub(super) async fn insert_audit(tx: &Transaction<'_>, entry: &AuditEntry) -> Result<(), StoreError> {
+    let (seq, previous) = lock_audit_head(tx).await?;
+    // Kept to the millisecond the hash counts (PostgreSQL would round microseconds).
+    let entry = AuditEntry {
+        at: UNIX_EPOCH + Duration::from_millis(u64::try_from(audit::unix_millis(entry.at)).unwrap_or(0)),
+        ..entry.clone()
+    };
+    let seq = seq + 1;
+    let hash = audit::entry_hash(&previous, seq, &entry);
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO audit_log (at, identity, action, subject, purpose, outcome, seq, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await
+        .map_err(classify)?;
+    let params: [&(dyn ToSql + Sync); 8] = [
+        &entry.at,
+        &entry.identity,
+        &entry.action,
+        &entry.subject,
+        &entry.purpose,
+        &entry.outcome,
+        &seq,
+        &hash,
+    ];
+    tx.execute(&statement, &params).await.map_err(classify)?;
+    set_audit_head(tx, seq, &hash).await
+}
+
+async fn lock_audit_head(tx: &Transaction<'_>) -> Result<(i64, String), StoreError> {
+    let statement = tx
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+        .await
+        .map_err(classify)?;
+    let row = tx.query_one(&statement, &[]).await.map_err(classify)?;
+    Ok((row.try_get(0).map_err(classify)?, row.try_get(1).map_err(classify)?))
+}
+
+async fn set_audit_head(tx: &Transaction<'_>, seq: i64, hash: &str) -> Result<(), StoreError> {
+    let statement = tx
+        .prepare_cached("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .await
+        .map_err(classify)?;
+    tx.execute(&statement, &[&seq, &hash]).await.map_err(classify)?;
+    Ok(())
+}
+
+/// Chains the entries written before the chain existed, in the order they were written
+/// (while migrating to schema version 4).
+pub(super) async fn chain_unchained_audit(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let (mut seq, mut previous) = lock_audit_head(tx).await?;
+    let rows = tx
+        .query(
+            "SELECT id, at, identity, action, subject, purpose, outcome FROM audit_log WHERE seq IS NULL ORDER BY id",
+            &[],
+        )
+        .await
+        .map_err(classify)?;
+    for row in rows {
+        let id: i64 = row.try_get(0).map_err(classify)?;
+        let entry = audit_entry(&row, 1)?;
+        seq += 1;
+        previous = audit::entry_hash(&previous, seq, &entry);
+        tx.execute(
+            "UPDATE audit_log SET seq = $1, hash = $2 WHERE id = $3",
+            &[&seq, &previous, &id],
+        )
+        .await
+        .map_err(classify)?;
+    }
+    set_audit_head(tx, seq, &previous).await
+}
+
+/// An audit entry from six columns starting at `first` (at, identity, action, subject,
+/// purpose, outcome).
+fn audit_entry(row: &tokio_postgres::Row, first: usize) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        at: row.try_get(first).map_err(classify)?,
+        identity: row.try_get(first + 1).map_err(classify)?,
+        action: row.try_get(first + 2).map_err(classify)?,
+        subject: row.try_get(first + 3).map_err(classify)?,
+        purpose: row.try_get(first + 4).map_err(classify)?,
+        outcome: row.try_get(first + 5).map_err(classify)?,
+    })
+}
+
+pub(super) async fn select_audit_chain(
+    client: &deadpool_postgres::Client,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<ChainedEntry>, StoreError> {
     let statement = client
         .prepare_cached(
-            "INSERT INTO audit_log (at, identity, action, subject, purpose, outcome)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "SELECT seq, at, identity, action, subject, purpose, outcome, hash FROM audit_log
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .await
         .map_err(classify)?;
-    client
-        .execute(
-            &statement,
-            &[
-                &entry.at,
-                &entry.identity,
-                &entry.action,
-                &entry.subject,
-                &entry.purpose,
-                &entry.outcome,
-            ],
-        )
+    let rows = client
+        .query(&statement, &[&after, &crate::store::sql_limit(limit)])
         .await
         .map_err(classify)?;
-    Ok(())
+    rows.iter()
+        .map(|row| {
+            Ok(ChainedEntry {
+                seq: row.try_get(0).map_err(classify)?,
+                entry: audit_entry(row, 1)?,
+                hash: row.try_get(7).map_err(classify)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn select_audit_head(client: &deadpool_postgres::Client) -> Result<(i64, String), StoreError> {
+    let row = client
+        .query_one("SELECT seq, hash FROM audit_head WHERE id = 1", &[])
+        .await
+        .map_err(classify)?;
+    Ok((row.try_get(0).map_err(classify)?, row.try_get(1).map_err(classify)?))
 }
 
 pub(super) async fn select_audit(
@@ -917,16 +1001,5 @@ pub(super) async fn select_audit(
         .query(&statement, &[&crate::store::sql_limit(limit)])
         .await
         .map_err(classify)?;
-    rows.iter()
-        .map(|row| {
-            Ok(AuditEntry {
-                at: row.try_get(0).map_err(classify)?,
-                identity: row.try_get(1).map_err(classify)?,
-                action: row.try_get(2).map_err(classify)?,
-                subject: row.try_get(3).map_err(classify)?,
-                purpose: row.try_get(4).map_err(classify)?,
-                outcome: row.try_get(5).map_err(classify)?,
-            })
-        })
-        .collect()
+    rows.iter().map(|row| audit_entry(row, 0)).collect()
 }

@@ -1,0 +1,230 @@
+//! The audit log's hash chain. Each entry carries a sequence number and a hash over the
+//! previous entry's hash and its own fields, and the store keeps the head (last number
+//! and hash): an entry altered, removed or slipped in afterwards, or entries cut off the
+//! end, break the chain from there on. `tongban audit verify` walks it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::store::{AuditEntry, Store, StoreError};
+
+/// The hash before the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Entries read per page while verifying.
+const PAGE: usize = 1_000;
+
+/// An entry as the chain holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainedEntry {
+    /// 1, 2, 3, ... without gaps.
+    pub seq: i64,
+    pub entry: AuditEntry,
+    /// Hex SHA-256 of the previous hash and this entry ([`entry_hash`]).
+    pub hash: String,
+}
+
+/// The time of an entry as the chain counts it: milliseconds since 1970, what both
+/// stores keep exactly.
+pub fn unix_millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The hash of entry `seq` after `previous`: every field length-prefixed, so that no
+/// two different entries hash alike by moving text from one field to the next.
+pub fn entry_hash(previous: &str, seq: i64, entry: &AuditEntry) -> String {
+    let mut hasher = Sha256::new();
+    let seq = seq.to_string();
+    let at = unix_millis(entry.at).to_string();
+    for field in [
+        previous,
+        &seq,
+        &at,
+        &entry.identity,
+        &entry.action,
+        &entry.subject,
+        &entry.purpose,
+        &entry.outcome,
+    ] {
+        hasher.update((field.len() as u64).to_be_bytes());
+        hasher.update(field.as_bytes());
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What verifying found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChainReport {
+    /// Every entry follows from the one before, and the last is the head.
+    Intact { entries: i64, head: String },
+    /// The first entry (by sequence number) where the chain does not hold, and why.
+    Broken { seq: i64, reason: String },
+}
+
+/// Walks the chain, one entry after the other.
+#[derive(Debug)]
+pub struct ChainCheck {
+    previous: String,
+    next_seq: i64,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        ChainCheck {
+            previous: GENESIS.to_owned(),
+            next_seq: 1,
+        }
+    }
+}
+
+impl ChainCheck {
+    /// Checks the next entry; the first problem ends the walk.
+    pub fn check(&mut self, chained: &ChainedEntry) -> Result<(), ChainReport> {
+        let broken = |reason: String| ChainReport::Broken {
+            seq: self.next_seq.min(chained.seq),
+            reason,
+        };
+        if chained.seq != self.next_seq {
+            return Err(broken(format!(
+                "entry {} is missing (the next entry is number {})",
+                self.next_seq, chained.seq
+            )));
+        }
+        if entry_hash(&self.previous, chained.seq, &chained.entry) != chained.hash {
+            return Err(broken(format!(
+                "entry {} was altered: its hash does not follow from its fields and the entry before",
+                chained.seq
+            )));
+        }
+        self.previous.clone_from(&chained.hash);
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// After the last entry: the head the store keeps must be where the walk ended.
+    pub fn finish(self, head: (i64, String)) -> ChainReport {
+        let entries = self.next_seq - 1;
+        if head.0 != entries || head.1 != self.previous {
+            return ChainReport::Broken {
+                seq: entries + 1,
+                reason: format!(
+                    "the log ends at entry {entries} but its head says entry {}: entries were removed from the end",
+                    head.0
+                ),
+            };
+        }
+        ChainReport::Intact {
+            entries,
+            head: self.previous,
+        }
+    }
+}
+
+/// Verifies a store's whole audit chain, a page at a time.
+pub async fn verify(store: &impl Store) -> Result<ChainReport, StoreError> {
+    // The head first: entries appended while the walk runs come after it.
+    let head = store.audit_head().await?;
+    let mut check = ChainCheck::default();
+    let mut after = 0;
+    loop {
+        let page = store.audit_chain(after, PAGE).await?;
+        for chained in page.iter().take_while(|c| c.seq <= head.0) {
+            if let Err(report) = check.check(chained) {
+                return Ok(report);
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE && last.seq < head.0 => after = last.seq,
+            _ => break,
+        }
+    }
+    Ok(check.finish(head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: i64) -> Vec<ChainedEntry> {
+        let mut previous = GENESIS.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let entry = AuditEntry {
+                    at: UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_000 + seq as u64),
+                    identity: "department:tax".into(),
+                    action: "lookup".into(),
+                    subject: format!("P{seq:011}"),
+                    purpose: "case 2026-001".into(),
+                    outcome: "granted".into(),
+                };
+                let hash = entry_hash(&previous, seq, &entry);
+                previous.clone_from(&hash);
+                ChainedEntry { seq, entry, hash }
+            })
+            .collect()
+    }
+
+    fn walk(entries: &[ChainedEntry], head: (i64, String)) -> ChainReport {
+        let mut check = ChainCheck::default();
+        for e in entries {
+            if let Err(report) = check.check(e) {
+                return report;
+            }
+        }
+        check.finish(head)
+    }
+
+    fn head(entries: &[ChainedEntry]) -> (i64, String) {
+        entries
+            .last()
+            .map_or((0, GENESIS.to_owned()), |e| (e.seq, e.hash.clone()))
+    }
+
+    #[test]
+    fn an_untouched_chain_is_intact() {
+        let entries = chain(5);
+        assert_eq!(
+            walk(&entries, head(&entries)),
+            ChainReport::Intact {
+                entries: 5,
+                head: entries[4].hash.clone()
+            }
+        );
+        assert!(matches!(
+            walk(&[], (0, GENESIS.to_owned())),
+            ChainReport::Intact { entries: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn the_first_altered_removed_or_cut_entry_is_found() {
+        let entries = chain(5);
+        let mut altered = entries.clone();
+        altered[2].entry.subject = "P99999999999".into();
+        assert!(matches!(
+            walk(&altered, head(&entries)),
+            ChainReport::Broken { seq: 3, .. }
+        ));
+        // Moving text between fields changes the hash too.
+        let mut shifted = entries.clone();
+        shifted[1].entry.purpose = "case 2026-001granted".into();
+        shifted[1].entry.outcome = String::new();
+        assert!(matches!(
+            walk(&shifted, head(&entries)),
+            ChainReport::Broken { seq: 2, .. }
+        ));
+        let mut removed = entries.clone();
+        removed.remove(1);
+        assert!(matches!(
+            walk(&removed, head(&entries)),
+            ChainReport::Broken { seq: 2, .. }
+        ));
+        assert!(matches!(
+            walk(&entries[..3], head(&entries)),
+            ChainReport::Broken { seq: 4, .. }
+        ));
+    }
+}

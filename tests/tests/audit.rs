@@ -1,0 +1,86 @@
+//! The audit log over real gRPC, against both stores: lookups and feed reads are
+//! appended to a hash chain that verifies intact; an entry altered directly in the
+//! database (as someone with access to it could) breaks the chain exactly there, and
+//! cutting entries off the end is found too.
+
+use serde_json::json;
+use tongban_gateway::audit::{verify, ChainReport};
+use tongban_gateway::identity::Identity;
+use tongban_gateway::store::Store;
+use tongban_tests::hub::{department, StoreKind, TestHub};
+use tongban_tests::unified::{env, lookup_id, push, read_feed, unified};
+
+tongban_tests::on_both_stores!(reads_are_chained_and_an_altered_entry_is_found);
+
+/// Runs one statement on the hub's database behind its back.
+async fn tamper(hub: &TestHub, sql: &str) -> u64 {
+    match hub.kind {
+        StoreKind::Embedded => {
+            let db = rusqlite::Connection::open(hub.dir.path().join("tongban.db")).expect("open the store file");
+            db.execute(sql, []).expect("tamper") as u64
+        }
+        StoreKind::Postgres => {
+            let database = hub.database.as_ref().expect("a test database");
+            database.connect().await.execute(sql, &[]).await.expect("tamper")
+        }
+    }
+}
+
+async fn reads_are_chained_and_an_altered_entry_is_found(kind: StoreKind) {
+    let hub = TestHub::start(kind).await;
+    let mut tax = hub.exchange(&department("tax")).await;
+    let pushed = push(
+        &mut tax,
+        "audit",
+        vec![env(
+            "tax.taxpayer",
+            "10137060000000001",
+            1,
+            json!({"djxh": "10137060000000001", "nsrsbh": "37062919790315001X", "nsrmc": "陈伟", "nsrlx": "3",
+                   "zjlx_dm": "201", "fddbrxm": "", "fddbr_zjlx_dm": "", "fddbr_zjhm": "", "zcdz": "", "scjydz": "",
+                   "lxdh": "", "hy_dm": "", "djrq": "20190516", "nsrzt_dm": "03", "swjg_dm": "13706870000"}),
+        )],
+    )
+    .await;
+    let person = pushed[0].mentions[0].unified_id.clone();
+    let mut platform = unified(&hub, &Identity::Platform).await;
+    for _ in 0..3 {
+        lookup_id(&mut platform, &person).await.expect("lookup");
+    }
+    read_feed(&mut platform, "").await;
+
+    let log = hub.store.audit_log(100).await.expect("audit log");
+    assert!(log.iter().filter(|e| e.action == "lookup").count() >= 3, "{log:?}");
+    assert!(log.iter().any(|e| e.action == "changes"), "{log:?}");
+    let entries = match verify(&hub.store).await.expect("verify") {
+        ChainReport::Intact { entries, .. } => entries,
+        broken => panic!("an untouched log is intact: {broken:?}"),
+    };
+    assert_eq!(entries, log.len() as i64);
+
+    // The last entry cut off: the head the store keeps no longer matches.
+    tamper(&hub, &format!("DELETE FROM audit_log WHERE seq = {entries}")).await;
+    match verify(&hub.store).await.expect("verify") {
+        ChainReport::Broken { seq, reason } => assert_eq!(seq, entries, "{reason}"),
+        intact => panic!("the cut is found: {intact:?}"),
+    }
+    // Someone rewrites whose record the second entry read.
+    let altered = tamper(&hub, "UPDATE audit_log SET subject = 'P00000000999' WHERE seq = 2").await;
+    assert_eq!(altered, 1);
+    match verify(&hub.store).await.expect("verify") {
+        ChainReport::Broken { seq, reason } => {
+            assert_eq!(seq, 2, "{reason}");
+            assert!(reason.contains("altered"), "{reason}");
+        }
+        intact => panic!("the altered entry is found: {intact:?}"),
+    }
+    // Or removes it.
+    tamper(&hub, "DELETE FROM audit_log WHERE seq = 2").await;
+    match verify(&hub.store).await.expect("verify") {
+        ChainReport::Broken { seq, reason } => {
+            assert_eq!(seq, 2, "{reason}");
+            assert!(reason.contains("missing"), "{reason}");
+        }
+        intact => panic!("the removed entry is found: {intact:?}"),
+    }
+}
