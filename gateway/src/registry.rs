@@ -123,6 +123,15 @@ impl<S: Store> Registry<S> {
             .iter()
             .map(|p| p.parse::<Part>().map_err(ReadError::InvalidArgument))
             .collect::<Result<_, _>>()?;
+        if matches!(identity, Identity::Department(_)) && purpose.trim().is_empty() {
+            // A department reads a citizen's record for a matter it handles; the audit
+            // must be able to say which.
+            self.audit(identity, "lookup", &subject, purpose, "refused: no purpose declared")
+                .await?;
+            return Err(ReadError::InvalidArgument(
+                "a department's lookup must name the matter it serves (its case number, say) in `purpose`".to_owned(),
+            ));
+        }
         let grants = self.sharing.grants(identity);
         let refused = if grants.may_read_anything() {
             grants.refuses(&asked).map(ToString::to_string)

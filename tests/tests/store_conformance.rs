@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tempfile::TempDir;
 use tongban_adapters::model::{Attribute, EntityKind, IdScheme, Identifier, Mention, Observation, Role, Slot};
 use tongban_adapters::{Department, RecordType};
+use tongban_gateway::audit::{verify, ChainReport};
 use tongban_gateway::identity::Identity;
 use tongban_gateway::record::{Envelope, Outcome, RecordError, RecordResult, Rejection, SourceRecord, Submission};
 use tongban_gateway::store::embedded::{EmbeddedSettings, EmbeddedStore};
@@ -872,7 +873,7 @@ async fn postgres_migrations_run_once_even_when_replicas_race() {
         .await
         .unwrap();
     let versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
-    assert_eq!(versions, [1, 2, 3], "each migration recorded once");
+    assert_eq!(versions, [1, 2, 3, 4], "each migration recorded once");
 }
 
 /// The database refuses connections and the store's sessions are killed: commits fail as
@@ -1143,11 +1144,58 @@ async fn embedded_migrations_run_once() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn upgrading_to_the_audit_chain_chains_the_entries_already_written() {
+    let fixture = Embedded::new();
+    // A store as schema version 3 left it: three entries, no chain.
+    let connection = rusqlite::Connection::open(&fixture.path).unwrap();
+    connection
+        .execute_batch(
+            "DROP INDEX audit_log_seq;
+             ALTER TABLE audit_log DROP COLUMN seq;
+             ALTER TABLE audit_log DROP COLUMN hash;
+             DROP TABLE audit_head;
+             DELETE FROM schema_migrations WHERE version = 4;
+             INSERT INTO audit_log (at, identity, action, subject, purpose, outcome) VALUES
+                 (1700000000000, 'platform', 'lookup', 'P00000000001', 'case 1', 'granted'),
+                 (1700000000001, 'department:tax', 'lookup', 'identifier', 'case 2', 'not found'),
+                 (1700000000002, 'ops', 'lookup', 'P00000000001', 'curiosity', 'refused: personal data');",
+        )
+        .unwrap();
+    drop(connection);
+    let upgraded = fixture.reopen().await;
+    let ChainReport::Intact { entries, .. } = verify(&upgraded).await.unwrap() else {
+        panic!("the entries written before are chained in order");
+    };
+    assert_eq!(entries, 3);
+    let entry = AuditEntry {
+        at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_003),
+        identity: "platform".to_owned(),
+        action: "lookup".to_owned(),
+        subject: "P00000000002".to_owned(),
+        purpose: "test".to_owned(),
+        outcome: "granted".to_owned(),
+    };
+    upgraded.audit(&entry).await.unwrap();
+    let chain = upgraded.audit_chain(0, 10).await.unwrap();
+    assert_eq!(
+        chain
+            .iter()
+            .map(|c| (c.seq, c.entry.purpose.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "case 1"), (2, "case 2"), (3, "curiosity"), (4, "test")]
+    );
+    assert!(matches!(
+        verify(&upgraded).await.unwrap(),
+        ChainReport::Intact { entries: 4, .. }
+    ));
 }
 
 // ---------------------------------------------------------------------------------------

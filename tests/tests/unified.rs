@@ -1231,6 +1231,12 @@ async fn sharing_rules_refuse_and_audit(kind: StoreKind) {
     .await
     .expect("by number");
     assert_eq!(by_number.unified_id, person);
+    // A department's lookup naming no matter is refused.
+    let unexplained = lookup(&mut tax, pb::lookup_request::By::UnifiedId(person.clone()), "  ", &[])
+        .await
+        .expect_err("a department must say why it reads");
+    assert_eq!(unexplained.code(), Code::InvalidArgument, "{unexplained:?}");
+    assert!(unexplained.message().contains("purpose"), "{unexplained:?}");
 
     // Every read and every refusal is in the audit log, before the answer left.
     let log = hub.store.audit_log(1000).await.expect("audit log");
@@ -1256,6 +1262,10 @@ async fn sharing_rules_refuse_and_audit(kind: StoreKind) {
         .find(|e| e.identity == "department:tax" && e.action == "changes")
         .unwrap_or_else(|| panic!("no refused feed in {log:#?}"));
     assert!(feed.outcome.starts_with("refused"), "{feed:?}");
+    assert_eq!(
+        entry("department:tax", "lookup", "  ").outcome,
+        "refused: no purpose declared"
+    );
     let by_number = entry("department:tax", "lookup", "case-by-number");
     assert_eq!(by_number.outcome, "granted");
     for e in &log {

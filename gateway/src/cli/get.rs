@@ -17,6 +17,7 @@ pub struct GetArgs {
     #[arg(long)]
     identity: PathBuf,
     /// Why you read this record (a case number, a matter); written to the audit log.
+    /// Required of departments.
     #[arg(long, default_value = "")]
     purpose: String,
     /// Only these parts (identifiers, names, attributes, relations, quality_flags,
