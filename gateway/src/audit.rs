@@ -1,7 +1,10 @@
 //! The audit log's hash chain. Each entry carries a sequence number and a hash over the
 //! previous entry's hash and its own fields, and the store keeps the head (last number
 //! and hash): an entry altered, removed or slipped in afterwards, or entries cut off the
-//! end, break the chain from there on. `tongban audit verify` walks it.
+//! end, break the chain from there on. `tongban audit verify` walks it and prints the
+//! head. The hash has no key: someone who rewrites the rest of the chain and the head
+//! as well is caught only against a head kept outside the database (one printed by an
+//! earlier verify, say).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,8 +28,8 @@ pub struct ChainedEntry {
     pub hash: String,
 }
 
-/// The time of an entry as the chain counts it: milliseconds since 1970, what both
-/// stores keep exactly.
+/// The time of an entry as the chain counts it: milliseconds since 1970 (what both
+/// stores keep exactly; an impossible time before 1970 counts as 0).
 pub fn unix_millis(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -107,13 +110,19 @@ impl ChainCheck {
     /// After the last entry: the head the store keeps must be where the walk ended.
     pub fn finish(self, head: (i64, String)) -> ChainReport {
         let entries = self.next_seq - 1;
-        if head.0 != entries || head.1 != self.previous {
+        if head.0 != entries {
             return ChainReport::Broken {
                 seq: entries + 1,
                 reason: format!(
                     "the log ends at entry {entries} but its head says entry {}: entries were removed from the end",
                     head.0
                 ),
+            };
+        }
+        if head.1 != self.previous {
+            return ChainReport::Broken {
+                seq: entries,
+                reason: format!("the head's hash is not that of entry {entries}: the head was altered"),
             };
         }
         ChainReport::Intact {
@@ -141,7 +150,21 @@ pub async fn verify(store: &impl Store) -> Result<ChainReport, StoreError> {
             _ => break,
         }
     }
-    Ok(check.finish(head))
+    let report = check.finish(head.clone());
+    if !matches!(report, ChainReport::Intact { .. }) {
+        return Ok(report);
+    }
+    // Entries beyond the head: appended since it was read (the head has moved on), or
+    // hidden by setting the head back.
+    if let Some(beyond) = store.audit_chain(head.0, 1).await?.first() {
+        if store.audit_head().await?.0 < beyond.seq {
+            return Ok(ChainReport::Broken {
+                seq: beyond.seq,
+                reason: format!("entry {} lies beyond the head: the head was set back", beyond.seq),
+            });
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

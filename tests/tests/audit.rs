@@ -1,7 +1,7 @@
 //! The audit log over real gRPC, against both stores: lookups and feed reads are
 //! appended to a hash chain that verifies intact; an entry altered directly in the
-//! database (as someone with access to it could) breaks the chain exactly there, and
-//! cutting entries off the end is found too.
+//! database (as someone with access to it could) breaks the chain exactly there;
+//! cutting entries off the end, or setting the head back over them, is found too.
 
 use serde_json::json;
 use tongban_gateway::audit::{verify, ChainReport};
@@ -64,6 +64,28 @@ async fn reads_are_chained_and_an_altered_entry_is_found(kind: StoreKind) {
         ChainReport::Broken { seq, reason } => assert_eq!(seq, entries, "{reason}"),
         intact => panic!("the cut is found: {intact:?}"),
     }
+    // The head set back to hide the entries after it.
+    tamper(
+        &hub,
+        "UPDATE audit_head SET seq = 1, hash = (SELECT hash FROM audit_log WHERE seq = 1)",
+    )
+    .await;
+    match verify(&hub.store).await.expect("verify") {
+        ChainReport::Broken { seq, reason } => assert_eq!(seq, 2, "{reason}"),
+        intact => panic!("entries beyond the head are found: {intact:?}"),
+    }
+    // The head made to fit what is left, as a careful forger would: without a head kept
+    // outside the database (the chain has no key) that goes unseen.
+    tamper(
+        &hub,
+        "UPDATE audit_head SET seq = (SELECT max(seq) FROM audit_log),
+                               hash = (SELECT hash FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log))",
+    )
+    .await;
+    assert!(matches!(
+        verify(&hub.store).await.expect("verify"),
+        ChainReport::Intact { .. }
+    ));
     // Someone rewrites whose record the second entry read.
     let altered = tamper(&hub, "UPDATE audit_log SET subject = 'P00000000999' WHERE seq = 2").await;
     assert_eq!(altered, 1);

@@ -1158,7 +1158,8 @@ async fn upgrading_to_the_audit_chain_chains_the_entries_already_written() {
     let connection = rusqlite::Connection::open(&fixture.path).unwrap();
     connection
         .execute_batch(
-            "DROP INDEX audit_log_seq;
+            "DROP TRIGGER audit_log_chained;
+             DROP INDEX audit_log_seq;
              ALTER TABLE audit_log DROP COLUMN seq;
              ALTER TABLE audit_log DROP COLUMN hash;
              DROP TABLE audit_head;

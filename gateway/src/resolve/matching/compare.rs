@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use strsim::{jaro_winkler, osa_distance};
+use tongban_adapters::model::EntityKind;
 use tongban_adapters::normalise::name::is_latin;
 
 use super::profile::Profile;
@@ -133,13 +134,15 @@ impl Level {
     }
 }
 
-/// The level at which `field` of `a` and `b` agree, and for an exact name the name.
-pub fn compare(field: Field, a: &Profile, b: &Profile) -> (Level, Option<String>) {
+/// The level at which `field` of `a` and `b` (two entities of `kind`) agree, and for an
+/// exact name the name.
+pub fn compare(kind: EntityKind, field: Field, a: &Profile, b: &Profile) -> (Level, Option<String>) {
     match field {
         Field::Name => best(&a.names, &b.names, |x, y| {
-            if x == y && !x.contains(' ') && is_latin(x) {
-                // A Latin name of one word is a given name or a surname alone: the
-                // two agree on a part of a name.
+            if x == y && kind == EntityKind::Person && !x.contains(' ') && is_latin(x) {
+                // A person's Latin name of one word is a given name or a surname
+                // alone: the two agree on a part of a name. (An organisation's name
+                // is compared without its spaces: one word is all of it.)
                 Level::PartMissing
             } else if x == y {
                 Level::Exact
@@ -337,7 +340,8 @@ fn compare_dates(x: &str, y: &str) -> Level {
 }
 
 /// Addresses in Latin script (a foreigner's, written in words): at least 80% of the
-/// letter pairs of the shorter occur in the other. A part left out, a word mistyped or
+/// letter pairs of the shorter occur in the other, and the shorter is at least half as
+/// long. A part left out, a word mistyped or
 /// split in two each cost only a few pairs. A Chinese address is compared whole
 /// (Jaro–Winkler): near-identical Chinese addresses are often neighbours.
 fn mostly_contained(x: &str, y: &str) -> bool {
@@ -357,7 +361,9 @@ fn mostly_contained(x: &str, y: &str) -> bool {
     };
     let (xs, ys) = (pairs(x), pairs(y));
     let (fewer, more) = if xs.len() <= ys.len() { (xs, ys) } else { (ys, xs) };
-    if fewer.len() + 1 < SHORTEST {
+    // A suburb and postcode alone are in every address of the suburb: the shorter
+    // must be most of the longer too.
+    if fewer.len() + 1 < SHORTEST || 2 * fewer.len() < more.len() {
         return false;
     }
     // Common pairs of two sorted multisets.
@@ -424,6 +430,7 @@ fn compare_identity_numbers(a: &Profile, b: &Profile) -> Level {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tongban_adapters::model::EntityKind;
 
     fn profile(f: impl FnOnce(&mut Profile)) -> Profile {
         let mut p = Profile::default();
@@ -433,6 +440,7 @@ mod tests {
 
     fn names(a: &str, b: &str) -> Level {
         compare(
+            EntityKind::Person,
             Field::Name,
             &profile(|p| p.names = vec![a.into()]),
             &profile(|p| p.names = vec![b.into()]),
@@ -442,6 +450,7 @@ mod tests {
 
     fn dates(a: &str, b: &str) -> Level {
         compare(
+            EntityKind::Person,
             Field::BirthDate,
             &profile(|p| p.birth_dates = vec![a.into()]),
             &profile(|p| p.birth_dates = vec![b.into()]),
@@ -456,7 +465,7 @@ mod tests {
                 p.unchecked_ids = unchecked.iter().map(|s| s.to_string()).collect();
             })
         };
-        compare(Field::IdentityNumber, &make(a), &make(b)).0
+        compare(EntityKind::Person, Field::IdentityNumber, &make(a), &make(b)).0
     }
 
     #[test]
@@ -464,6 +473,7 @@ mod tests {
         assert_eq!(names("王伟", "王伟"), Level::Exact);
         assert_eq!(
             compare(
+                EntityKind::Person,
                 Field::Name,
                 &profile(|p| p.names = vec!["王伟".into()]),
                 &profile(|p| p.names = vec!["王伟".into()])
@@ -511,6 +521,7 @@ mod tests {
         assert_eq!(dates("1990-03-04", "1985-11-28"), Level::Different);
         assert_eq!(
             compare(
+                EntityKind::Person,
                 Field::BirthDate,
                 &Profile::default(),
                 &profile(|p| p.birth_dates = vec!["1990-03-04".into()])
@@ -532,10 +543,23 @@ mod tests {
         assert_eq!(names("GIBB", "LAUREN SMITH"), Level::Different);
         assert_eq!(names("GIBB LAUREN", "GIB LAUREN"), Level::OneEdit, "a typo is closer");
         assert_eq!(names("伟", "伟"), Level::Exact, "not a Latin name");
+        let organisation = |name: &str| profile(|p| p.names = vec![name.into()]);
+        assert_eq!(
+            compare(
+                EntityKind::Organisation,
+                Field::Name,
+                &organisation("ACMETRADINGLTD"),
+                &organisation("ACMETRADINGLTD")
+            )
+            .0,
+            Level::Exact,
+            "an organisation's name is compared whole"
+        );
     }
 
     fn addresses(a: &str, b: &str) -> Level {
         compare(
+            EntityKind::Person,
             Field::Address,
             &profile(|p| p.addresses = vec![a.into()]),
             &profile(|p| p.addresses = vec![b.into()]),
@@ -554,6 +578,11 @@ mod tests {
         assert_eq!(
             addresses(full, "7 wallaby place,delmar,cleveland nsw 2119"),
             Level::Different
+        );
+        assert_eq!(
+            addresses(full, "casino sa 5118"),
+            Level::Different,
+            "the suburb alone is in every address of the suburb"
         );
         assert_eq!(
             addresses("凤城街道海河路12号3号楼2单元501室", "东村街道凤城路88号海河小区"),
@@ -585,36 +614,61 @@ mod tests {
     fn documents_sexes_phones_and_addresses_have_their_levels() {
         let doc = |d: &str| profile(|p| p.documents = vec![d.into()]);
         assert_eq!(
-            compare(Field::Document, &doc("E1234567"), &doc("E1234567")).0,
+            compare(EntityKind::Person, Field::Document, &doc("E1234567"), &doc("E1234567")).0,
             Level::Exact
         );
         assert_eq!(
-            compare(Field::Document, &doc("E1234567"), &doc("E1243567")).0,
+            compare(EntityKind::Person, Field::Document, &doc("E1234567"), &doc("E1243567")).0,
             Level::OneEdit
         );
         assert_eq!(
-            compare(Field::Document, &doc("E1234567"), &doc("G9876543")).0,
+            compare(EntityKind::Person, Field::Document, &doc("E1234567"), &doc("G9876543")).0,
             Level::Different
         );
         let sex = |s: &str| profile(|p| p.sexes = vec![s.into()]);
-        assert_eq!(compare(Field::Sex, &sex("male"), &sex("male")).0, Level::Exact);
-        assert_eq!(compare(Field::Sex, &sex("male"), &sex("female")).0, Level::Different);
-        let phone = |s: &str| profile(|p| p.phones = vec![s.into()]);
         assert_eq!(
-            compare(Field::Phone, &phone("13800000000"), &phone("13800000000")).0,
+            compare(EntityKind::Person, Field::Sex, &sex("male"), &sex("male")).0,
             Level::Exact
         );
         assert_eq!(
-            compare(Field::Phone, &phone("13800000000"), &phone("13900000000")).0,
+            compare(EntityKind::Person, Field::Sex, &sex("male"), &sex("female")).0,
             Level::Different
         );
-        let address = |s: &str| profile(|p| p.addresses = vec![s.into()]);
+        let phone = |s: &str| profile(|p| p.phones = vec![s.into()]);
         assert_eq!(
-            compare(Field::Address, &address("海阳路1号"), &address("海阳路1号")).0,
+            compare(
+                EntityKind::Person,
+                Field::Phone,
+                &phone("13800000000"),
+                &phone("13800000000")
+            )
+            .0,
             Level::Exact
         );
         assert_eq!(
             compare(
+                EntityKind::Person,
+                Field::Phone,
+                &phone("13800000000"),
+                &phone("13900000000")
+            )
+            .0,
+            Level::Different
+        );
+        let address = |s: &str| profile(|p| p.addresses = vec![s.into()]);
+        assert_eq!(
+            compare(
+                EntityKind::Person,
+                Field::Address,
+                &address("海阳路1号"),
+                &address("海阳路1号")
+            )
+            .0,
+            Level::Exact
+        );
+        assert_eq!(
+            compare(
+                EntityKind::Person,
                 Field::Address,
                 &address("方圆街道海阳路12号3单元"),
                 &address("方圆街道海阳路12号4单元")
@@ -623,7 +677,13 @@ mod tests {
             Level::JaroWinkler92
         );
         assert_eq!(
-            compare(Field::Address, &address("海阳路1号"), &address("东村街道凤城路88号")).0,
+            compare(
+                EntityKind::Person,
+                Field::Address,
+                &address("海阳路1号"),
+                &address("东村街道凤城路88号")
+            )
+            .0,
             Level::Different
         );
     }

@@ -106,7 +106,7 @@ pub fn estimate(kind: EntityKind, mentions: &[Mention], current: &KindSettings, 
                     if Some(field) == super::super::key_field(shared) {
                         continue;
                     }
-                    let level = compare(field, &profiles[a], &profiles[b]).0;
+                    let level = compare(kind, field, &profiles[a], &profiles[b]).0;
                     if level != Level::Missing {
                         m.add(field, level);
                     }
@@ -133,7 +133,7 @@ pub fn estimate(kind: EntityKind, mentions: &[Mention], current: &KindSettings, 
             }
             sampled += 1;
             for field in Field::ALL {
-                let level = compare(field, &profiles[a], &profiles[b]).0;
+                let level = compare(kind, field, &profiles[a], &profiles[b]).0;
                 if level != Level::Missing {
                     u.add(field, level);
                 }

@@ -231,7 +231,7 @@ pub fn score(
     let weights = settings.of(kind);
     let mut comparisons = Vec::new();
     for field in Field::ALL {
-        let (level, exact_value) = compare::compare(field, mention, candidate);
+        let (level, exact_value) = compare::compare(kind, field, mention, candidate);
         if level == Level::Missing {
             continue;
         }

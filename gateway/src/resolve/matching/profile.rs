@@ -183,7 +183,9 @@ impl Profile {
             // the two numbers then share the number without one character (or one is
             // the other without it).
             let chars: Vec<char> = document.chars().collect();
-            if chars.len() >= compare::SHORTEST_TYPO {
+            // No longer than a document number can be: text typed into the field
+            // must not multiply into keys.
+            if (compare::SHORTEST_TYPO..=LONGEST_DOCUMENT).contains(&chars.len()) {
                 block("d1", document);
                 for skip in 0..chars.len() {
                     let without: String = (0..chars.len()).filter(|&i| i != skip).map(|i| chars[i]).collect();
@@ -224,9 +226,10 @@ impl Profile {
                     block("an", &format!("{first}|{second}"));
                 }
             }
-            for name in self.names.iter().filter(|n| is_latin(n)) {
+            // Numbers of one digit are in too many addresses; a few names suffice.
+            for name in self.names.iter().filter(|n| is_latin(n)).take(MAX_NAMES_BY_NUMBER) {
                 for part in name_parts(name) {
-                    for number in &numbers {
+                    for number in numbers.iter().filter(|n| n.len() >= 2) {
                         block("pn", &format!("{part}|{number}"));
                     }
                 }
@@ -285,6 +288,12 @@ fn name_parts(name: &str) -> Vec<String> {
 
 /// Numbers of one address paired for blocking (street, building, postcode, ...).
 const MAX_ADDRESS_NUMBERS: usize = 4;
+
+/// Names of a profile paired with its addresses' numbers.
+const MAX_NAMES_BY_NUMBER: usize = 4;
+
+/// The longest document number (passports, permits, officer cards: 5 to 20 characters).
+const LONGEST_DOCUMENT: usize = 20;
 
 /// An address written in Latin words (a foreigner's), not a Chinese one.
 pub(super) fn written_in_words(address: &str) -> bool {

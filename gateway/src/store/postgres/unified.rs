@@ -938,7 +938,11 @@ pub(super) async fn chain_unchained_audit(tx: &Transaction<'_>) -> Result<(), St
         .await
         .map_err(classify)?;
     }
-    set_audit_head(tx, seq, &previous).await
+    set_audit_head(tx, seq, &previous).await?;
+    // Nothing is appended outside the chain (a binary older than this version, say).
+    tx.batch_execute("ALTER TABLE audit_log ALTER COLUMN seq SET NOT NULL, ALTER COLUMN hash SET NOT NULL")
+        .await
+        .map_err(classify)
 }
 
 /// An audit entry from six columns starting at `first` (at, identity, action, subject,

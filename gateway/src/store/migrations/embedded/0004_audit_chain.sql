@@ -12,3 +12,10 @@ CREATE TABLE audit_head (
     hash TEXT    NOT NULL
 ) STRICT;
 INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+-- Nothing is appended outside the chain (a binary older than this version, say).
+CREATE TRIGGER audit_log_chained BEFORE INSERT ON audit_log
+WHEN NEW.seq IS NULL OR NEW.hash IS NULL
+BEGIN
+    SELECT RAISE(ABORT, 'audit entries are appended to the hash chain');
+END;
