@@ -253,23 +253,39 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
 // ---------------------------------------------------------------------------------------
 // The store
 
+/// Runs `$work` (an expression that may use `$tx` and `?`) in a transaction of a pooled
+/// connection and commits; on [`StoreError::Contention`] the transaction was rolled
+/// back, and the same work runs again on the new state, up to `CONTENTION_ATTEMPTS`
+/// times. A macro, not a function: the work borrows the transaction inside an async
+/// block, which a closure cannot return.
+macro_rules! in_transaction {
+    ($store:expr, |$tx:ident| $work:expr) => {{
+        let mut client = $store.client().await?;
+        let mut attempt = 1;
+        loop {
+            let result = $store
+                .answered(async {
+                    let $tx = client.transaction().await.map_err(classify)?;
+                    let done = $work;
+                    $tx.commit().await.map_err(classify)?;
+                    Ok::<_, StoreError>(done)
+                })
+                .await;
+            match result {
+                Err(StoreError::Contention(_)) if attempt < CONTENTION_ATTEMPTS => attempt += 1,
+                result => break release(client, result),
+            }
+        }
+    }};
+}
+
 impl Store for PostgresStore {
     async fn commit(&self, receipt: &Receipt, batch: Vec<Submission>) -> Result<Vec<RecordResult>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            let result = self
-                .answered(commit_batch(&mut client, receipt, &batch, &self.resolution))
-                .await;
-            match result {
-                // The transaction was rolled back; the same batch again meets the new state.
-                Err(StoreError::Contention(_)) if attempt < CONTENTION_ATTEMPTS => attempt += 1,
-                result => return release(client, result),
-            }
-        }
+        // Dropping the transaction on an error rolls the whole batch back.
+        in_transaction!(self, |tx| apply_batch(&tx, receipt, &batch, &self.resolution).await?)
     }
 
     async fn versions(&self, record_type: &str, source_id: &str) -> Result<Vec<StoredVersion>, StoreError> {
@@ -319,15 +335,7 @@ impl Store for PostgresStore {
     }
 
     async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let result = self
-            .answered(async {
-                let tx = client.transaction().await.map_err(classify)?;
-                unified::insert_audit(&tx, entry).await?;
-                tx.commit().await.map_err(classify)
-            })
-            .await;
-        release(client, result)
+        in_transaction!(self, |tx| unified::insert_audit(&tx, entry).await?)
     }
 
     async fn audit_chain(&self, after: i64, limit: usize) -> Result<Vec<crate::audit::ChainedEntry>, StoreError> {
@@ -355,23 +363,13 @@ impl Store for PostgresStore {
     }
 
     async fn steward(&self, action: &StewardAction, steward: &str) -> Result<StewardOutcome, StoreError> {
-        let mut client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            let result = self
-                .answered(async {
-                    let tx = client.transaction().await.map_err(classify)?;
-                    let outcome =
-                        steward::act(&unified::PgUnify { tx: &tx }, action, steward, &self.resolution).await?;
-                    tx.commit().await.map_err(classify)?;
-                    Ok(outcome)
-                })
-                .await;
-            match result {
-                Err(StoreError::Contention(_)) if attempt < CONTENTION_ATTEMPTS => attempt += 1,
-                result => return release(client, result),
-            }
-        }
+        in_transaction!(self, |tx| steward::act(
+            &unified::PgUnify { tx: &tx },
+            action,
+            steward,
+            &self.resolution
+        )
+        .await?)
     }
 
     async fn explain(&self, id: &str) -> Result<Option<Explanation>, StoreError> {
@@ -391,36 +389,24 @@ impl Store for PostgresStore {
     }
 
     async fn reresolve(&self, records: Vec<Reresolution>) -> Result<usize, StoreError> {
-        let mut client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            let result = self
-                .answered(async {
-                    let tx = client.transaction().await.map_err(classify)?;
-                    let mut keys: Vec<RecordKey> = records
-                        .iter()
-                        .map(|r| (r.contribution.record_type.as_str().to_owned(), r.source_id.clone()))
-                        .collect();
-                    keys.sort();
-                    keys.dedup();
-                    let mut current = HashMap::new();
-                    for key in keys {
-                        if let Some(version) = lock_record(&tx, &key).await? {
-                            current.insert(key, version);
-                        }
-                    }
-                    let still = still_current(&records, &current);
-                    let count = still.len();
-                    unify_batch(&unified::PgUnify { tx: &tx }, &still, &self.resolution).await?;
-                    tx.commit().await.map_err(classify)?;
-                    Ok(count)
-                })
-                .await;
-            match result {
-                Err(StoreError::Contention(_)) if attempt < CONTENTION_ATTEMPTS => attempt += 1,
-                result => return release(client, result),
+        in_transaction!(self, |tx| {
+            let mut keys: Vec<RecordKey> = records
+                .iter()
+                .map(|r| (r.contribution.record_type.as_str().to_owned(), r.source_id.clone()))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            let mut current = HashMap::new();
+            for key in keys {
+                if let Some(version) = lock_record(&tx, &key).await? {
+                    current.insert(key, version);
+                }
             }
-        }
+            let still = still_current(&records, &current);
+            let count = still.len();
+            unify_batch(&unified::PgUnify { tx: &tx }, &still, &self.resolution).await?;
+            count
+        })
     }
 }
 
@@ -469,19 +455,6 @@ fn release<T>(client: Client, result: Result<T, StoreError>) -> Result<T, StoreE
         drop(deadpool_postgres::Object::take(client));
     }
     result
-}
-
-async fn commit_batch(
-    client: &mut Client,
-    receipt: &Receipt,
-    batch: &[Submission],
-    settings: &Settings,
-) -> Result<Vec<RecordResult>, StoreError> {
-    let tx = client.transaction().await.map_err(classify)?;
-    let results = apply_batch(&tx, receipt, batch, settings).await?;
-    // Dropping `tx` on an error above rolls the whole batch back.
-    tx.commit().await.map_err(classify)?;
-    Ok(results)
 }
 
 async fn select_versions(
