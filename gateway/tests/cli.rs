@@ -29,6 +29,24 @@ fn tongban(args: &[&str], dir: &Path) -> Output {
         .expect("run tongban")
 }
 
+/// `tongban dev` in `dir` on a free port, listening: the process (killed when dropped)
+/// and its endpoint.
+fn start_dev(dir: &Path, stdout: Stdio) -> (Running, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut dev = Running(
+        Command::new(TONGBAN)
+            .args(["dev", "--listen", &listen])
+            .current_dir(dir)
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tongban dev"),
+    );
+    wait_for_port(port, &mut dev);
+    (dev, format!("https://{listen}"))
+}
+
 /// `tongban push` of `file` as the identity folder `identity`, without a progress bar.
 fn push(dir: &Path, endpoint: &str, identity: &str, file: &str) -> Output {
     tongban(
@@ -118,18 +136,7 @@ fn write_tax_file(path: &Path) {
 #[test]
 fn dev_hub_and_push_connector() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut dev = Running(
-        Command::new(TONGBAN)
-            .args(["dev", "--listen", &listen])
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tongban dev"),
-    );
-    wait_for_port(port, &mut dev);
+    let (_dev, endpoint) = start_dev(dir.path(), Stdio::piped());
     for identity in [
         "tax",
         "hrss",
@@ -152,7 +159,6 @@ fn dev_hub_and_push_connector() {
 
     let file = dir.path().join("tax.jsonl");
     write_tax_file(&file);
-    let endpoint = format!("https://{listen}");
     let output = push(dir.path(), &endpoint, "tongban-data/pki/tax", "tax.jsonl");
     assert!(
         output.status.success(),
@@ -305,19 +311,7 @@ fn write_review_files(dir: &Path) {
 #[test]
 fn dev_hub_and_the_stewards_verbs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut dev = Running(
-        Command::new(TONGBAN)
-            .args(["dev", "--listen", &listen])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tongban dev"),
-    );
-    wait_for_port(port, &mut dev);
-    let endpoint = format!("https://{listen}");
+    let (_dev, endpoint) = start_dev(dir.path(), Stdio::null());
     write_review_files(dir.path());
     for (identity, file) in [("tax", "tax.jsonl"), ("civil", "civil.jsonl")] {
         let output = push(dir.path(), &endpoint, &format!("tongban-data/pki/{identity}"), file);
