@@ -103,7 +103,6 @@ def run_febrl(binary: Path, out: Path, name: str, skip_splink: bool) -> tuple[di
         "true_links": dataset.true_links,
         "push": hub_run.push,
         "left_out_no_name": dataset.unwritable,
-        "not_pushed": hub_run.skipped,
         "feed_conflicts": hub_run.feed_conflicts,
         "hub_time_covers": "tongban dev start, push, pull, stop",
     }

@@ -133,14 +133,12 @@ def _address(row: pd.Series) -> str:
     return ", ".join(p for p in (street, row["address_2"], place) if p)
 
 
-def envelopes(dataset: Dataset) -> tuple[list[dict], dict[str, str], list[str]]:
-    """The envelopes, source_id → rec_id, and the rec_ids that could not be written."""
-    out, source_of, skipped = [], {}, []
+def envelopes(dataset: Dataset) -> tuple[list[dict], dict[str, str]]:
+    """The envelopes, and source_id → rec_id. Every record has a name (`load` left out
+    those without)."""
+    out, source_of = [], {}
     for i, (rec_id, row) in enumerate(dataset.records.iterrows()):
         full_name = " ".join(p for p in (row["given_name"], row["surname"]) if p)
-        if not full_name:
-            skipped.append(rec_id)
-            continue
         grbh = f"{8000000000 + i:010d}"
         employer = i % EMPLOYERS
         dwbh = f"{60000001 + employer:08d}"
@@ -161,7 +159,7 @@ def envelopes(dataset: Dataset) -> tuple[list[dict], dict[str, str], list[str]]:
         source_id = f"{grbh}-{dwbh}"
         source_of[source_id] = rec_id
         out.append({"record_type": RECORD_TYPE, "source_id": source_id, "source_version": 1, "payload": payload})
-    return out, source_of, skipped
+    return out, source_of
 
 
 @dataclass
@@ -169,7 +167,6 @@ class HubRun:
     score: scoring.Score
     seconds: float
     push: dict
-    skipped: int
     feed_conflicts: int
 
 
@@ -180,7 +177,7 @@ def run_hub(binary: Path, dataset: Dataset, directory: Path) -> HubRun:
     batch at a time, with the estimated weights and the default thresholds. Scored: the second hub's person
     clusters against the true links. Time: both hubs and the estimate."""
     hub.fresh_dir(directory)
-    records, source_of, skipped = envelopes(dataset)
+    records, source_of = envelopes(dataset)
     file = directory / f"{dataset.name}.hrss.jsonl"
     with open(file, "w", encoding="utf-8") as out:
         for envelope in records:
@@ -215,4 +212,4 @@ def run_hub(binary: Path, dataset: Dataset, directory: Path) -> HubRun:
         if record_type == RECORD_TYPE and role == "insured" and source_id in source_of
     }
     score = scoring.pairwise(dataset.truth, clusters)
-    return HubRun(score, seconds, push, len(skipped), feed.conflicts)
+    return HubRun(score, seconds, push, feed.conflicts)
