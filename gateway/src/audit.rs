@@ -55,6 +55,12 @@ pub fn entry_hash(previous: &str, seq: i64, entry: &AuditEntry) -> String {
         hasher.update((field.len() as u64).to_be_bytes());
         hasher.update(field.as_bytes());
     }
+    // The trace ID came with schema version 7: hashed only when present, so entries
+    // chained before it keep their hashes, and adding or removing one is still seen.
+    if !entry.trace_id.is_empty() {
+        hasher.update((entry.trace_id.len() as u64).to_be_bytes());
+        hasher.update(entry.trace_id.as_bytes());
+    }
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -182,6 +188,7 @@ mod tests {
                     subject: format!("P{seq:011}"),
                     purpose: "case 2026-001".into(),
                     outcome: "granted".into(),
+                    trace_id: if seq % 2 == 0 { format!("{seq:032x}") } else { String::new() },
                 };
                 let hash = entry_hash(&previous, seq, &entry);
                 previous.clone_from(&hash);
@@ -238,6 +245,19 @@ mod tests {
         assert!(matches!(
             walk(&shifted, head(&entries)),
             ChainReport::Broken { seq: 2, .. }
+        ));
+        // A trace ID erased from an entry that had one, or given to one that had none.
+        let mut erased = entries.clone();
+        erased[1].entry.trace_id = String::new();
+        assert!(matches!(
+            walk(&erased, head(&entries)),
+            ChainReport::Broken { seq: 2, .. }
+        ));
+        let mut given = entries.clone();
+        given[0].entry.trace_id = "0af7651916cd43dd8448eb211c80319c".into();
+        assert!(matches!(
+            walk(&given, head(&entries)),
+            ChainReport::Broken { seq: 1, .. }
         ));
         let mut removed = entries.clone();
         removed.remove(1);

@@ -46,6 +46,75 @@ pub struct Config {
     /// Probabilistic matching: weights and thresholds.
     #[serde(default)]
     pub matching: MatchSettings,
+    /// Traces, metrics and logs.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// How the hub shows itself to operators: OTLP traces and metrics, the Prometheus
+/// endpoint on the admin port, and the log format. Nothing is exported unless configured.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC collector (`http://host:4317`) for traces and metrics; none: no export.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces kept (0.0 to 1.0); a caller's sampled trace is always continued.
+    #[serde(default = "default_sampling_ratio")]
+    pub sampling_ratio: f64,
+    /// Milliseconds one export to the collector may take before it is abandoned.
+    #[serde(default = "default_export_timeout_ms")]
+    pub export_timeout_ms: u64,
+    /// Seconds between two exports of the metrics to the collector.
+    #[serde(default = "default_metrics_interval_secs")]
+    pub metrics_interval_secs: u64,
+    /// `service.name` of the traces and metrics.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Plain HTTP listener of the admin port (`/metrics` in Prometheus text); none: closed.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
+    /// `json` (one object per line, with trace IDs) or `text`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Text,
+}
+
+fn default_sampling_ratio() -> f64 {
+    1.0
+}
+
+fn default_export_timeout_ms() -> u64 {
+    3000
+}
+
+fn default_metrics_interval_secs() -> u64 {
+    30
+}
+
+fn default_service_name() -> String {
+    "tongban".to_owned()
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            sampling_ratio: default_sampling_ratio(),
+            export_timeout_ms: default_export_timeout_ms(),
+            metrics_interval_secs: default_metrics_interval_secs(),
+            service_name: default_service_name(),
+            admin_listen: None,
+            log_format: LogFormat::default(),
+        }
+    }
 }
 
 /// The change feed.
@@ -295,6 +364,11 @@ impl Config {
                 return Err(ConfigError::Invalid("store.pool_size must be at least 1".into()));
             }
         }
+        if !(0.0..=1.0).contains(&self.telemetry.sampling_ratio) {
+            return Err(ConfigError::Invalid(
+                "telemetry.sampling_ratio must be between 0.0 and 1.0".into(),
+            ));
+        }
         for serial in &self.tls.revoked_serials {
             crate::pki::normalise_serial(serial)
                 .map_err(|e| ConfigError::Invalid(format!("tls.revoked_serials: {e}")))?;
@@ -378,6 +452,10 @@ mod tests {
             "the example shows the defaults"
         );
         assert_eq!(config.feed.settings().max_page, FeedSettings::default().max_page);
+        assert_eq!(config.telemetry, TelemetryConfig::default(), "the example shows the telemetry defaults");
+        let text = EXAMPLE.replace("sampling_ratio = 1.0", "sampling_ratio = 1.5");
+        let config = Config::parse(&text).expect("parses");
+        assert!(config.check().is_err(), "a sampling ratio above 1 is refused");
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //! - [`audit`]: the audit log's hash chain (every read, decision and refusal), and its
 //!   verification.
 //! - [`server`]: assembles all of the above on a socket, with health and reflection.
+//! - [`telemetry`]: what operators see: OpenTelemetry spans per RPC and stage, metrics
+//!   (OTLP and Prometheus on the admin port), JSON logs with trace IDs; no personal data.
 //!
 //! Around the hub: [`config`] (the typed configuration of `tongban serve`), [`pki`]
 //! (development PKI, client certificates), [`client`] (the department connector
@@ -46,5 +48,6 @@ pub mod server;
 pub mod sharing;
 pub mod stewardship;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod unified;

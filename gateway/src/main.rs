@@ -2,6 +2,8 @@
 
 use clap::Parser;
 use tongban_gateway::cli::{Cli, Command};
+use tongban_gateway::config::{LogFormat, TelemetryConfig};
+use tongban_gateway::telemetry::{Telemetry, SERVER_LOG_FILTER};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -9,15 +11,26 @@ async fn main() -> std::process::ExitCode {
     tongban_gateway::tls::install_crypto_provider();
     let cli = Cli::parse();
     // Servers log what they do; client verbs and the demo print their own output and
-    // log only what goes wrong. RUST_LOG overrides either.
-    let default_filter = match cli.command {
-        Command::Dev(_) | Command::Serve(_) => "info,h2=warn,tower=warn",
-        _ => "warn",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)))
-        .with_writer(std::io::stderr)
-        .init();
+    // log only what goes wrong. RUST_LOG overrides either. `serve` installs its
+    // telemetry (traces, metrics, JSON logs) from its configuration file.
+    match cli.command {
+        Command::Serve(_) => {}
+        Command::Dev(_) => {
+            let config = TelemetryConfig {
+                log_format: LogFormat::Text,
+                ..TelemetryConfig::default()
+            };
+            // The trace IDs of a development hub's audit entries come from this tracer.
+            if let Err(e) = Telemetry::install(&config, SERVER_LOG_FILTER) {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+        _ => tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     match tongban_gateway::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

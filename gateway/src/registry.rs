@@ -12,6 +12,8 @@ use tongban_adapters::normalise;
 use crate::identity::Identity;
 use crate::sharing::{Part, SharingRules};
 use crate::store::{AuditEntry, Store, StoreError};
+use crate::telemetry::current_trace_id;
+use crate::telemetry::metrics::metrics;
 use crate::unified::{kind_of_id, Change, EntityId, UnifiedRecord};
 
 /// How a lookup names its record.
@@ -94,6 +96,7 @@ impl<S: Store> Registry<S> {
         purpose: &str,
         outcome: &str,
     ) -> Result<(), StoreError> {
+        metrics().audit_entry(action, outcome);
         self.store
             .audit(&AuditEntry {
                 at: SystemTime::now(),
@@ -102,6 +105,7 @@ impl<S: Store> Registry<S> {
                 subject: subject.to_owned(),
                 purpose: purpose.to_owned(),
                 outcome: outcome.to_owned(),
+                trace_id: current_trace_id(),
             })
             .await
     }
@@ -209,10 +213,29 @@ impl<S: Store> Registry<S> {
         Ok(())
     }
 
-    /// The next page of the feed after `after`.
-    pub async fn changes(&self, after: i64, kinds: &[EntityKind], page: usize) -> Result<Vec<Change>, ReadError> {
+    /// The next page of the feed after `after`, for `identity` (who opened the feed).
+    /// A page with changes is a read of personal data: audited before it leaves, with
+    /// the positions it spans. How far the feed is behind goes to the lag gauge.
+    pub async fn changes(
+        &self,
+        identity: &Identity,
+        after: i64,
+        kinds: &[EntityKind],
+        page: usize,
+    ) -> Result<Vec<Change>, ReadError> {
         let page = page.clamp(1, self.feed.max_page);
-        Ok(self.store.changes(after, kinds, page).await?)
+        let changes = self.store.changes(after, kinds, page).await?;
+        if let (Some(first), Some(last)) = (changes.first(), changes.last()) {
+            let subject = format!("changes {}..={} ({})", first.position, last.position, changes.len());
+            self.audit(identity, "changes", &subject, "feed", "granted").await?;
+        }
+        let last = changes.last().map_or(after, |c| c.position);
+        if changes.len() < page {
+            metrics().feed_lag(0);
+        } else if let Ok(head) = self.store.feed_head().await {
+            metrics().feed_lag(head - last);
+        }
+        Ok(changes)
     }
 }
 

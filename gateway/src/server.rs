@@ -19,6 +19,7 @@ use tonic_health::ServingStatus;
 use crate::config::Limits;
 use crate::grpc::exchange::ExchangeService;
 use crate::grpc::message_limit::MessageLimitLayer;
+use crate::grpc::traced::TracedLayer;
 use crate::grpc::stewardship::StewardshipService;
 use crate::grpc::unified::UnifiedService;
 use crate::pipeline::{Pipeline, SchemaError};
@@ -217,6 +218,7 @@ pub async fn serve<S: Store + Clone>(
         }
     };
     let server = tonic::transport::Server::builder()
+        .layer(TracedLayer)
         .layer(MessageLimitLayer {
             limit: limits.max_message_bytes,
         })

@@ -158,6 +158,7 @@ impl<S: Store> StewardDesk<S> {
     }
 
     async fn audit(&self, identity: &Identity, action: &str, subject: &str, outcome: &str) -> Result<(), StoreError> {
+        crate::telemetry::metrics::metrics().audit_entry(action, outcome);
         self.store
             .audit(&AuditEntry {
                 at: SystemTime::now(),
@@ -166,6 +167,7 @@ impl<S: Store> StewardDesk<S> {
                 subject: subject.to_owned(),
                 purpose: PURPOSE.to_owned(),
                 outcome: outcome.to_owned(),
+                trace_id: crate::telemetry::current_trace_id(),
             })
             .await
     }

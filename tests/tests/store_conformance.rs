@@ -873,7 +873,7 @@ async fn postgres_migrations_run_once_even_when_replicas_race() {
         .await
         .unwrap();
     let versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
-    assert_eq!(versions, [1, 2, 3, 4], "each migration recorded once");
+    assert_eq!(versions, [1, 2, 3, 4, 7], "each migration recorded once");
 }
 
 /// The database refuses connections and the store's sessions are killed: commits fail as
@@ -1144,7 +1144,7 @@ async fn embedded_migrations_run_once() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 7]);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -1183,6 +1183,7 @@ async fn upgrading_to_the_audit_chain_chains_the_entries_already_written() {
         subject: "P00000000002".to_owned(),
         purpose: "test".to_owned(),
         outcome: "granted".to_owned(),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
     };
     upgraded.audit(&entry).await.unwrap();
     let chain = upgraded.audit_chain(0, 10).await.unwrap();
@@ -1396,10 +1397,12 @@ async fn reads_are_audited(fixture: &impl Fixture) {
         subject: "P00000000001".to_owned(),
         purpose: "case 2026-1".to_owned(),
         outcome: "granted".to_owned(),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
     };
     store.audit(&entry).await.unwrap();
     let second = AuditEntry {
         outcome: "refused: facts:civil".to_owned(),
+        trace_id: String::new(),
         ..entry.clone()
     };
     store.audit(&second).await.unwrap();

@@ -11,6 +11,8 @@ use crate::server::{self, ServerSettings};
 use crate::store::embedded::{EmbeddedSettings, EmbeddedStore};
 use crate::store::postgres::{PostgresSettings, PostgresStore};
 use crate::store::AnyStore;
+use crate::telemetry::admin::AdminServer;
+use crate::telemetry::{Telemetry, SERVER_LOG_FILTER};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -21,6 +23,26 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
+    let telemetry = Telemetry::install(&config.telemetry, SERVER_LOG_FILTER)?;
+    let admin = match config.telemetry.admin_listen {
+        Some(addr) => {
+            let admin = AdminServer::start(addr, telemetry.registry.clone())
+                .await
+                .with_context(|| format!("admin port {addr}"))?;
+            tracing::info!(admin = %admin.addr, "metrics on the admin port");
+            Some(admin)
+        }
+        None => None,
+    };
+    let served = serve_hub(&config).await;
+    if let Some(admin) = admin {
+        admin.stop();
+    }
+    telemetry.shutdown();
+    served
+}
+
+async fn serve_hub(config: &Config) -> anyhow::Result<()> {
     let store = open_store(&config.store).await?.with_resolution(config.resolution());
     let tls = crate::tls::server_config(
         &config.tls.client_ca,

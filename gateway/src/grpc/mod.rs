@@ -8,6 +8,7 @@ pub mod exchange;
 pub mod message_limit;
 pub mod status;
 pub mod stewardship;
+pub mod traced;
 pub mod unified;
 
 use tonic::Request;
@@ -16,7 +17,11 @@ use crate::identity::Identity;
 use crate::tls::Peer;
 
 /// The identity of the caller of `request`, from the connection's client certificate.
+/// Names the caller on the RPC's span (an identity is a department or a role, never a
+/// person: a steward's own name stays out).
 pub fn caller<T>(request: &Request<T>) -> Result<Identity, status::AuthError> {
     let peer = request.extensions().get::<Peer>().ok_or(status::AuthError::NoPeer)?;
-    peer.identity.clone().map_err(status::AuthError::NoIdentity)
+    let identity = peer.identity.clone().map_err(status::AuthError::NoIdentity)?;
+    tracing::Span::current().record("identity", identity.folder_name());
+    Ok(identity)
 }

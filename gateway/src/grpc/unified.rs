@@ -10,6 +10,7 @@ use tongban_adapters::model::EntityKind;
 use tongban_proto::v1 as pb;
 use tongban_proto::v1::unified_server::Unified;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::convert::{change_to_pb, lookup_response};
 use crate::registry::{parse_cursor, LookupBy, ReadError, Registry};
@@ -62,9 +63,9 @@ impl<S: Store> Unified for UnifiedService<S> {
         let registry = Arc::clone(&self.registry);
         let mut stopping = self.stopping.clone();
         let follow = request.follow;
-        tokio::spawn(async move {
+        let feed = async move {
             loop {
-                let changes = match registry.changes(cursor, &kinds, page).await {
+                let changes = match registry.changes(&identity, cursor, &kinds, page).await {
                     Ok(changes) => changes,
                     Err(error) => {
                         let _ = sender.send(Err(Status::from(error))).await;
@@ -90,7 +91,10 @@ impl<S: Store> Unified for UnifiedService<S> {
                     }
                 }
             }
-        });
+        };
+        // The feed runs on beyond the call: in the call's span, so its pages' audit
+        // entries and log lines carry the trace ID.
+        tokio::spawn(feed.instrument(tracing::Span::current()));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 

@@ -9,18 +9,29 @@ pub mod adapt;
 pub mod validate;
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use tongban_adapters::{Department, RecordType};
 
 use crate::config::Limits;
 use crate::identity::Identity;
-use crate::record::{Envelope, RecordResult, Submission};
+use crate::record::{Envelope, Outcome, RecordResult, Submission};
 use crate::store::{Receipt, Store, StoreError};
+use crate::telemetry::metrics::{metrics, Stage};
 
 pub use validate::{SchemaError, Validator};
+
+/// Runs one synchronous stage of a batch in its span and times it.
+fn staged<T>(stage: Stage, records: usize, work: impl FnOnce() -> T) -> T {
+    let span = tracing::info_span!("stage", otel.name = stage.as_str(), records);
+    let started = Instant::now();
+    let out = span.in_scope(work);
+    metrics().stage(stage, started.elapsed());
+    out
+}
 
 /// Why a whole batch was refused; nothing of it was stored.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +50,19 @@ pub enum PushError {
     TooManyRecords { count: usize, max: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl PushError {
+    /// A metric label for the refusal: a closed set, no caller text.
+    fn reason(&self) -> &'static str {
+        match self {
+            PushError::NotADepartment { .. } => "not_a_department",
+            PushError::NotOwner { .. } => "not_owner",
+            PushError::EmptyBatch => "empty",
+            PushError::TooManyRecords { .. } => "too_many_records",
+            PushError::Store(_) => "store",
+        }
+    }
 }
 
 /// The stages a batch goes through, built once at start-up and shared by every call.
@@ -71,20 +95,56 @@ impl<S: Store> Pipeline<S> {
 
     /// Pushes one batch. Either every envelope gets a result, all committed, or the
     /// batch fails as a whole and nothing of it is acknowledged.
+    ///
+    /// Each stage runs in its own span (`validate`, `adapt`, `commit` with `resolve`
+    /// inside) and is timed; the span attributes are counts, never record content.
     pub async fn push(&self, identity: &Identity, envelopes: Vec<Envelope>) -> Result<Vec<RecordResult>, PushError> {
-        self.authorise(identity, &envelopes)?;
-        let batch = envelopes
-            .into_iter()
-            .map(|envelope| match self.validator.check_parsed(envelope) {
-                Ok((record, payload)) => adapt::adapt(record, &payload),
-                Err(rejection) => Submission::Rejected(rejection),
-            })
-            .collect();
+        if let Err(refusal) = self.authorise(identity, &envelopes) {
+            metrics().refused_batch(identity, refusal.reason());
+            return Err(refusal);
+        }
+        let records = envelopes.len();
+
+        let validated: Vec<_> = staged(Stage::Validate, records, || {
+            envelopes
+                .into_iter()
+                .map(|envelope| self.validator.check_parsed(envelope))
+                .collect()
+        });
+        let batch: Vec<Submission> = staged(Stage::Adapt, records, || {
+            validated
+                .into_iter()
+                .map(|checked| match checked {
+                    Ok((record, payload)) => adapt::adapt(record, &payload),
+                    Err(rejection) => Submission::Rejected(rejection),
+                })
+                .collect()
+        });
+
         let receipt = Receipt {
             identity: identity.clone(),
             received_at: SystemTime::now(),
         };
-        let results = self.store.commit(&receipt, batch).await?;
+        let span = tracing::info_span!(
+            "commit",
+            records,
+            accepted = tracing::field::Empty,
+            unchanged = tracing::field::Empty,
+            stale = tracing::field::Empty,
+            rejected = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let results = self.store.commit(&receipt, batch).instrument(span.clone()).await?;
+        metrics().stage(Stage::Commit, started.elapsed());
+        for (field, outcome) in [
+            ("accepted", Outcome::Accepted),
+            ("unchanged", Outcome::Unchanged),
+            ("stale", Outcome::Stale),
+            ("rejected", Outcome::Rejected),
+        ] {
+            span.record(field, results.iter().filter(|r| r.outcome == outcome).count());
+        }
+        metrics().batch(identity, &results);
         self.committed.notify_waiters();
         Ok(results)
     }

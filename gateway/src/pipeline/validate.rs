@@ -171,9 +171,13 @@ impl CompiledSchema {
             .map(|error| {
                 let pointer = error.instance_path().as_str().to_owned();
                 let keyword = error.kind().keyword().to_owned();
+                // Masked: the message names the field and the rule, never the value (a
+                // name or an identity number would otherwise reach logs and quarantine
+                // listings through it).
+                let masked = error.masked_with("the value");
                 let message = match self.expectation(error.schema_path().as_str(), error.kind()) {
-                    Some(expected) => format!("{error}; expected {expected}"),
-                    None => error.to_string(),
+                    Some(expected) => format!("{masked}; expected {expected}"),
+                    None => masked.to_string(),
                 };
                 RecordError::payload(pointer, &format!("schema.{keyword}"), message)
             })

@@ -60,6 +60,20 @@ pub struct AuditEntry {
     pub purpose: String,
     /// `granted` or `refused: <reason>`.
     pub outcome: String,
+    /// The W3C trace ID (32 hex digits) of the call, empty when there was none; it finds
+    /// the trace of the read in the tracing backend.
+    pub trace_id: String,
+}
+
+/// The connections of a store's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open now.
+    pub open: usize,
+    /// Of those, idle ones.
+    pub idle: usize,
+    /// The most the pool opens.
+    pub max: usize,
 }
 
 /// Transactions retried on [`StoreError::Contention`] before the error is returned.
@@ -153,6 +167,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip proving the store can serve now (for gRPC health).
     fn ping(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+
+    /// The position of the newest change in the feed (0 when empty): how far behind a
+    /// follower is.
+    fn feed_head(&self) -> impl std::future::Future<Output = Result<i64, StoreError>> + Send;
+
+    /// This process's database connections, for the pool gauge; `None` without a pool.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     /// Changes of the feed after position `after`, in position (= commit) order, only
     /// of `kinds` (all when empty), at most `limit`.
@@ -258,6 +281,20 @@ impl Store for AnyStore {
         match self {
             AnyStore::Postgres(store) => store.quarantine(identity, limit).await,
             AnyStore::Embedded(store) => store.quarantine(identity, limit).await,
+        }
+    }
+
+    async fn feed_head(&self) -> Result<i64, StoreError> {
+        match self {
+            AnyStore::Postgres(s) => s.feed_head().await,
+            AnyStore::Embedded(s) => s.feed_head().await,
+        }
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        match self {
+            AnyStore::Postgres(s) => s.pool_status(),
+            AnyStore::Embedded(s) => s.pool_status(),
         }
     }
 

@@ -144,6 +144,7 @@ pub(crate) async fn act<T: UnifyTx>(
         subject,
         purpose: "stewardship".to_owned(),
         outcome: "done".to_owned(),
+        trace_id: crate::telemetry::current_trace_id(),
     })
     .await?;
     Ok(outcome)

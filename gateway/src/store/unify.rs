@@ -140,8 +140,21 @@ pub(crate) struct Current<'a> {
 }
 
 /// Resolves the records that became current and keeps their unified records; returns
-/// the resolutions per batch item.
+/// the resolutions per batch item. Runs in the `resolve` span and is timed.
 pub(crate) async fn unify_batch<T: UnifyTx>(
+    tx: &T,
+    current: &[Current<'_>],
+    settings: &Settings,
+) -> Result<HashMap<usize, Vec<Resolution>>, StoreError> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!("stage", otel.name = "resolve", records = current.len());
+    let started = std::time::Instant::now();
+    let resolved = resolve_and_keep(tx, current, settings).instrument(span).await;
+    crate::telemetry::metrics::metrics().stage(crate::telemetry::metrics::Stage::Resolve, started.elapsed());
+    resolved
+}
+
+async fn resolve_and_keep<T: UnifyTx>(
     tx: &T,
     current: &[Current<'_>],
     settings: &Settings,

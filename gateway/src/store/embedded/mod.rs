@@ -150,6 +150,10 @@ const MIGRATIONS: &[Migration] = &[
         version: AUDIT_CHAIN_VERSION,
         sql: include_str!("../migrations/embedded/0004_audit_chain.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/embedded/0007_audit_trace.sql"),
+    },
 ];
 
 /// The migration that adds the audit chain; the entries already written are chained
@@ -283,6 +287,15 @@ impl Store for EmbeddedStore {
                 .into_iter()
                 .map(QuarantineRow::into_entry)
                 .collect()
+        })
+        .await
+    }
+
+    async fn feed_head(&self) -> Result<i64, StoreError> {
+        self.run(|connection| {
+            connection
+                .query_row("SELECT coalesce(max(position), 0) FROM changes", [], |row| row.get(0))
+                .map_err(classify)
         })
         .await
     }

@@ -773,8 +773,8 @@ pub(super) fn insert_audit(connection: &rusqlite::Connection, entry: &AuditEntry
     let hash = audit::entry_hash(&previous, seq, entry);
     connection
         .prepare_cached(
-            "INSERT INTO audit_log (at, identity, action, subject, purpose, outcome, seq, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO audit_log (at, identity, action, subject, purpose, outcome, seq, hash, trace_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -785,7 +785,8 @@ pub(super) fn insert_audit(connection: &rusqlite::Connection, entry: &AuditEntry
                 entry.purpose,
                 entry.outcome,
                 seq,
-                hash
+                hash,
+                entry.trace_id
             ])
         })
         .map_err(classify)?;
@@ -837,7 +838,7 @@ pub(super) fn chain_unchained_audit(connection: &rusqlite::Connection) -> Result
 }
 
 /// An audit entry from six columns starting at `first` (at, identity, action, subject,
-/// purpose, outcome).
+/// purpose, outcome); the trace ID, a later column, is read by the callers that have it.
 fn audit_entry(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<AuditEntry> {
     Ok(AuditEntry {
         at: from_unix_millis(row.get(first)?),
@@ -846,6 +847,7 @@ fn audit_entry(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<AuditE
         subject: row.get(first + 3)?,
         purpose: row.get(first + 4)?,
         outcome: row.get(first + 5)?,
+        trace_id: String::new(),
     })
 }
 
@@ -856,7 +858,7 @@ pub(super) fn select_audit_chain(
 ) -> Result<Vec<ChainedEntry>, StoreError> {
     let mut statement = connection
         .prepare_cached(
-            "SELECT seq, at, identity, action, subject, purpose, outcome, hash FROM audit_log
+            "SELECT seq, at, identity, action, subject, purpose, outcome, hash, trace_id FROM audit_log
              WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )
         .map_err(classify)?;
@@ -864,7 +866,10 @@ pub(super) fn select_audit_chain(
         .query_map(params![after, sql_limit(limit)], |row| {
             Ok(ChainedEntry {
                 seq: row.get(0)?,
-                entry: audit_entry(row, 1)?,
+                entry: AuditEntry {
+                    trace_id: row.get(8)?,
+                    ..audit_entry(row, 1)?
+                },
                 hash: row.get(7)?,
             })
         })
@@ -874,10 +879,15 @@ pub(super) fn select_audit_chain(
 
 pub(super) fn select_audit(connection: &rusqlite::Connection, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
     let mut statement = connection
-        .prepare_cached("SELECT at, identity, action, subject, purpose, outcome FROM audit_log ORDER BY id LIMIT ?1")
+        .prepare_cached("SELECT at, identity, action, subject, purpose, outcome, trace_id FROM audit_log ORDER BY id LIMIT ?1")
         .map_err(classify)?;
     let rows = statement
-        .query_map([sql_limit(limit)], |row| audit_entry(row, 0))
+        .query_map([sql_limit(limit)], |row| {
+            Ok(AuditEntry {
+                trace_id: row.get(6)?,
+                ..audit_entry(row, 0)?
+            })
+        })
         .map_err(classify)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(classify)
 }

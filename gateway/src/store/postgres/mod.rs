@@ -199,6 +199,10 @@ const MIGRATIONS: &[Migration] = &[
         version: AUDIT_CHAIN_VERSION,
         sql: include_str!("../migrations/postgres/0004_audit_chain.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/postgres/0007_audit_trace.sql"),
+    },
 ];
 
 /// The migration that adds the audit chain; the entries already written are chained
@@ -304,6 +308,29 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let result = self.answered(select_quarantine(&client, identity, limit)).await;
         release(client, result)
+    }
+
+    async fn feed_head(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let result = self
+            .answered(async {
+                let row = client
+                    .query_one("SELECT position FROM feed_clock WHERE id = 1", &[])
+                    .await
+                    .map_err(classify)?;
+                row.try_get::<_, i64>(0).map_err(classify)
+            })
+            .await;
+        release(client, result)
+    }
+
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        let status = self.pool.status();
+        Some(super::PoolStatus {
+            open: status.size,
+            idle: status.available,
+            max: status.max_size,
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

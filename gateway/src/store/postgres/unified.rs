@@ -878,12 +878,12 @@ pub(super) async fn insert_audit(tx: &Transaction<'_>, entry: &AuditEntry) -> Re
     let hash = audit::entry_hash(&previous, seq, &entry);
     let statement = tx
         .prepare_cached(
-            "INSERT INTO audit_log (at, identity, action, subject, purpose, outcome, seq, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO audit_log (at, identity, action, subject, purpose, outcome, seq, hash, trace_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .await
         .map_err(classify)?;
-    let params: [&(dyn ToSql + Sync); 8] = [
+    let params: [&(dyn ToSql + Sync); 9] = [
         &entry.at,
         &entry.identity,
         &entry.action,
@@ -892,6 +892,7 @@ pub(super) async fn insert_audit(tx: &Transaction<'_>, entry: &AuditEntry) -> Re
         &entry.outcome,
         &seq,
         &hash,
+        &entry.trace_id,
     ];
     tx.execute(&statement, &params).await.map_err(classify)?;
     set_audit_head(tx, seq, &hash).await
@@ -946,7 +947,7 @@ pub(super) async fn chain_unchained_audit(tx: &Transaction<'_>) -> Result<(), St
 }
 
 /// An audit entry from six columns starting at `first` (at, identity, action, subject,
-/// purpose, outcome).
+/// purpose, outcome); the trace ID, a later column, is read by the callers that have it.
 fn audit_entry(row: &tokio_postgres::Row, first: usize) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {
         at: row.try_get(first).map_err(classify)?,
@@ -955,6 +956,7 @@ fn audit_entry(row: &tokio_postgres::Row, first: usize) -> Result<AuditEntry, St
         subject: row.try_get(first + 3).map_err(classify)?,
         purpose: row.try_get(first + 4).map_err(classify)?,
         outcome: row.try_get(first + 5).map_err(classify)?,
+        trace_id: String::new(),
     })
 }
 
@@ -965,7 +967,7 @@ pub(super) async fn select_audit_chain(
 ) -> Result<Vec<ChainedEntry>, StoreError> {
     let statement = client
         .prepare_cached(
-            "SELECT seq, at, identity, action, subject, purpose, outcome, hash FROM audit_log
+            "SELECT seq, at, identity, action, subject, purpose, outcome, hash, trace_id FROM audit_log
              WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .await
@@ -978,7 +980,10 @@ pub(super) async fn select_audit_chain(
         .map(|row| {
             Ok(ChainedEntry {
                 seq: row.try_get(0).map_err(classify)?,
-                entry: audit_entry(row, 1)?,
+                entry: AuditEntry {
+                    trace_id: row.try_get(8).map_err(classify)?,
+                    ..audit_entry(row, 1)?
+                },
                 hash: row.try_get(7).map_err(classify)?,
             })
         })
@@ -998,12 +1003,19 @@ pub(super) async fn select_audit(
     limit: usize,
 ) -> Result<Vec<AuditEntry>, StoreError> {
     let statement = client
-        .prepare_cached("SELECT at, identity, action, subject, purpose, outcome FROM audit_log ORDER BY id LIMIT $1")
+        .prepare_cached("SELECT at, identity, action, subject, purpose, outcome, trace_id FROM audit_log ORDER BY id LIMIT $1")
         .await
         .map_err(classify)?;
     let rows = client
         .query(&statement, &[&crate::store::sql_limit(limit)])
         .await
         .map_err(classify)?;
-    rows.iter().map(|row| audit_entry(row, 0)).collect()
+    rows.iter()
+        .map(|row| {
+            Ok(AuditEntry {
+                trace_id: row.try_get(6).map_err(classify)?,
+                ..audit_entry(row, 0)?
+            })
+        })
+        .collect()
 }

@@ -1,0 +1,217 @@
+//! The hub's metrics, through the OpenTelemetry API: the installed meter provider sends
+//! them to the OTLP collector and to the Prometheus registry of the admin port. Before
+//! [`super::Telemetry::install`] (the demo, in-process tests) they go nowhere.
+//!
+//! Labels are closed sets: departments, known record types (anything else is
+//! `unknown`: a record type is caller input), outcomes, stages. Never a value of a record.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use opentelemetry::metrics::{Counter, Gauge, Histogram};
+use opentelemetry::KeyValue;
+use tongban_adapters::RecordType;
+
+use crate::identity::Identity;
+use crate::record::{Outcome, RecordResult};
+
+/// Every instrument, made once from the global meter.
+pub struct Metrics {
+    /// Records received, per department and record type.
+    received: Counter<u64>,
+    /// Records per department, record type and outcome (accepted, unchanged, stale, rejected).
+    records: Counter<u64>,
+    /// Mentions per department and how resolution placed them.
+    resolutions: Counter<u64>,
+    /// Whole batches refused before any record was looked at.
+    refused_batches: Counter<u64>,
+    /// Seconds spent per pipeline stage and batch.
+    stage_seconds: Histogram<f64>,
+    /// Changes the slowest following feed of this process is behind the newest one.
+    feed_lag: Gauge<i64>,
+    /// Audit log entries written, per action and whether the read was granted.
+    audit_entries: Counter<u64>,
+    /// TLS clients turned away, per reason.
+    refused_certificates: Counter<u64>,
+}
+
+/// Upper bounds of the stage-latency buckets, in seconds: 0.5 ms to 30 s.
+const STAGE_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
+];
+
+/// The instruments of this process.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// A pipeline stage, as the latency histogram and the spans name it.
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    Validate,
+    Adapt,
+    /// The store's transaction, resolution included.
+    Commit,
+    /// Resolution alone (inside the commit).
+    Resolve,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Validate => "validate",
+            Stage::Adapt => "adapt",
+            Stage::Commit => "commit",
+            Stage::Resolve => "resolve",
+        }
+    }
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let meter = opentelemetry::global::meter("tongban");
+        Metrics {
+            received: meter
+                .u64_counter("tongban.records.received")
+                .with_description("Records received, per department and record type")
+                .build(),
+            records: meter
+                .u64_counter("tongban.records")
+                .with_description("Records per department, record type and outcome")
+                .build(),
+            resolutions: meter
+                .u64_counter("tongban.resolutions")
+                .with_description(
+                    "Mentions resolved, per department and outcome \
+                     (deterministic, probabilistic, queued, new, previous, steward)",
+                )
+                .build(),
+            refused_batches: meter
+                .u64_counter("tongban.batches.refused")
+                .with_description("Batches refused as a whole, per department and reason")
+                .build(),
+            stage_seconds: meter
+                .f64_histogram("tongban.stage.duration")
+                .with_unit("s")
+                .with_description("Time per pipeline stage and batch")
+                .with_boundaries(STAGE_BUCKETS.to_vec())
+                .build(),
+            feed_lag: meter
+                .i64_gauge("tongban.feed.lag")
+                .with_description("Changes between the newest one and the last one a following feed sent")
+                .build(),
+            audit_entries: meter
+                .u64_counter("tongban.audit.entries")
+                .with_description("Audit log entries, per action and verdict")
+                .build(),
+            refused_certificates: meter
+                .u64_counter("tongban.certificates.refused")
+                .with_description("TLS clients refused, per reason")
+                .build(),
+        }
+    }
+
+    /// Counts one batch's records and resolutions by outcome.
+    pub fn batch(&self, identity: &Identity, results: &[RecordResult]) {
+        let department = identity.folder_name().to_owned();
+        for result in results {
+            let record_type = record_type_label(&result.record_type);
+            let labels = [
+                KeyValue::new("department", department.clone()),
+                KeyValue::new("record_type", record_type),
+            ];
+            self.received.add(1, &labels);
+            let outcome = match result.outcome {
+                Outcome::Accepted => "accepted",
+                Outcome::Unchanged => "unchanged",
+                Outcome::Stale => "stale",
+                Outcome::Rejected => "rejected",
+            };
+            self.records.add(
+                1,
+                &[
+                    labels[0].clone(),
+                    labels[1].clone(),
+                    KeyValue::new("outcome", outcome),
+                ],
+            );
+            for resolution in &result.resolutions {
+                self.resolutions.add(
+                    1,
+                    &[
+                        KeyValue::new("department", department.clone()),
+                        KeyValue::new("outcome", resolution_outcome(resolution.resolved_by)),
+                    ],
+                );
+            }
+        }
+    }
+
+    /// A batch refused before any record was looked at (not a department, not its
+    /// record type, empty, too large).
+    pub fn refused_batch(&self, identity: &Identity, reason: &'static str) {
+        self.refused_batches.add(
+            1,
+            &[
+                KeyValue::new("department", identity.folder_name().to_owned()),
+                KeyValue::new("reason", reason),
+            ],
+        );
+    }
+
+    pub fn stage(&self, stage: Stage, elapsed: Duration) {
+        self.stage_seconds
+            .record(elapsed.as_secs_f64(), &[KeyValue::new("stage", stage.as_str())]);
+    }
+
+    pub fn feed_lag(&self, changes_behind: i64) {
+        self.feed_lag.record(changes_behind.max(0), &[]);
+    }
+
+    pub fn audit_entry(&self, action: &str, outcome: &str) {
+        let action: &'static str = match action {
+            "lookup" => "lookup",
+            "changes" => "changes",
+            "explain" => "explain",
+            "connect" => "connect",
+            steward if steward.starts_with("steward") => "steward",
+            _ => "other",
+        };
+        let verdict = if outcome.starts_with("refused") {
+            "refused"
+        } else {
+            "granted"
+        };
+        self.audit_entries.add(
+            1,
+            &[KeyValue::new("action", action), KeyValue::new("verdict", verdict)],
+        );
+    }
+
+    pub fn refused_certificate(&self, reason: &'static str) {
+        self.refused_certificates.add(1, &[KeyValue::new("reason", reason)]);
+    }
+}
+
+/// A record type as a label: one of the known ones, or `unknown` (the envelope's field
+/// is the caller's text and must not open an unbounded set of series).
+fn record_type_label(text: &str) -> String {
+    match text.parse::<RecordType>() {
+        Ok(record_type) => record_type.as_str().to_owned(),
+        Err(_) => "unknown".to_owned(),
+    }
+}
+
+/// Resolution's placement kinds in the words operators use.
+fn resolution_outcome(resolved_by: &str) -> &'static str {
+    match resolved_by {
+        "key" => "deterministic",
+        "matched" => "probabilistic",
+        "queued" => "queued",
+        "founded" => "new",
+        "previous" => "previous",
+        "steward" => "steward",
+        _ => "other",
+    }
+}
