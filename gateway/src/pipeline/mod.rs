@@ -18,6 +18,7 @@ use tongban_adapters::{Department, RecordType};
 use crate::config::Limits;
 use crate::identity::Identity;
 use crate::record::{Envelope, RecordResult, Submission};
+use crate::statistics::Traffic;
 use crate::store::{Receipt, Store, StoreError};
 
 pub use validate::{SchemaError, Validator};
@@ -48,6 +49,8 @@ pub struct Pipeline<S> {
     max_batch_records: usize,
     /// Woken after every commit, for the change feeds that follow.
     committed: Arc<Notify>,
+    /// This process's operational statistics, shared with the registry.
+    traffic: Arc<Traffic>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -57,6 +60,7 @@ impl<S: Store> Pipeline<S> {
             store,
             max_batch_records: limits.max_batch_records,
             committed: Arc::new(Notify::new()),
+            traffic: Arc::new(Traffic::new()),
         })
     }
 
@@ -69,9 +73,15 @@ impl<S: Store> Pipeline<S> {
         &self.store
     }
 
+    /// The operational statistics this pipeline counts into.
+    pub fn traffic(&self) -> Arc<Traffic> {
+        Arc::clone(&self.traffic)
+    }
+
     /// Pushes one batch. Either every envelope gets a result, all committed, or the
     /// batch fails as a whole and nothing of it is acknowledged.
     pub async fn push(&self, identity: &Identity, envelopes: Vec<Envelope>) -> Result<Vec<RecordResult>, PushError> {
+        let mut watch = self.traffic.watch_push(identity); // statistics: a refused batch unless answered below
         self.authorise(identity, &envelopes)?;
         let batch = envelopes
             .into_iter()
@@ -86,6 +96,7 @@ impl<S: Store> Pipeline<S> {
         };
         let results = self.store.commit(&receipt, batch).await?;
         self.committed.notify_waiters();
+        watch.answered(&results);
         Ok(results)
     }
 
