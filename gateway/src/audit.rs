@@ -188,7 +188,11 @@ mod tests {
                     subject: format!("P{seq:011}"),
                     purpose: "case 2026-001".into(),
                     outcome: "granted".into(),
-                    trace_id: if seq % 2 == 0 { format!("{seq:032x}") } else { String::new() },
+                    trace_id: if seq % 2 == 0 {
+                        format!("{seq:032x}")
+                    } else {
+                        String::new()
+                    },
                 };
                 let hash = entry_hash(&previous, seq, &entry);
                 previous.clone_from(&hash);

@@ -452,7 +452,11 @@ mod tests {
             "the example shows the defaults"
         );
         assert_eq!(config.feed.settings().max_page, FeedSettings::default().max_page);
-        assert_eq!(config.telemetry, TelemetryConfig::default(), "the example shows the telemetry defaults");
+        assert_eq!(
+            config.telemetry,
+            TelemetryConfig::default(),
+            "the example shows the telemetry defaults"
+        );
         let text = EXAMPLE.replace("sampling_ratio = 1.0", "sampling_ratio = 1.5");
         let config = Config::parse(&text).expect("parses");
         assert!(config.check().is_err(), "a sampling ratio above 1 is refused");

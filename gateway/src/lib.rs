@@ -7,7 +7,7 @@
 //! - [`tls`]: the accept loop; only connections with a client certificate of the
 //!   configured CA (and not revoked) get through, each tagged with its [`tls::Peer`].
 //! - [`identity`]: who the certificate says the caller is (`department:tax`, ...).
-//! - [`grpc`]: the gRPC services (`Exchange`, `Unified`, `Stewardship`), wire ⇄ domain conversions,
+//! - [`grpc`]: the gRPC services (`Exchange`, `Unified`, `Stewardship`, `Operations`), wire ⇄ domain conversions,
 //!   and the one place where errors become a `tonic::Status`.
 //! - [`pipeline`]: authorise → validate (JSON Schemas from [`schemas`]) → adapt and
 //!   normalise (`tongban_adapters`) → commit.
@@ -22,6 +22,9 @@
 //!   explanations, for stewards only, audited.
 //! - [`audit`]: the audit log's hash chain (every read, decision and refusal), and its
 //!   verification.
+//! - [`statistics`]: operational statistics for `ops` (traffic, outcomes, push latency,
+//!   lookups, repeated collections avoided; no personal data), counted in process and
+//!   added up in the store.
 //! - [`server`]: assembles all of the above on a socket, with health and reflection.
 //! - [`telemetry`]: what operators see: OpenTelemetry spans per RPC and stage, metrics
 //!   (OTLP and Prometheus on the admin port), JSON logs with trace IDs; no personal data.
@@ -46,6 +49,7 @@ pub mod resolve;
 pub mod schemas;
 pub mod server;
 pub mod sharing;
+pub mod statistics;
 pub mod stewardship;
 pub mod store;
 pub mod telemetry;

@@ -11,6 +11,7 @@ use tongban_adapters::normalise;
 
 use crate::identity::Identity;
 use crate::sharing::{Part, SharingRules};
+use crate::statistics::Traffic;
 use crate::store::{AuditEntry, Store, StoreError};
 use crate::telemetry::current_trace_id;
 use crate::telemetry::metrics::metrics;
@@ -71,15 +72,24 @@ pub struct Registry<S> {
     pub feed: FeedSettings,
     /// Woken after every commit of this process, for following feeds.
     committed: Arc<Notify>,
+    /// This process's operational statistics.
+    traffic: Arc<Traffic>,
 }
 
 impl<S: Store> Registry<S> {
-    pub fn new(store: S, sharing: SharingRules, feed: FeedSettings, committed: Arc<Notify>) -> Self {
+    pub fn new(
+        store: S,
+        sharing: SharingRules,
+        feed: FeedSettings,
+        committed: Arc<Notify>,
+        traffic: Arc<Traffic>,
+    ) -> Self {
         Registry {
             store,
             sharing,
             feed,
             committed,
+            traffic,
         }
     }
 
@@ -186,8 +196,10 @@ impl<S: Store> Registry<S> {
         };
         self.audit(identity, "lookup", &record.unified_id, purpose, "granted")
             .await?;
+        let view = grants.view(&record, &asked);
+        self.traffic.lookup(identity, &record, &view);
         Ok(Found {
-            record: grants.view(&record, &asked),
+            record: view,
             redirected_from,
         })
     }

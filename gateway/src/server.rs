@@ -1,5 +1,6 @@
 //! Assembles the hub: TLS accept loop, gRPC services (Exchange, Unified, Stewardship,
-//! health, reflection), and the health probe of the store.
+//! Operations, health, reflection), the health probe of the store, and the flushing of
+//! operational statistics.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tongban_proto::v1::exchange_server::ExchangeServer;
+use tongban_proto::v1::operations_server::OperationsServer;
 use tongban_proto::v1::stewardship_server::StewardshipServer;
 use tongban_proto::v1::unified_server::UnifiedServer;
 use tonic_health::server::HealthReporter;
@@ -19,12 +21,14 @@ use tonic_health::ServingStatus;
 use crate::config::Limits;
 use crate::grpc::exchange::ExchangeService;
 use crate::grpc::message_limit::MessageLimitLayer;
-use crate::grpc::traced::TracedLayer;
+use crate::grpc::operations::OperationsService;
 use crate::grpc::stewardship::StewardshipService;
+use crate::grpc::traced::TracedLayer;
 use crate::grpc::unified::UnifiedService;
 use crate::pipeline::{Pipeline, SchemaError};
 use crate::registry::{FeedSettings, Registry};
 use crate::sharing::SharingRules;
+use crate::statistics::Statistics;
 use crate::stewardship::StewardDesk;
 use crate::store::Store;
 use crate::tls::accept_loop;
@@ -33,13 +37,18 @@ use crate::tls::accept_loop;
 pub const EXCHANGE_SERVICE_NAME: &str = "tongban.v1.Exchange";
 pub const UNIFIED_SERVICE_NAME: &str = "tongban.v1.Unified";
 pub const STEWARDSHIP_SERVICE_NAME: &str = "tongban.v1.Stewardship";
+pub const OPERATIONS_SERVICE_NAME: &str = "tongban.v1.Operations";
 /// Every service name health reports on, the overall status ("") first.
-const HEALTH_NAMES: [&str; 4] = [
+const HEALTH_NAMES: [&str; 5] = [
     "",
     EXCHANGE_SERVICE_NAME,
     UNIFIED_SERVICE_NAME,
     STEWARDSHIP_SERVICE_NAME,
+    OPERATIONS_SERVICE_NAME,
 ];
+
+/// How long a stopping server waits to store its last statistics.
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the server needs besides its store and listener.
 #[derive(Clone)]
@@ -153,11 +162,13 @@ pub async fn serve<S: Store + Clone>(
     let limits = settings.limits.clone();
     let pipeline = Arc::new(Pipeline::new(store.clone(), &limits)?);
     let desk = Arc::new(StewardDesk::new(store.clone()));
+    let statistics = Arc::new(Statistics::new(store.clone(), pipeline.traffic()));
     let registry = Arc::new(Registry::new(
         store,
         settings.sharing.clone(),
         settings.feed.clone(),
         pipeline.commits(),
+        pipeline.traffic(),
     ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -167,6 +178,17 @@ pub async fn serve<S: Store + Clone>(
         health.set_service_status(service, ServingStatus::NotServing).await;
     }
     let probe = tokio::spawn(probe_store(pipeline.clone(), health, settings.probe_interval));
+    let (flusher_stop, flusher_stopped) = oneshot::channel::<()>();
+    tokio::spawn({
+        let statistics = Arc::clone(&statistics);
+        async move {
+            statistics
+                .flush_until(async {
+                    let _ = flusher_stopped.await;
+                })
+                .await
+        }
+    });
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tongban_proto::FILE_DESCRIPTOR_SET)
@@ -200,6 +222,10 @@ pub async fn serve<S: Store + Clone>(
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
+    let operations = OperationsServer::new(OperationsService::new(Arc::clone(&statistics)))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
+
     let incoming = accept_loop(listener, settings.tls.clone(), settings.handshake_timeout);
     // tonic's graceful shutdown waits for every client to hang up; a department that
     // keeps its connection open must not keep the hub from stopping.
@@ -228,6 +254,7 @@ pub async fn serve<S: Store + Clone>(
         .add_service(exchange)
         .add_service(unified)
         .add_service(stewardship)
+        .add_service(operations)
         .serve_with_incoming_shutdown(incoming, shutdown);
     let result = tokio::select! {
         result = server => result,
@@ -237,6 +264,14 @@ pub async fn serve<S: Store + Clone>(
         }
     };
     probe.abort();
+    // What was counted since the last flush is kept, unless the store is gone too (the
+    // flush waits for one under way).
+    let _ = flusher_stop.send(());
+    match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, statistics.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "the last statistics could not be stored"),
+        Err(_) => tracing::warn!("the last statistics could not be stored in {FINAL_FLUSH_TIMEOUT:?}"),
+    }
     Ok(result?)
 }
 

@@ -551,6 +551,66 @@ fn demo_prints_the_summary_of_all_eight_record_types() {
 }
 
 #[test]
+fn the_demos_data_served_again_shows_its_statistics_to_ops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = tongban(&["demo", "--people", "50", "--keep", "demo"], dir.path());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("tongban stats --identity"));
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut dev = Running(
+        Command::new(TONGBAN)
+            .args(["dev", "--data-dir", "demo", "--listen", &listen])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tongban dev"),
+    );
+    wait_for_port(port, &mut dev);
+    let endpoint = format!("https://{listen}");
+    let stats = |identity: &str, extra: &[&str]| {
+        let mut args = vec!["stats", "--endpoint", &endpoint, "--identity", identity];
+        args.extend_from_slice(extra);
+        tongban(&args, dir.path())
+    };
+    let output = stats("demo/pki/ops", &[]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    let totals = stdout.split("Totals").nth(1).expect("totals");
+    for department in [
+        "tax",
+        "hrss",
+        "market",
+        "realestate",
+        "housingfund",
+        "construction",
+        "civil",
+    ] {
+        let row = totals
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(department))
+            .unwrap_or_else(|| panic!("no totals of {department}:\n{stdout}"));
+        let numbers: Vec<f64> = row.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        assert!(numbers[0] > 0.0 && numbers[1] > 0.0, "received and accepted: {row}");
+    }
+    let output = stats("demo/pki/ops", &["--json", "--department", "tax", "--window", "10m"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(json["window_minutes"], 10);
+    assert_eq!(json["totals"].as_array().map(Vec::len), Some(1));
+    assert!(json["totals"][0]["records"]["accepted"].as_u64() > Some(0), "{json}");
+    assert!(json["totals"][0]["latency_ms"]["p50"].as_f64() > Some(0.0), "{json}");
+    let refused = stats("demo/pki/tax", &[]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("PermissionDenied"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
+#[test]
 fn serve_on_postgres_with_the_database_url_from_the_environment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let database = Database::create("tongban_cli");

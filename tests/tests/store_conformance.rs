@@ -18,7 +18,9 @@ use tongban_gateway::identity::Identity;
 use tongban_gateway::record::{Envelope, Outcome, RecordError, RecordResult, Rejection, SourceRecord, Submission};
 use tongban_gateway::store::embedded::{EmbeddedSettings, EmbeddedStore};
 use tongban_gateway::store::postgres::{PostgresSettings, PostgresStore};
-use tongban_gateway::store::{AnyStore, AuditEntry, QuarantineEntry, Receipt, Store, StoreError, StoredVersion};
+use tongban_gateway::store::{
+    AnyStore, AuditEntry, QuarantineEntry, Receipt, Store, StoreError, StoredVersion, TrafficRow,
+};
 use tongban_gateway::unified::{Change, Contribution, UnifiedRecord};
 use tongban_tests::db::TestDatabase;
 
@@ -140,6 +142,7 @@ conformance!(
     stale_and_replayed_records_change_no_unified_record,
     the_feed_is_gap_free_in_commit_order,
     reads_are_audited,
+    traffic_adds_up,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -873,7 +876,7 @@ async fn postgres_migrations_run_once_even_when_replicas_race() {
         .await
         .unwrap();
     let versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
-    assert_eq!(versions, [1, 2, 3, 4, 7], "each migration recorded once");
+    assert_eq!(versions, [1, 2, 3, 4, 5, 7], "each migration recorded once");
 }
 
 /// The database refuses connections and the store's sessions are killed: commits fail as
@@ -1144,7 +1147,7 @@ async fn embedded_migrations_run_once() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 7]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 7]);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -1407,4 +1410,34 @@ async fn reads_are_audited(fixture: &impl Fixture) {
     };
     store.audit(&second).await.unwrap();
     assert_eq!(fixture.reopen().await.audit_log(10).await.unwrap(), [entry, second]);
+}
+
+async fn traffic_adds_up(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let row = |minute: i64, counter: &str, n: i64| TrafficRow {
+        minute,
+        department: "tax".to_owned(),
+        record_type: "tax.taxpayer".to_owned(),
+        counter: counter.to_owned(),
+        n,
+    };
+    store.add_traffic(&[]).await.unwrap();
+    store
+        .add_traffic(&[row(60, "accepted", 2), row(60, "stale", 1), row(120, "accepted", 5)])
+        .await
+        .unwrap();
+    // Another replica adds to the same counters, and to a new one.
+    let other = fixture.reopen().await;
+    other
+        .add_traffic(&[row(60, "accepted", 3), row(180, "accepted", 7)])
+        .await
+        .unwrap();
+    let mut rows = store.traffic(60, 180).await.unwrap();
+    rows.sort_by_key(|r| (r.minute, r.counter.clone()));
+    assert_eq!(
+        rows,
+        [row(60, "accepted", 5), row(60, "stale", 1), row(120, "accepted", 5)],
+        "[since, until) and added up"
+    );
+    assert_eq!(other.traffic(0, i64::MAX).await.unwrap().len(), 4);
 }

@@ -10,6 +10,7 @@ mod matching;
 mod pull;
 mod push;
 mod serve;
+mod stats;
 mod steward;
 
 use std::path::PathBuf;
@@ -61,6 +62,9 @@ pub enum Command {
     /// The audit log: `tongban audit verify` proves its hash chain intact or names the
     /// first entry altered.
     Audit(audit::AuditArgs),
+    /// Operational statistics (ops): per time window and department, records and their
+    /// outcomes, push latency, lookups and repeated collections avoided.
+    Stats(stats::StatsArgs),
 }
 
 /// Runs a parsed command line; the error is printed by `main`.
@@ -81,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Estimate(args) => matching::estimate_run(args).await,
         Command::Rematch(args) => matching::rematch_run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Stats(args) => stats::run(args).await,
     }
 }
 

@@ -9,6 +9,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::pipeline::PushError;
 use crate::registry::ReadError;
+use crate::statistics::StatisticsError;
 use crate::stewardship::StewardError;
 use crate::store::StoreError;
 
@@ -121,6 +122,25 @@ impl From<StewardError> for Status {
             StewardError::InvalidArgument(_) => Status::invalid_argument(message),
             StewardError::NotFound(_) => Status::not_found(message),
             StewardError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StatisticsError> for Status {
+    fn from(e: StatisticsError) -> Status {
+        let message = e.to_string();
+        match e {
+            StatisticsError::Refused { identity } => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                ErrorDetails::with_error_info(
+                    "NOT_OPS",
+                    ERROR_DOMAIN,
+                    HashMap::from([("identity".to_owned(), identity.to_string())]),
+                ),
+            ),
+            StatisticsError::InvalidArgument(_) => Status::invalid_argument(message),
+            StatisticsError::Store(e) => e.into(),
         }
     }
 }

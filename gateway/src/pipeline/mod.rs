@@ -19,6 +19,7 @@ use tongban_adapters::{Department, RecordType};
 use crate::config::Limits;
 use crate::identity::Identity;
 use crate::record::{Envelope, Outcome, RecordResult, Submission};
+use crate::statistics::Traffic;
 use crate::store::{Receipt, Store, StoreError};
 use crate::telemetry::metrics::{metrics, Stage};
 
@@ -72,6 +73,8 @@ pub struct Pipeline<S> {
     max_batch_records: usize,
     /// Woken after every commit, for the change feeds that follow.
     committed: Arc<Notify>,
+    /// This process's operational statistics, shared with the registry.
+    traffic: Arc<Traffic>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -81,6 +84,7 @@ impl<S: Store> Pipeline<S> {
             store,
             max_batch_records: limits.max_batch_records,
             committed: Arc::new(Notify::new()),
+            traffic: Arc::new(Traffic::new()),
         })
     }
 
@@ -93,12 +97,18 @@ impl<S: Store> Pipeline<S> {
         &self.store
     }
 
+    /// The operational statistics this pipeline counts into.
+    pub fn traffic(&self) -> Arc<Traffic> {
+        Arc::clone(&self.traffic)
+    }
+
     /// Pushes one batch. Either every envelope gets a result, all committed, or the
     /// batch fails as a whole and nothing of it is acknowledged.
     ///
     /// Each stage runs in its own span (`validate`, `adapt`, `commit` with `resolve`
     /// inside) and is timed; the span attributes are counts, never record content.
     pub async fn push(&self, identity: &Identity, envelopes: Vec<Envelope>) -> Result<Vec<RecordResult>, PushError> {
+        let mut watch = self.traffic.watch_push(identity); // statistics: a refused batch unless answered below
         if let Err(refusal) = self.authorise(identity, &envelopes) {
             metrics().refused_batch(identity, refusal.reason());
             return Err(refusal);
@@ -146,6 +156,7 @@ impl<S: Store> Pipeline<S> {
         }
         metrics().batch(identity, &results);
         self.committed.notify_waiters();
+        watch.answered(&results);
         Ok(results)
     }
 

@@ -76,6 +76,21 @@ pub struct PoolStatus {
     pub max: usize,
 }
 
+/// One counter of the operational statistics in one minute (`crate::statistics`):
+/// counts and timings only, never personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafficRow {
+    /// The start of the minute, in unix seconds.
+    pub minute: i64,
+    /// The caller's short name: a department, or `platform` / `steward` for lookups.
+    pub department: String,
+    /// Empty for counters of the department as a whole.
+    pub record_type: String,
+    /// What is counted, e.g. `accepted`, `resolved.key`, `latency.07`.
+    pub counter: String,
+    pub n: i64,
+}
+
 /// Transactions retried on [`StoreError::Contention`] before the error is returned.
 const CONTENTION_ATTEMPTS: usize = 5;
 
@@ -246,6 +261,19 @@ pub trait Store: Send + Sync + 'static {
     /// Why each current source of an entity (or of the survivor it was merged into) is
     /// in it.
     fn explain(&self, id: &str) -> impl std::future::Future<Output = Result<Option<Explanation>, StoreError>> + Send;
+
+    /// Adds each row's `n` to the counter it names (created at 0 if new), in one
+    /// transaction: replicas adding the same counters at once add up. No two rows may
+    /// name the same counter.
+    fn add_traffic(&self, rows: &[TrafficRow]) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every counter of the minutes in `[since, until)` (unix seconds), in no particular
+    /// order.
+    fn traffic(
+        &self,
+        since: i64,
+        until: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<TrafficRow>, StoreError>> + Send;
 }
 
 /// A store chosen at run time from configuration.
@@ -390,6 +418,20 @@ impl Store for AnyStore {
         match self {
             AnyStore::Postgres(store) => store.reresolve(records).await,
             AnyStore::Embedded(store) => store.reresolve(records).await,
+        }
+    }
+
+    async fn add_traffic(&self, rows: &[TrafficRow]) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.add_traffic(rows).await,
+            AnyStore::Embedded(store) => store.add_traffic(rows).await,
+        }
+    }
+
+    async fn traffic(&self, since: i64, until: i64) -> Result<Vec<TrafficRow>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.traffic(since, until).await,
+            AnyStore::Embedded(store) => store.traffic(since, until).await,
         }
     }
 }

@@ -42,7 +42,11 @@ async fn render(registry: prometheus::Registry) -> impl IntoResponse {
     let encoder = TextEncoder::new();
     let mut body = Vec::new();
     match encoder.encode(&registry.gather(), &mut body) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, encoder.format_type().to_owned())], body),
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+            body,
+        ),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain".to_owned())],

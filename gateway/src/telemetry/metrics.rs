@@ -130,11 +130,7 @@ impl Metrics {
             };
             self.records.add(
                 1,
-                &[
-                    labels[0].clone(),
-                    labels[1].clone(),
-                    KeyValue::new("outcome", outcome),
-                ],
+                &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", outcome)],
             );
             for resolution in &result.resolutions {
                 self.resolutions.add(
@@ -183,10 +179,8 @@ impl Metrics {
         } else {
             "granted"
         };
-        self.audit_entries.add(
-            1,
-            &[KeyValue::new("action", action), KeyValue::new("verdict", verdict)],
-        );
+        self.audit_entries
+            .add(1, &[KeyValue::new("action", action), KeyValue::new("verdict", verdict)]);
     }
 
     pub fn refused_certificate(&self, reason: &'static str) {

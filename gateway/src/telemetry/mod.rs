@@ -66,7 +66,9 @@ impl Telemetry {
     /// Installs the process-wide logger, tracer and meter. `default_filter` is the log
     /// filter unless `RUST_LOG` says otherwise; it does not affect which spans export.
     pub fn install(config: &TelemetryConfig, default_filter: &str) -> Result<Telemetry, TelemetryError> {
-        let resource = Resource::builder().with_service_name(config.service_name.clone()).build();
+        let resource = Resource::builder()
+            .with_service_name(config.service_name.clone())
+            .build();
         let export_timeout = Duration::from_millis(config.export_timeout_ms.max(1));
 
         // The tracer exists even without a collector: every RPC then still has a trace

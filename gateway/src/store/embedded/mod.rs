@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod traffic;
 mod unified;
 
 use futures_util::FutureExt;
@@ -21,7 +22,7 @@ use super::unify::unify_batch;
 use super::{
     became_current, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions, pending_result,
     records_in_lock_order, sql_limit, still_current, unknown_records, AuditEntry, CurrentRecord, Decision,
-    QuarantineEntry, Receipt, RecordKey, Reresolution, Store, StoreError, StoredVersion, VersionWrite,
+    QuarantineEntry, Receipt, RecordKey, Reresolution, Store, StoreError, StoredVersion, TrafficRow, VersionWrite,
 };
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
 use crate::resolve::Key;
@@ -149,6 +150,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: AUDIT_CHAIN_VERSION,
         sql: include_str!("../migrations/embedded/0004_audit_chain.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/embedded/0005_traffic.sql"),
     },
     Migration {
         version: 7,
@@ -455,6 +460,19 @@ impl Store for EmbeddedStore {
             Ok(count)
         })
         .await
+    }
+
+    async fn add_traffic(&self, rows: &[TrafficRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let rows = rows.to_vec();
+        self.run(move |connection| traffic::add(connection, &rows)).await
+    }
+
+    async fn traffic(&self, since: i64, until: i64) -> Result<Vec<TrafficRow>, StoreError> {
+        self.run(move |connection| traffic::select(connection, since, until))
+            .await
     }
 }
 

@@ -879,7 +879,9 @@ pub(super) fn select_audit_chain(
 
 pub(super) fn select_audit(connection: &rusqlite::Connection, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
     let mut statement = connection
-        .prepare_cached("SELECT at, identity, action, subject, purpose, outcome, trace_id FROM audit_log ORDER BY id LIMIT ?1")
+        .prepare_cached(
+            "SELECT at, identity, action, subject, purpose, outcome, trace_id FROM audit_log ORDER BY id LIMIT ?1",
+        )
         .map_err(classify)?;
     let rows = statement
         .query_map([sql_limit(limit)], |row| {

@@ -15,6 +15,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
+mod traffic;
 mod unified;
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use super::unify::unify_batch;
 use super::{
     became_current, errors_from_json, errors_to_json, fill_current_versions, fill_resolutions, pending_result,
     records_in_lock_order, sql_limit, still_current, unknown_records, AuditEntry, CurrentRecord, Decision,
-    QuarantineEntry, Receipt, RecordKey, Reresolution, Store, StoreError, StoredVersion, VersionWrite,
+    QuarantineEntry, Receipt, RecordKey, Reresolution, Store, StoreError, StoredVersion, TrafficRow, VersionWrite,
     CONTENTION_ATTEMPTS,
 };
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
@@ -198,6 +199,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: AUDIT_CHAIN_VERSION,
         sql: include_str!("../migrations/postgres/0004_audit_chain.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/postgres/0005_traffic.sql"),
     },
     Migration {
         version: 7,
@@ -434,6 +439,19 @@ impl Store for PostgresStore {
             unify_batch(&unified::PgUnify { tx: &tx }, &still, &self.resolution).await?;
             count
         })
+    }
+
+    async fn add_traffic(&self, rows: &[TrafficRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        in_transaction!(self, |tx| traffic::add(&tx, rows).await?)
+    }
+
+    async fn traffic(&self, since: i64, until: i64) -> Result<Vec<TrafficRow>, StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(traffic::select(&client, since, until)).await;
+        release(client, result)
     }
 }
 

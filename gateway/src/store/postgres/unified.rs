@@ -1003,7 +1003,9 @@ pub(super) async fn select_audit(
     limit: usize,
 ) -> Result<Vec<AuditEntry>, StoreError> {
     let statement = client
-        .prepare_cached("SELECT at, identity, action, subject, purpose, outcome, trace_id FROM audit_log ORDER BY id LIMIT $1")
+        .prepare_cached(
+            "SELECT at, identity, action, subject, purpose, outcome, trace_id FROM audit_log ORDER BY id LIMIT $1",
+        )
         .await
         .map_err(classify)?;
     let rows = client
