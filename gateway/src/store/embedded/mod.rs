@@ -91,7 +91,10 @@ impl EmbeddedStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let connection = Arc::clone(&self.connection);
+        // The work's spans (resolution's) belong to the caller's trace.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             // A panic while holding the lock cannot leave a transaction open (rusqlite rolls
             // back when a `Transaction` is dropped, unwinding included), so the connection
             // is still sound and the poison can be ignored.
