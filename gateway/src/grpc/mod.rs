@@ -6,6 +6,7 @@
 pub mod convert;
 pub mod exchange;
 pub mod message_limit;
+pub mod quality;
 pub mod status;
 pub mod stewardship;
 pub mod unified;
