@@ -292,10 +292,7 @@ impl<S: Store> QualityDesk<S> {
             None | Some("") => None,
             Some(name) => Some(FlagCode::parse(&name.to_ascii_uppercase()).ok_or_else(|| {
                 let known: Vec<&str> = FlagCode::ALL.iter().map(|c| c.as_str()).collect();
-                QualityError::InvalidArgument(format!(
-                    "unknown flag code {name:?} (one of {})",
-                    known.join(", ")
-                ))
+                QualityError::InvalidArgument(format!("unknown flag code {name:?} (one of {})", known.join(", ")))
             })?),
         };
         let after = match request.after.as_deref().map(str::trim) {

@@ -44,8 +44,8 @@ pub struct QualityArgs {
 
 pub async fn run(args: QualityArgs) -> anyhow::Result<()> {
     let identity = ClientIdentity::load(&args.identity, args.ca.as_deref())?;
-    let mut client = QualityClient::new(channel(&args.endpoint, &identity).await?)
-        .max_decoding_message_size(64 * 1024 * 1024);
+    let mut client =
+        QualityClient::new(channel(&args.endpoint, &identity).await?).max_decoding_message_size(64 * 1024 * 1024);
     let mut after = args.after.clone().unwrap_or_default();
     let mut first: Option<pb::QualityReportResponse> = None;
     let mut records = Vec::new();
@@ -112,7 +112,11 @@ fn record_text(record: &pb::FlaggedRecord) -> String {
         .flags
         .iter()
         .map(|flag| {
-            let pointer = if flag.pointer.is_empty() { "(record)" } else { flag.pointer.as_str() };
+            let pointer = if flag.pointer.is_empty() {
+                "(record)"
+            } else {
+                flag.pointer.as_str()
+            };
             format!("{} at {pointer}: {}", flag.code, flag.message)
         })
         .collect();

@@ -63,11 +63,7 @@ impl From<RecordResult> for pb::RecordResult {
                     resolved_by: m.resolved_by.to_owned(),
                 })
                 .collect(),
-            quality_flags: r
-                .quality_flags
-                .into_iter()
-                .map(quality_flag)
-                .collect(),
+            quality_flags: r.quality_flags.into_iter().map(quality_flag).collect(),
         }
     }
 }

@@ -238,8 +238,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Over every current record `filter` selects: how many carry each code, per record
     /// type, and how many carry any.
-    fn flag_counts(&self, filter: &FlagFilter)
-        -> impl std::future::Future<Output = Result<FlagCounts, StoreError>> + Send;
+    fn flag_counts(
+        &self,
+        filter: &FlagFilter,
+    ) -> impl std::future::Future<Output = Result<FlagCounts, StoreError>> + Send;
 }
 
 /// A store chosen at run time from configuration.

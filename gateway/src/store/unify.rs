@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tongban_adapters::model::{EntityKind, QualityFlag, Slot};
 
 use super::{AuditEntry, StoreError};
+use crate::quality;
 use crate::resolve::matching::profile::name_frequency_key;
 use crate::resolve::matching::{Evidence, Profile};
-use crate::quality;
 use crate::resolve::survivorship;
 use crate::resolve::{self, Context, Incoming, Key, Placement, Previous, Settings, Target};
 use crate::unified::{kind_of_id, EntityId, KeptMention, KeptRelation, MentionRef, Resolution, UnifiedRecord};

@@ -89,10 +89,9 @@ pub(super) fn flagged_records(
              ORDER BY m.record_type, m.source_id",
         )
         .and_then(|mut s| {
-            s.query_map(
-                params![types, code, after_type, after_id, sql_limit(limit)],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
-            )?
+            s.query_map(params![types, code, after_type, after_id, sql_limit(limit)], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+            })?
             .collect()
         })
         .map_err(classify)?;
@@ -129,8 +128,8 @@ pub(super) fn backfill(connection: &Connection) -> Result<(), StoreError> {
         })
         .map_err(classify)?;
     for (record_type, source_id, role, idx, text) in flagged {
-        let kept: KeptMention = serde_json::from_str(&text)
-            .map_err(|e| StoreError::Internal(format!("corrupt kept mention: {e}")))?;
+        let kept: KeptMention =
+            serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("corrupt kept mention: {e}")))?;
         connection
             .execute(
                 "UPDATE mentions SET flags = ?5 WHERE record_type = ?1 AND source_id = ?2 AND role = ?3 AND idx = ?4",
@@ -148,17 +147,22 @@ pub(super) fn backfill(connection: &Connection) -> Result<(), StoreError> {
         .map_err(classify)?;
     for id in entities {
         let Some(text) = connection
-            .query_row("SELECT record FROM entities WHERE id = ?1", [&id], |row| row.get::<_, String>(0))
+            .query_row("SELECT record FROM entities WHERE id = ?1", [&id], |row| {
+                row.get::<_, String>(0)
+            })
             .optional()
             .map_err(classify)?
         else {
             continue;
         };
-        let record: UnifiedRecord = serde_json::from_str(&text)
-            .map_err(|e| StoreError::Internal(format!("corrupt unified record: {e}")))?;
+        let record: UnifiedRecord =
+            serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("corrupt unified record: {e}")))?;
         let mentions: Vec<KeptMention> = connection
             .prepare("SELECT mention FROM mentions WHERE entity_id = ?1")
-            .and_then(|mut s| s.query_map([&id], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>())
+            .and_then(|mut s| {
+                s.query_map([&id], |row| row.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .map_err(classify)?
             .iter()
             .map(|text| {

@@ -35,7 +35,11 @@ pub(super) async fn flag_counts(client: &Client, filter: &FlagFilter) -> Result<
         .iter()
         .map(|row| {
             let code: String = row.try_get(1).map_err(classify)?;
-            flag_count(row.try_get(0).map_err(classify)?, &code, row.try_get(2).map_err(classify)?)
+            flag_count(
+                row.try_get(0).map_err(classify)?,
+                &code,
+                row.try_get(2).map_err(classify)?,
+            )
         })
         .collect::<Result<_, _>>()?;
     let statement = client
@@ -123,8 +127,8 @@ pub(super) async fn backfill(tx: &Transaction<'_>) -> Result<(), StoreError> {
         .map_err(classify)?;
     for row in rows {
         let text: String = row.try_get(4).map_err(classify)?;
-        let kept: KeptMention = serde_json::from_str(&text)
-            .map_err(|e| StoreError::Internal(format!("corrupt kept mention: {e}")))?;
+        let kept: KeptMention =
+            serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("corrupt kept mention: {e}")))?;
         let flags = flags_to_json(&kept.mention.flags)?;
         let record_type: String = row.try_get(0).map_err(classify)?;
         let source_id: String = row.try_get(1).map_err(classify)?;
@@ -153,8 +157,8 @@ pub(super) async fn backfill(tx: &Transaction<'_>) -> Result<(), StoreError> {
             .map_err(classify)?
             .try_get(0)
             .map_err(classify)?;
-        let record: UnifiedRecord = serde_json::from_str(&text)
-            .map_err(|e| StoreError::Internal(format!("corrupt unified record: {e}")))?;
+        let record: UnifiedRecord =
+            serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("corrupt unified record: {e}")))?;
         let mentions: Vec<KeptMention> = tx
             .query("SELECT mention FROM mentions WHERE entity_id = $1", &[&id])
             .await
@@ -171,7 +175,13 @@ pub(super) async fn backfill(tx: &Transaction<'_>) -> Result<(), StoreError> {
             tx.execute(
                 "UPDATE mentions SET contradictions = $5
                  WHERE record_type = $1 AND source_id = $2 AND role = $3 AND idx = $4",
-                &[&source.record_type, &source.source_id, &source.role, &idx, &flags_to_json(&flags)?],
+                &[
+                    &source.record_type,
+                    &source.source_id,
+                    &source.role,
+                    &idx,
+                    &flags_to_json(&flags)?,
+                ],
             )
             .await
             .map_err(classify)?;
