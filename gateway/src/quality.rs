@@ -115,7 +115,7 @@ pub fn contradictions(record: &UnifiedRecord, mentions: &[KeptMention]) -> HashM
                     theirs == ours
                 }
             } else {
-                values.any(|o| o.value == surviving.value)
+                values.any(|o| same_meaning(attribute, &o.value, &surviving.value))
             };
             if !agrees {
                 found.entry(mention.source.clone()).or_default().insert(flag());
@@ -126,6 +126,29 @@ pub fn contradictions(record: &UnifiedRecord, mentions: &[KeptMention]) -> HashM
         .into_iter()
         .map(|(source, flags)| (source, flags.into_iter().collect()))
         .collect()
+}
+
+/// Whether two normalised values of `attribute` say the same, as far as a department
+/// can say it. Departments state an organisation's status in vocabularies of their
+/// own (the tax bureau has no "revoked" or "moved out", market supervision no
+/// "abnormal"), so statuses are compared on what both can tell: whether the
+/// organisation is registered as operating. `abnormal` (the tax bureau's finding that a
+/// taxpayer stopped filing) says nothing about that and contradicts nothing.
+fn same_meaning(attribute: Attribute, ours: &str, theirs: &str) -> bool {
+    fn operating(status: &str) -> Option<bool> {
+        match status {
+            "active" => Some(true),
+            "moved_out" | "deregistered" | "revoked" => Some(false),
+            _ => None,
+        }
+    }
+    match attribute {
+        Attribute::Status => match (operating(ours), operating(theirs)) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => true,
+        },
+        _ => ours == theirs,
+    }
 }
 
 fn department_of(record_type: &str) -> Option<Department> {
@@ -419,6 +442,22 @@ mod tests {
             ("status", "active", market.source.clone(), SurvivalRule::Agreement),
         ]);
         assert!(contradictions(&record, &[market, tax]).is_empty());
+    }
+
+    #[test]
+    fn statuses_contradict_only_on_whether_the_organisation_operates() {
+        let market = kept("market.entity", "M1", "甲", "甲", "revoked");
+        let record = record(&[("status", "revoked", market.source.clone(), SurvivalRule::Authority)]);
+        for (status, contradicts) in [
+            ("active", true),
+            ("deregistered", false),
+            ("abnormal", false),
+            ("revoked", false),
+        ] {
+            let tax = kept("tax.taxpayer", "T1", "甲", "甲", status);
+            let found = contradictions(&record, &[market.clone(), tax]);
+            assert_eq!(!found.is_empty(), contradicts, "{status}: {found:?}");
+        }
     }
 
     #[test]

@@ -118,9 +118,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.keep.is_some() {
         println!(
             "Serve this hub again with `tongban dev --data-dir {}`, then pull its feed with \
-             `tongban pull --identity {} --out unified.jsonl`.",
+             `tongban pull --identity {} --out unified.jsonl`, or see a department's \
+             data-quality report with `tongban quality --identity {}`.",
             dir.display(),
-            pki.identity_dir(&Identity::Platform).display()
+            pki.identity_dir(&Identity::Platform).display(),
+            pki.identity_dir(&Identity::Department(Department::Tax)).display()
         );
     }
     println!("Done in {:.2} s.", started.elapsed().as_secs_f64());
