@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tongban/v1/unified.proto",
         "tongban/v1/stewardship.proto",
         "tongban/v1/operations.proto",
+        "tongban/v1/quality.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

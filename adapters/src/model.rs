@@ -523,10 +523,14 @@ pub enum FlagCode {
     UnreadablePhone,
     /// An amount whose unit or number cannot be read.
     UnreadableAmount,
+    /// A value of an attribute another department is the authority for, differing from
+    /// the value that authority gave. Never raised by an adapter: the hub computes it
+    /// across departments (its data-quality report), with an empty pointer.
+    ContradictsAuthority,
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 9] = [
+    pub const ALL: [FlagCode; 10] = [
         FlagCode::UnknownCode,
         FlagCode::WrongCheckCharacter,
         FlagCode::MalformedIdentifier,
@@ -536,6 +540,7 @@ impl FlagCode {
         FlagCode::UnreadableDate,
         FlagCode::UnreadablePhone,
         FlagCode::UnreadableAmount,
+        FlagCode::ContradictsAuthority,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -549,6 +554,7 @@ impl FlagCode {
             FlagCode::UnreadableDate => "UNREADABLE_DATE",
             FlagCode::UnreadablePhone => "UNREADABLE_PHONE",
             FlagCode::UnreadableAmount => "UNREADABLE_AMOUNT",
+            FlagCode::ContradictsAuthority => "CONTRADICTS_AUTHORITY",
         }
     }
 

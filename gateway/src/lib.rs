@@ -7,7 +7,7 @@
 //! - [`tls`]: the accept loop; only connections with a client certificate of the
 //!   configured CA (and not revoked) get through, each tagged with its [`tls::Peer`].
 //! - [`identity`]: who the certificate says the caller is (`department:tax`, ...).
-//! - [`grpc`]: the gRPC services (`Exchange`, `Unified`, `Stewardship`, `Operations`), wire ⇄ domain conversions,
+//! - [`grpc`]: the gRPC services (`Exchange`, `Unified`, `Stewardship`, `Operations`, `Quality`), wire ⇄ domain conversions,
 //!   and the one place where errors become a `tonic::Status`.
 //! - [`pipeline`]: authorise → validate (JSON Schemas from [`schemas`]) → adapt and
 //!   normalise (`tongban_adapters`) → commit.
@@ -20,6 +20,8 @@
 //! - [`registry`]: lookups and the change feed, under the [`sharing`] rules, audited.
 //! - [`stewardship`]: a data steward's review queue, decisions, merges, splits and
 //!   explanations, for stewards only, audited.
+//! - [`quality`]: a department's data-quality report on its own records (the flags of
+//!   their current versions, and contradictions with an authoritative department).
 //! - [`audit`]: the audit log's hash chain (every read, decision and refusal), and its
 //!   verification.
 //! - [`statistics`]: operational statistics for `ops` (traffic, outcomes, push latency,
@@ -43,6 +45,7 @@ pub mod identity;
 pub mod pipeline;
 pub mod pki;
 pub mod platform;
+pub mod quality;
 pub mod record;
 pub mod registry;
 pub mod resolve;

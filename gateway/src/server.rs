@@ -1,6 +1,6 @@
 //! Assembles the hub: TLS accept loop, gRPC services (Exchange, Unified, Stewardship,
-//! Operations, health, reflection), the health probe of the store, and the flushing of
-//! operational statistics.
+//! Operations, Quality, health, reflection), the health probe of the store, and the
+//! flushing of operational statistics.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tongban_proto::v1::exchange_server::ExchangeServer;
 use tongban_proto::v1::operations_server::OperationsServer;
+use tongban_proto::v1::quality_server::QualityServer;
 use tongban_proto::v1::stewardship_server::StewardshipServer;
 use tongban_proto::v1::unified_server::UnifiedServer;
 use tonic_health::server::HealthReporter;
@@ -22,10 +23,12 @@ use crate::config::Limits;
 use crate::grpc::exchange::ExchangeService;
 use crate::grpc::message_limit::MessageLimitLayer;
 use crate::grpc::operations::OperationsService;
+use crate::grpc::quality::QualityService;
 use crate::grpc::stewardship::StewardshipService;
 use crate::grpc::traced::TracedLayer;
 use crate::grpc::unified::UnifiedService;
 use crate::pipeline::{Pipeline, SchemaError};
+use crate::quality::QualityDesk;
 use crate::registry::{FeedSettings, Registry};
 use crate::sharing::SharingRules;
 use crate::statistics::Statistics;
@@ -38,13 +41,15 @@ pub const EXCHANGE_SERVICE_NAME: &str = "tongban.v1.Exchange";
 pub const UNIFIED_SERVICE_NAME: &str = "tongban.v1.Unified";
 pub const STEWARDSHIP_SERVICE_NAME: &str = "tongban.v1.Stewardship";
 pub const OPERATIONS_SERVICE_NAME: &str = "tongban.v1.Operations";
+pub const QUALITY_SERVICE_NAME: &str = "tongban.v1.Quality";
 /// Every service name health reports on, the overall status ("") first.
-const HEALTH_NAMES: [&str; 5] = [
+const HEALTH_NAMES: [&str; 6] = [
     "",
     EXCHANGE_SERVICE_NAME,
     UNIFIED_SERVICE_NAME,
     STEWARDSHIP_SERVICE_NAME,
     OPERATIONS_SERVICE_NAME,
+    QUALITY_SERVICE_NAME,
 ];
 
 /// How long a stopping server waits to store its last statistics.
@@ -163,6 +168,7 @@ pub async fn serve<S: Store + Clone>(
     let pipeline = Arc::new(Pipeline::new(store.clone(), &limits)?);
     let desk = Arc::new(StewardDesk::new(store.clone()));
     let statistics = Arc::new(Statistics::new(store.clone(), pipeline.traffic()));
+    let quality_desk = Arc::new(QualityDesk::new(store.clone()));
     let registry = Arc::new(Registry::new(
         store,
         settings.sharing.clone(),
@@ -226,6 +232,10 @@ pub async fn serve<S: Store + Clone>(
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
+    let quality = QualityServer::new(QualityService::new(quality_desk))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
+
     let incoming = accept_loop(listener, settings.tls.clone(), settings.handshake_timeout);
     // tonic's graceful shutdown waits for every client to hang up; a department that
     // keeps its connection open must not keep the hub from stopping.
@@ -255,6 +265,7 @@ pub async fn serve<S: Store + Clone>(
         .add_service(unified)
         .add_service(stewardship)
         .add_service(operations)
+        .add_service(quality)
         .serve_with_incoming_shutdown(incoming, shutdown);
     let result = tokio::select! {
         result = server => result,

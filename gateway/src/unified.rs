@@ -107,6 +107,11 @@ pub struct KeptMention {
     /// steward's decision changes it without rewriting the mention), not in this JSON.
     #[serde(skip)]
     pub placement: Option<crate::resolve::Placement>,
+    /// Where it contradicts a value an authority gave (`quality::contradictions`), as of
+    /// its entity's last rebuild. Kept in its own column by the stores (rewritten when
+    /// a rebuild finds them changed), not in this JSON.
+    #[serde(skip)]
+    pub contradictions: Vec<QualityFlag>,
 }
 
 /// How survivorship chose an attribute value.

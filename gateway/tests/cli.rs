@@ -671,3 +671,87 @@ pool_size = 2
         text(&output.stderr)
     );
 }
+
+#[test]
+fn demo_data_served_again_gives_each_department_its_quality_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kept = dir.path().join("demo");
+    let kept_arg = kept.to_str().expect("UTF-8 path");
+    let output = tongban(&["demo", "--people", "100", "--keep", kept_arg], dir.path());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("tongban quality --identity"));
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut dev = Running(
+        Command::new(TONGBAN)
+            .args(["dev", "--data-dir", kept_arg, "--listen", &listen])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tongban dev"),
+    );
+    wait_for_port(port, &mut dev);
+    let endpoint = format!("https://{listen}");
+    let quality = |identity: &str, extra: &[&str]| {
+        let identity = kept.join("pki").join(identity);
+        let mut args = vec![
+            "quality",
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            identity.to_str().expect("UTF-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        tongban(&args, dir.path())
+    };
+
+    // The generator writes hrss records whose typed birth date disagrees with the
+    // identity number: the report counts them and lists each with its pointer.
+    let output = quality("hrss", &["--all"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    let count_row = stdout
+        .lines()
+        .find(|l| l.contains("hrss.insured_person") && l.contains("BIRTH_DATE_DISAGREES") && !l.contains(" at "))
+        .unwrap_or_else(|| panic!("no count of BIRTH_DATE_DISAGREES:\n{stdout}"));
+    let counted: u64 = count_row
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    let listed = stdout
+        .lines()
+        .filter(|l| l.contains("BIRTH_DATE_DISAGREES at /csrq"))
+        .count();
+    assert_eq!(listed as u64, counted, "{stdout}");
+    assert!(!stdout.contains("more: "), "--all pages to the end:\n{stdout}");
+
+    // As JSON, filtered by code: only hrss records with that code.
+    let output = quality("hrss", &["--json", "--code", "BIRTH_DATE_DISAGREES"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let records = report["records"].as_array().expect("records");
+    assert_eq!(records.len() as u64, counted);
+    assert!(records.iter().all(|r| r["record_type"] == "hrss.insured_person"
+        && r["flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().all(|f| f["code"] == "BIRTH_DATE_DISAGREES"))));
+
+    // Another department's record type, and the platform, are refused.
+    let output = quality("tax", &["--record-type", "hrss.insured_person"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("PermissionDenied"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = quality("platform", &[]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("PermissionDenied"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -118,11 +118,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.keep.is_some() {
         println!(
             "Serve this hub again with `tongban dev --data-dir {}`, then pull its feed with \
-             `tongban pull --identity {} --out unified.jsonl`, or see its statistics with \
-             `tongban stats --identity {}`.",
+             `tongban pull --identity {} --out unified.jsonl`; see its statistics with \
+             `tongban stats --identity {}` and a department's data-quality report with \
+             `tongban quality --identity {}`.",
             dir.display(),
             pki.identity_dir(&Identity::Platform).display(),
-            pki.identity_dir(&Identity::Ops).display()
+            pki.identity_dir(&Identity::Ops).display(),
+            pki.identity_dir(&Identity::Department(Department::Tax)).display()
         );
     }
     println!("Done in {:.2} s.", started.elapsed().as_secs_f64());

@@ -9,6 +9,7 @@ mod get;
 mod matching;
 mod pull;
 mod push;
+mod quality;
 mod serve;
 mod stats;
 mod steward;
@@ -40,6 +41,9 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Look up one unified record by unified ID or by any identifier.
     Get(get::GetArgs),
+    /// A department's data-quality report: its current records with quality flags
+    /// (wrong check characters, unknown codes, contradictions with the authority, ...).
+    Quality(quality::QualityArgs),
     /// The review queue: pairs matching could not settle, both sides side by side (steward).
     Review(steward::ReviewArgs),
     /// Settle a review pair: same (merge them) or different (apart for ever) (steward).
@@ -76,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(args) => push::run(args).await,
         Command::Pull(args) => pull::run(args).await,
         Command::Get(args) => get::run(args).await,
+        Command::Quality(args) => quality::run(args).await,
         Command::Review(args) => steward::review(args).await,
         Command::Decide(args) => steward::decide(args).await,
         Command::Merge(args) => steward::merge(args).await,

@@ -63,16 +63,45 @@ impl From<RecordResult> for pb::RecordResult {
                     resolved_by: m.resolved_by.to_owned(),
                 })
                 .collect(),
-            quality_flags: r
-                .quality_flags
-                .into_iter()
-                .map(|f| pb::QualityFlag {
-                    code: f.code.as_str().to_owned(),
-                    pointer: f.pointer,
-                    message: f.message,
-                })
-                .collect(),
+            quality_flags: r.quality_flags.into_iter().map(quality_flag).collect(),
         }
+    }
+}
+
+/// A quality flag on the wire.
+pub fn quality_flag(flag: tongban_adapters::model::QualityFlag) -> pb::QualityFlag {
+    pb::QualityFlag {
+        code: flag.code.as_str().to_owned(),
+        pointer: flag.pointer,
+        message: flag.message,
+    }
+}
+
+/// A department's quality report on the wire.
+pub fn quality_report_response(report: crate::quality::Report) -> pb::QualityReportResponse {
+    pb::QualityReportResponse {
+        counts: report
+            .counts
+            .counts
+            .into_iter()
+            .map(|count| pb::QualityCount {
+                record_type: count.record_type,
+                code: count.code.as_str().to_owned(),
+                records: count.records,
+            })
+            .collect(),
+        flagged_records: report.counts.records,
+        records: report
+            .records
+            .into_iter()
+            .map(|record| pb::FlaggedRecord {
+                record_type: record.record_type,
+                source_id: record.source_id,
+                source_version: record.source_version,
+                flags: record.flags.into_iter().map(quality_flag).collect(),
+            })
+            .collect(),
+        next_after: report.next_after.unwrap_or_default(),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod exchange;
 pub mod message_limit;
 pub mod operations;
+pub mod quality;
 pub mod status;
 pub mod stewardship;
 pub mod traced;

@@ -8,6 +8,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::pipeline::PushError;
+use crate::quality::QualityError;
 use crate::registry::ReadError;
 use crate::statistics::StatisticsError;
 use crate::stewardship::StewardError;
@@ -141,6 +142,42 @@ impl From<StatisticsError> for Status {
             ),
             StatisticsError::InvalidArgument(_) => Status::invalid_argument(message),
             StatisticsError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<QualityError> for Status {
+    fn from(e: QualityError) -> Status {
+        let message = e.to_string();
+        match e {
+            QualityError::NotADepartment { identity } => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                ErrorDetails::with_error_info(
+                    "NOT_A_DEPARTMENT",
+                    ERROR_DOMAIN,
+                    HashMap::from([("identity".to_owned(), identity.to_string())]),
+                ),
+            ),
+            QualityError::NotOwner {
+                identity,
+                record_type,
+                owner,
+            } => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                ErrorDetails::with_error_info(
+                    "RECORD_TYPE_NOT_OWNED",
+                    ERROR_DOMAIN,
+                    HashMap::from([
+                        ("identity".to_owned(), identity.to_string()),
+                        ("record_type".to_owned(), record_type),
+                        ("owner".to_owned(), owner.to_string()),
+                    ]),
+                ),
+            ),
+            QualityError::InvalidArgument(_) => Status::invalid_argument(message),
+            QualityError::Store(e) => e.into(),
         }
     }
 }

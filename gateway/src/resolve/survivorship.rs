@@ -328,6 +328,7 @@ mod tests {
             },
             relations: Vec::new(),
             placement: None,
+            contradictions: Vec::new(),
         }
     }
 

@@ -19,6 +19,7 @@ use std::time::SystemTime;
 use tongban_adapters::model::EntityKind;
 
 use crate::identity::Identity;
+use crate::quality::{FlagCount, FlagCounts, FlagFilter, FlaggedRecord};
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, Submission};
 use crate::resolve::{Incoming, Key, Settings};
 use crate::stewardship::{Explanation, ReviewPair, StewardAction, StewardOutcome};
@@ -274,6 +275,23 @@ pub trait Store: Send + Sync + 'static {
         since: i64,
         until: i64,
     ) -> impl std::future::Future<Output = Result<Vec<TrafficRow>, StoreError>> + Send;
+    /// The current records `filter` selects that carry quality flags (those found when
+    /// their current version was accepted, and their contradictions with authorities),
+    /// after `after` in `(record_type, source_id)` order, at most `limit`; with a code in
+    /// the filter, only records with a flag of that code, and only those flags.
+    fn flagged_records(
+        &self,
+        filter: &FlagFilter,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<FlaggedRecord>, StoreError>> + Send;
+
+    /// Over every current record `filter` selects: how many carry each code, per record
+    /// type, and how many carry any.
+    fn flag_counts(
+        &self,
+        filter: &FlagFilter,
+    ) -> impl std::future::Future<Output = Result<FlagCounts, StoreError>> + Send;
 }
 
 /// A store chosen at run time from configuration.
@@ -434,6 +452,25 @@ impl Store for AnyStore {
             AnyStore::Embedded(store) => store.traffic(since, until).await,
         }
     }
+
+    async fn flagged_records(
+        &self,
+        filter: &FlagFilter,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<FlaggedRecord>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.flagged_records(filter, after, limit).await,
+            AnyStore::Embedded(store) => store.flagged_records(filter, after, limit).await,
+        }
+    }
+
+    async fn flag_counts(&self, filter: &FlagFilter) -> Result<FlagCounts, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.flag_counts(filter).await,
+            AnyStore::Embedded(store) => store.flag_counts(filter).await,
+        }
+    }
 }
 
 impl AnyStore {
@@ -586,6 +623,27 @@ fn placement_to(placement: Option<&crate::resolve::Placement>) -> Result<Option<
 fn placement_from(text: Option<String>) -> Result<Option<crate::resolve::Placement>, StoreError> {
     text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Internal(format!("corrupt placement: {e}"))))
         .transpose()
+}
+
+/// Quality flags as stored in a mention's `flags` and `contradictions` columns.
+fn flags_to_json(flags: &[tongban_adapters::model::QualityFlag]) -> Result<String, StoreError> {
+    serde_json::to_string(flags).map_err(|e| StoreError::Internal(format!("cannot encode quality flags: {e}")))
+}
+
+/// Stored quality flags read back.
+fn flags_from_json(text: &str) -> Result<Vec<tongban_adapters::model::QualityFlag>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("corrupt quality flags: {e}")))
+}
+
+/// A row of a flag count read back: `(record_type, code, records)`.
+fn flag_count(record_type: String, code: &str, records: i64) -> Result<FlagCount, StoreError> {
+    let code = tongban_adapters::model::FlagCode::parse(code)
+        .ok_or_else(|| StoreError::Internal(format!("unknown stored flag code {code:?}")))?;
+    Ok(FlagCount {
+        record_type,
+        code,
+        records: u64::try_from(records).unwrap_or_default(),
+    })
 }
 
 /// A `LIMIT` value for SQL.

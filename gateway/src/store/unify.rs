@@ -12,14 +12,16 @@
 //!    transaction);
 //! 4. create, merge, re-point mentions and keys as planned;
 //! 5. rebuild the unified record and the match profile of every entity touched
-//!    ([`survivorship::unify`]), queue the pairs for review, and append the changes to
-//!    the feed, in commit order.
+//!    ([`survivorship::unify`]) and its mentions' contradictions with authorities
+//!    ([`quality::contradictions`]), queue the pairs for review, and append the changes
+//!    to the feed, in commit order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use tongban_adapters::model::{EntityKind, Slot};
+use tongban_adapters::model::{EntityKind, QualityFlag, Slot};
 
 use super::{AuditEntry, StoreError};
+use crate::quality;
 use crate::resolve::matching::profile::name_frequency_key;
 use crate::resolve::matching::{Evidence, Profile};
 use crate::resolve::survivorship;
@@ -83,7 +85,10 @@ pub(crate) trait UnifyTx {
     async fn insert_mention(&self, entity: &EntityId, mention: &KeptMention) -> Result<(), StoreError>;
     /// Points `key` at `entity`, whoever owned it.
     async fn point_key(&self, key: &Key, entity: &EntityId) -> Result<(), StoreError>;
+    /// The current mentions of an entity, each with its placement and contradictions.
     async fn entity_mentions(&self, id: &EntityId) -> Result<Vec<KeptMention>, StoreError>;
+    /// Replaces a current mention's contradictions with authorities.
+    async fn set_contradictions(&self, mention: &MentionRef, flags: &[QualityFlag]) -> Result<(), StoreError>;
     /// Removes the keys of `entity` that are not in `keep`.
     async fn prune_keys(&self, entity: &EntityId, keep: &[Key]) -> Result<(), StoreError>;
     /// The survivors of those of `ids` that were merged away.
@@ -290,6 +295,8 @@ async fn resolve_and_keep<T: UnifyTx>(
                 source_version: incoming.source_version,
                 mention: mention.clone(),
                 placement: Some(placement.clone()),
+                // Worked out when its entity is rebuilt, below.
+                contradictions: Vec::new(),
             };
             tx.insert_mention(&entity, &kept).await?;
             out.push(Resolution {
@@ -390,6 +397,15 @@ pub(crate) async fn publish<T: UnifyTx>(
         );
         record.distinct_from = apart.remove(id).unwrap_or_default();
         record.distinct_from.sort();
+        // The quality report's contradictions with authorities follow the record, even
+        // when the record itself is unchanged (a mention re-inserted starts without).
+        let mut contradictions = quality::contradictions(&record, &mentions);
+        for mention in &mentions {
+            let now = contradictions.remove(&mention.source).unwrap_or_default();
+            if now != mention.contradictions {
+                tx.set_contradictions(&mention.source, &now).await?;
+            }
+        }
         // A record resolved again to the same unified record changes nothing: no new
         // version, nothing in the feed.
         if let Some(before) = before {

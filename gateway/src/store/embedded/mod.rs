@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod quality;
 mod traffic;
 mod unified;
 
@@ -24,6 +25,7 @@ use super::{
     records_in_lock_order, sql_limit, still_current, unknown_records, AuditEntry, CurrentRecord, Decision,
     QuarantineEntry, Receipt, RecordKey, Reresolution, Store, StoreError, StoredVersion, TrafficRow, VersionWrite,
 };
+use crate::quality::{FlagCounts, FlagFilter, FlaggedRecord};
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
 use crate::resolve::Key;
 use crate::resolve::Settings;
@@ -159,10 +161,18 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/embedded/0005_traffic.sql"),
     },
     Migration {
+        version: QUALITY_VERSION,
+        sql: include_str!("../migrations/embedded/0006_quality.sql"),
+    },
+    Migration {
         version: 7,
         sql: include_str!("../migrations/embedded/0007_audit_trace.sql"),
     },
 ];
+
+/// The migration that keeps mentions' quality flags in columns of their own; the
+/// mentions already kept get theirs when it is applied.
+const QUALITY_VERSION: i64 = 6;
 
 /// The migration that adds the audit chain; the entries already written are chained
 /// when it is applied.
@@ -195,6 +205,9 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
             tx.execute_batch(migration.sql).map_err(classify)?;
             if migration.version == AUDIT_CHAIN_VERSION {
                 unified::chain_unchained_audit(&tx)?;
+            }
+            if migration.version == QUALITY_VERSION {
+                quality::backfill(&tx)?;
             }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
@@ -393,6 +406,23 @@ impl Store for EmbeddedStore {
     async fn explain(&self, id: &str) -> Result<Option<Explanation>, StoreError> {
         let id = id.to_owned();
         self.run(move |connection| unified::select_explanation(connection, &id))
+            .await
+    }
+
+    async fn flagged_records(
+        &self,
+        filter: &FlagFilter,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<FlaggedRecord>, StoreError> {
+        let filter = filter.clone();
+        self.run(move |connection| quality::flagged_records(connection, &filter, after, limit))
+            .await
+    }
+
+    async fn flag_counts(&self, filter: &FlagFilter) -> Result<FlagCounts, StoreError> {
+        let filter = filter.clone();
+        self.run(move |connection| quality::flag_counts(connection, &filter))
             .await
     }
 

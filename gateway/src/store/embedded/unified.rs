@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use tongban_adapters::model::EntityKind;
+use tongban_adapters::model::{EntityKind, QualityFlag};
 
 use super::{classify, from_unix_millis, unix_millis};
 use crate::audit::{self, ChainedEntry};
@@ -16,7 +16,7 @@ use crate::resolve::matching::Profile;
 use crate::resolve::{Key, Placement, Previous};
 use crate::stewardship::{Explanation, ReviewPair};
 use crate::store::unify::{EntityRow, QueuedReview, ReviewRow, UnifyTx};
-use crate::store::{placement_from, placement_to, sql_limit, AuditEntry, StoreError};
+use crate::store::{flags_from_json, flags_to_json, placement_from, placement_to, sql_limit, AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
 
 /// The batch's transaction, seen by the resolution steps.
@@ -201,11 +201,13 @@ impl UnifyTx for SqliteUnify<'_, '_> {
     async fn insert_mention(&self, entity: &EntityId, mention: &KeptMention) -> Result<(), StoreError> {
         let text = serde_json::to_string(mention).map_err(|e| json_error("a mention", e))?;
         let placement = placement_to(mention.placement.as_ref())?;
+        let flags = flags_to_json(&mention.mention.flags)?;
+        let contradictions = flags_to_json(&mention.contradictions)?;
         self.tx
             .prepare_cached(
                 "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention, match_name,
-                                       placement)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                       placement, flags, contradictions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -217,7 +219,9 @@ impl UnifyTx for SqliteUnify<'_, '_> {
                     mention.source_version,
                     text,
                     mention.mention.match_name,
-                    placement
+                    placement,
+                    flags,
+                    contradictions
                 ])
             })
             .map_err(classify)?;
@@ -238,22 +242,47 @@ impl UnifyTx for SqliteUnify<'_, '_> {
     async fn entity_mentions(&self, id: &EntityId) -> Result<Vec<KeptMention>, StoreError> {
         let mut statement = self
             .tx
-            .prepare_cached("SELECT mention, placement FROM mentions WHERE entity_id = ?1")
+            .prepare_cached("SELECT mention, placement, contradictions FROM mentions WHERE entity_id = ?1")
             .map_err(classify)?;
         let rows = statement
             .query_map([id], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
             })
             .map_err(classify)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(classify)?;
         rows.into_iter()
-            .map(|(text, placement)| {
+            .map(|(text, placement, contradictions)| {
                 let mut kept: KeptMention = serde_json::from_str(&text).map_err(|e| json_error("a kept mention", e))?;
                 kept.placement = placement_from(placement)?;
+                kept.contradictions = flags_from_json(&contradictions)?;
                 Ok(kept)
             })
             .collect()
+    }
+
+    async fn set_contradictions(&self, mention: &MentionRef, flags: &[QualityFlag]) -> Result<(), StoreError> {
+        let flags = flags_to_json(flags)?;
+        self.tx
+            .prepare_cached(
+                "UPDATE mentions SET contradictions = ?5
+                 WHERE record_type = ?1 AND source_id = ?2 AND role = ?3 AND idx = ?4",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    mention.record_type,
+                    mention.source_id,
+                    mention.role,
+                    mention.index,
+                    flags
+                ])
+            })
+            .map_err(classify)?;
+        Ok(())
     }
 
     async fn prune_keys(&self, entity: &EntityId, keep: &[Key]) -> Result<(), StoreError> {

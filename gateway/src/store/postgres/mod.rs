@@ -15,6 +15,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
+mod quality;
 mod traffic;
 mod unified;
 
@@ -30,6 +31,7 @@ use super::{
     QuarantineEntry, Receipt, RecordKey, Reresolution, Store, StoreError, StoredVersion, TrafficRow, VersionWrite,
     CONTENTION_ATTEMPTS,
 };
+use crate::quality::{FlagCounts, FlagFilter, FlaggedRecord};
 use crate::record::{Envelope, Outcome, RecordError, RecordResult, SourceRecord, Submission};
 use crate::resolve::{Key, Settings};
 use crate::stewardship::{Explanation, ReviewPair, StewardAction, StewardOutcome};
@@ -205,10 +207,18 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0005_traffic.sql"),
     },
     Migration {
+        version: QUALITY_VERSION,
+        sql: include_str!("../migrations/postgres/0006_quality.sql"),
+    },
+    Migration {
         version: 7,
         sql: include_str!("../migrations/postgres/0007_audit_trace.sql"),
     },
 ];
+
+/// The migration that keeps mentions' quality flags in columns of their own; the
+/// mentions already kept get theirs when it is applied.
+const QUALITY_VERSION: i32 = 6;
 
 /// The migration that adds the audit chain; the entries already written are chained
 /// when it is applied.
@@ -246,6 +256,9 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
             tx.batch_execute(migration.sql).await.map_err(classify)?;
             if migration.version == AUDIT_CHAIN_VERSION {
                 unified::chain_unchained_audit(&tx).await?;
+            }
+            if migration.version == QUALITY_VERSION {
+                quality::backfill(&tx).await?;
             }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())",
@@ -407,6 +420,25 @@ impl Store for PostgresStore {
     async fn explain(&self, id: &str) -> Result<Option<Explanation>, StoreError> {
         let client = self.client().await?;
         let result = self.answered(unified::select_explanation(&client, id)).await;
+        release(client, result)
+    }
+
+    async fn flagged_records(
+        &self,
+        filter: &FlagFilter,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<FlaggedRecord>, StoreError> {
+        let client = self.client().await?;
+        let result = self
+            .answered(quality::flagged_records(&client, filter, after, limit))
+            .await;
+        release(client, result)
+    }
+
+    async fn flag_counts(&self, filter: &FlagFilter) -> Result<FlagCounts, StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(quality::flag_counts(&client, filter)).await;
         release(client, result)
     }
 

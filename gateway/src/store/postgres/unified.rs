@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use tokio_postgres::types::ToSql;
-use tongban_adapters::model::{EntityKind, IdScheme};
+use tongban_adapters::model::{EntityKind, IdScheme, QualityFlag};
 
 use super::{classify, Transaction};
 use crate::audit::{self, ChainedEntry};
@@ -18,7 +18,7 @@ use crate::resolve::matching::Profile;
 use crate::resolve::{Key, Placement, Previous};
 use crate::stewardship::{Explanation, ReviewPair};
 use crate::store::unify::{EntityRow, QueuedReview, ReviewRow, UnifyTx};
-use crate::store::{placement_from, placement_to, AuditEntry, StoreError};
+use crate::store::{flags_from_json, flags_to_json, placement_from, placement_to, AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
 
 /// The batch's transaction, seen by the resolution steps.
@@ -244,13 +244,15 @@ impl UnifyTx for PgUnify<'_, '_> {
             .tx
             .prepare_cached(
                 "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention, match_name,
-                                       placement)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                       placement, flags, contradictions)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .await
             .map_err(classify)?;
         let placement = placement_to(mention.placement.as_ref())?;
-        let params: [&(dyn ToSql + Sync); 9] = [
+        let flags = flags_to_json(&mention.mention.flags)?;
+        let contradictions = flags_to_json(&mention.contradictions)?;
+        let params: [&(dyn ToSql + Sync); 11] = [
             &mention.source.record_type,
             &mention.source.source_id,
             &mention.source.role,
@@ -260,6 +262,8 @@ impl UnifyTx for PgUnify<'_, '_> {
             &text,
             &mention.mention.match_name,
             &placement,
+            &flags,
+            &contradictions,
         ];
         self.tx.execute(&statement, &params).await.map_err(classify)?;
         Ok(())
@@ -284,7 +288,7 @@ impl UnifyTx for PgUnify<'_, '_> {
     async fn entity_mentions(&self, id: &EntityId) -> Result<Vec<KeptMention>, StoreError> {
         let statement = self
             .tx
-            .prepare_cached("SELECT mention, placement FROM mentions WHERE entity_id = $1")
+            .prepare_cached("SELECT mention, placement, contradictions FROM mentions WHERE entity_id = $1")
             .await
             .map_err(classify)?;
         let rows = self.tx.query(&statement, &[id]).await.map_err(classify)?;
@@ -293,9 +297,32 @@ impl UnifyTx for PgUnify<'_, '_> {
                 let text: String = row.try_get(0).map_err(classify)?;
                 let mut kept: KeptMention = serde_json::from_str(&text).map_err(|e| json_error("a kept mention", e))?;
                 kept.placement = placement_from(row.try_get(1).map_err(classify)?)?;
+                kept.contradictions = flags_from_json(&row.try_get::<_, String>(2).map_err(classify)?)?;
                 Ok(kept)
             })
             .collect()
+    }
+
+    async fn set_contradictions(&self, mention: &MentionRef, flags: &[QualityFlag]) -> Result<(), StoreError> {
+        let index = i32::try_from(mention.index)
+            .map_err(|_| StoreError::Internal(format!("mention index {} too large", mention.index)))?;
+        let flags = flags_to_json(flags)?;
+        let statement = self
+            .tx
+            .prepare_cached(
+                "UPDATE mentions SET contradictions = $5
+                 WHERE record_type = $1 AND source_id = $2 AND role = $3 AND idx = $4",
+            )
+            .await
+            .map_err(classify)?;
+        self.tx
+            .execute(
+                &statement,
+                &[&mention.record_type, &mention.source_id, &mention.role, &index, &flags],
+            )
+            .await
+            .map_err(classify)?;
+        Ok(())
     }
 
     async fn prune_keys(&self, entity: &EntityId, keep: &[Key]) -> Result<(), StoreError> {
