@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -58,7 +57,7 @@ const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Everything the server needs besides its store and listener.
 #[derive(Clone)]
 pub struct ServerSettings {
-    pub tls: Arc<ServerConfig>,
+    pub tls: crate::tls::ServerTls,
     pub limits: Limits,
     pub handshake_timeout: Duration,
     /// Interval of the store probe behind gRPC health.
@@ -166,6 +165,7 @@ pub async fn serve<S: Store + Clone>(
 ) -> Result<(), ServerError> {
     let limits = settings.limits.clone();
     let pipeline = Arc::new(Pipeline::new(store.clone(), &limits)?);
+    let refusals_store = store.clone();
     let desk = Arc::new(StewardDesk::new(store.clone()));
     let statistics = Arc::new(Statistics::new(store.clone(), pipeline.traffic()));
     let quality_desk = Arc::new(QualityDesk::new(store.clone()));
@@ -236,6 +236,7 @@ pub async fn serve<S: Store + Clone>(
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
+    let refusals_audit = tokio::spawn(audit_refusals(Arc::clone(&settings.tls.refusals), refusals_store));
     let incoming = accept_loop(listener, settings.tls.clone(), settings.handshake_timeout);
     // tonic's graceful shutdown waits for every client to hang up; a department that
     // keeps its connection open must not keep the hub from stopping.
@@ -275,6 +276,7 @@ pub async fn serve<S: Store + Clone>(
         }
     };
     probe.abort();
+    refusals_audit.abort();
     // What was counted since the last flush is kept, unless the store is gone too (the
     // flush waits for one under way).
     let _ = flusher_stop.send(());
@@ -284,6 +286,43 @@ pub async fn serve<S: Store + Clone>(
         Err(_) => tracing::warn!("the last statistics could not be stored in {FINAL_FLUSH_TIMEOUT:?}"),
     }
     Ok(result?)
+}
+
+/// Writes every refused client certificate to the audit log (who it claimed to be, its
+/// serial, why), off the handshake's path.
+async fn audit_refusals<S: Store>(refusals: Arc<crate::tls::Refusals>, store: S) {
+    loop {
+        let (refused, dropped) = refusals.next().await;
+        let mut entries: Vec<crate::store::AuditEntry> = refused
+            .into_iter()
+            .map(|r| crate::store::AuditEntry {
+                at: std::time::SystemTime::now(),
+                identity: r.claimed,
+                action: "connect".to_owned(),
+                subject: format!("certificate {}", r.serial),
+                purpose: String::new(),
+                outcome: format!("refused: {}", r.reason),
+                trace_id: String::new(),
+            })
+            .collect();
+        if dropped > 0 {
+            entries.push(crate::store::AuditEntry {
+                at: std::time::SystemTime::now(),
+                identity: "unknown".to_owned(),
+                action: "connect".to_owned(),
+                subject: format!("{dropped} certificates"),
+                purpose: String::new(),
+                outcome: "refused: more than the audit queue holds".to_owned(),
+                trace_id: String::new(),
+            });
+        }
+        for entry in entries {
+            crate::telemetry::metrics::metrics().audit_entry(&entry.action, &entry.outcome);
+            if let Err(e) = store.audit(&entry).await {
+                tracing::warn!(error = %e, "could not audit a refused certificate");
+            }
+        }
+    }
 }
 
 /// Drives gRPC health from the store: SERVING while it answers, NOT_SERVING while not.

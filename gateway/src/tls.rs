@@ -83,7 +83,7 @@ pub fn server_config(
     cert: &Path,
     key: &Path,
     revoked_serials: HashSet<String>,
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<ServerTls, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for ca in read_certificates(client_ca)? {
@@ -97,7 +97,12 @@ pub fn server_config(
         .map(|s| crate::pki::normalise_serial(s))
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::Revocation(e.to_string()))?;
-    let verifier = Arc::new(RevocationAwareVerifier { inner: webpki, revoked });
+    let refusals = Arc::new(Refusals::default());
+    let verifier = Arc::new(RevocationAwareVerifier {
+        inner: webpki,
+        revoked,
+        refusals: Arc::clone(&refusals),
+    });
     let chain = read_certificates(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -105,7 +110,94 @@ pub fn server_config(
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
+    Ok(ServerTls {
+        config: Arc::new(config),
+        refusals,
+    })
+}
+
+/// The server's TLS configuration, and the certificates it refuses, for the audit log.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    pub refusals: Arc<Refusals>,
+}
+
+/// A client certificate turned away: what the audit log records of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRefusal {
+    /// The identity the certificate claims (`department:tax`), or what it carries instead.
+    pub claimed: String,
+    /// Its serial number, in the form of [`crate::pki::normalise_serial`].
+    pub serial: String,
+    /// Why: `revoked`, `expired`, `not issued by the hub's CA`, ...
+    pub reason: String,
+}
+
+/// Refusals waiting to be written to the audit log. Bounded: a client hammering the
+/// port with bad certificates fills it, and what does not fit is counted, not queued
+/// (the handshake must not wait for the store).
+#[derive(Debug, Default)]
+pub struct Refusals {
+    queue: std::sync::Mutex<std::collections::VecDeque<CertificateRefusal>>,
+    /// Refusals that did not fit since the last drain.
+    dropped: std::sync::atomic::AtomicU64,
+    arrived: tokio::sync::Notify,
+}
+
+/// Refusals queued at most between two drains.
+const REFUSALS_QUEUED: usize = 1024;
+
+impl Refusals {
+    fn push(&self, refusal: CertificateRefusal) {
+        let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if queue.len() < REFUSALS_QUEUED {
+            queue.push_back(refusal);
+        } else {
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        drop(queue);
+        self.arrived.notify_one();
+    }
+
+    /// Waits until there is something, then takes all of it, and how many were dropped.
+    pub async fn next(&self) -> (Vec<CertificateRefusal>, u64) {
+        loop {
+            let notified = self.arrived.notified();
+            {
+                let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+                if !queue.is_empty() || dropped > 0 {
+                    return (queue.drain(..).collect(), dropped);
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A verifier's refusal in words for the audit log (never a value of the certificate
+/// beyond what identifies it).
+fn refusal_reason(error: &rustls::Error) -> (&'static str, String) {
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::Revoked) => ("revoked", "revoked".to_owned()),
+        rustls::Error::InvalidCertificate(CertificateError::Expired)
+        | rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
+            ("expired", "expired".to_owned())
+        }
+        rustls::Error::InvalidCertificate(CertificateError::NotValidYet)
+        | rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext { .. }) => {
+            ("not_yet_valid", "not valid yet".to_owned())
+        }
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            ("unknown_issuer", "not issued by the hub's CA".to_owned())
+        }
+        rustls::Error::InvalidCertificate(CertificateError::InvalidPurpose)
+        | rustls::Error::InvalidCertificate(CertificateError::InvalidPurposeContext { .. }) => {
+            ("wrong_purpose", "not a client certificate".to_owned())
+        }
+        other => ("invalid", format!("invalid: {other}")),
+    }
 }
 
 /// The CA's verifier, plus a refusal of the serial numbers listed as revoked. The
@@ -115,6 +207,31 @@ pub fn server_config(
 struct RevocationAwareVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     revoked: HashSet<String>,
+    /// Where every refusal goes, for the audit log.
+    refusals: Arc<Refusals>,
+}
+
+impl RevocationAwareVerifier {
+    fn refuse(&self, end_entity: &CertificateDer<'_>, error: rustls::Error) -> rustls::Error {
+        let (label, reason) = refusal_reason(&error);
+        crate::telemetry::metrics::metrics().refused_certificate(label);
+        let (claimed, serial) = match PresentedCertificate::parse(end_entity) {
+            Ok(presented) => (
+                presented
+                    .identity()
+                    .map_or_else(|_| "no Tongban identity".to_owned(), |i| i.to_string()),
+                presented.serial,
+            ),
+            Err(_) => ("unreadable certificate".to_owned(), String::new()),
+        };
+        tracing::warn!(%serial, reason = %reason, "refused a client certificate");
+        self.refusals.push(CertificateRefusal {
+            claimed,
+            serial,
+            reason,
+        });
+        error
+    }
 }
 
 impl ClientCertVerifier for RevocationAwareVerifier {
@@ -128,12 +245,18 @@ impl ClientCertVerifier for RevocationAwareVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
-        let presented = PresentedCertificate::parse(end_entity)
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+            .map_err(|e| self.refuse(end_entity, e))?;
+        let presented = PresentedCertificate::parse(end_entity).map_err(|_| {
+            self.refuse(
+                end_entity,
+                rustls::Error::InvalidCertificate(CertificateError::BadEncoding),
+            )
+        })?;
         if self.revoked.contains(&presented.serial) {
-            tracing::warn!(serial = %presented.serial, "refused a revoked client certificate");
-            return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+            return Err(self.refuse(end_entity, rustls::Error::InvalidCertificate(CertificateError::Revoked)));
         }
         Ok(verified)
     }
@@ -222,12 +345,13 @@ impl AsyncWrite for AuthenticatedConnection {
 /// returned receiver is dropped.
 pub fn accept_loop(
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    tls: ServerTls,
     handshake_timeout: Duration,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<AuthenticatedConnection, io::Error>> {
     // A small queue: handshaken connections are picked up by tonic immediately.
     let (tx, rx) = mpsc::channel(64);
-    let acceptor = TlsAcceptor::from(config);
+    let acceptor = TlsAcceptor::from(tls.config);
+    let refusals = tls.refusals;
     tokio::spawn(async move {
         loop {
             let (tcp, remote_addr) = tokio::select! {
@@ -245,10 +369,11 @@ pub fn accept_loop(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let refusals = Arc::clone(&refusals);
             tokio::spawn(async move {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        if let Some(connection) = authenticate(stream, remote_addr) {
+                        if let Some(connection) = authenticate(stream, remote_addr, &refusals) {
                             let _ = tx.send(Ok(connection)).await;
                         }
                     }
@@ -261,14 +386,26 @@ pub fn accept_loop(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-fn authenticate(stream: TlsStream<TcpStream>, remote_addr: SocketAddr) -> Option<AuthenticatedConnection> {
+fn authenticate(
+    stream: TlsStream<TcpStream>,
+    remote_addr: SocketAddr,
+    refusals: &Refusals,
+) -> Option<AuthenticatedConnection> {
     let (_, session) = stream.get_ref();
     // The verifier made a certificate mandatory, so one is present after a handshake.
     let end_entity = session.peer_certificates()?.first()?;
     let presented = PresentedCertificate::parse(end_entity).ok()?;
     let identity = presented.identity();
     if let Err(reason) = &identity {
+        // The connection stands (health checks need no identity); every call on it is
+        // refused UNAUTHENTICATED, and the certificate is audited once here.
         tracing::info!(%remote_addr, serial = %presented.serial, %reason, "client certificate without a Tongban identity");
+        crate::telemetry::metrics::metrics().refused_certificate("no_identity");
+        refusals.push(CertificateRefusal {
+            claimed: "no Tongban identity".to_owned(),
+            serial: presented.serial.clone(),
+            reason: reason.clone(),
+        });
     }
     Some(AuthenticatedConnection {
         stream,

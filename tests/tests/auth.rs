@@ -63,6 +63,29 @@ async fn assert_not_stored(hub: &TestHub, source_id: &str) {
     assert!(held.is_none(), "nothing from a refused connection is stored");
 }
 
+/// The refusal of `serial` reaches the audit log (written off the handshake's path, so
+/// it is waited for, with a deadline).
+async fn assert_refusal_audited(hub: &TestHub, serial: &str, claimed: &str, reason: &str) {
+    let serial = tongban_gateway::pki::normalise_serial(serial).expect("serial");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = hub.store.audit_log(1000).await.expect("audit log");
+        if log.iter().any(|e| {
+            e.action == "connect"
+                && e.subject == format!("certificate {serial}")
+                && e.identity == claimed
+                && e.outcome == format!("refused: {reason}")
+        }) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal of {serial} ({reason}) in the audit log: {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn a_connection_without_a_client_certificate_is_refused(kind: StoreKind) {
     let hub = TestHub::start(kind).await;
     let ca = std::fs::read_to_string(hub.pki.ca_cert()).expect("ca");
@@ -99,6 +122,7 @@ async fn a_certificate_from_another_ca_is_refused(kind: StoreKind) {
     let result = push_as(&hub, &credentials, "30000000000000000003").await;
     assert_tls_alert(&result, "UnknownCA");
     assert_not_stored(&hub, "30000000000000000003").await;
+    assert_refusal_audited(&hub, &issued.serial, "department:tax", "not issued by the hub's CA").await;
 }
 
 async fn a_revoked_serial_is_refused(kind: StoreKind) {
@@ -118,6 +142,7 @@ async fn a_revoked_serial_is_refused(kind: StoreKind) {
     let refused = push_as(&hub, &hub.credentials(&revoked), "30000000000000000004").await;
     assert_tls_alert(&refused, "CertificateRevoked");
     assert_not_stored(&hub, "30000000000000000004").await;
+    assert_refusal_audited(&hub, &revoked.serial, "department:tax", "revoked").await;
     let accepted = push_as(&hub, &hub.credentials(&valid), "30000000000000000005").await;
     assert!(
         accepted.is_ok(),
@@ -132,6 +157,13 @@ async fn a_certificate_without_a_tongban_identity_is_unauthenticated(kind: Store
     let error = result.expect_err("no identity, no push");
     assert!(error.starts_with(&format!("{:?}", Code::Unauthenticated)), "{error}");
     assert_not_stored(&hub, "30000000000000000006").await;
+    assert_refusal_audited(
+        &hub,
+        &issued.serial,
+        "no Tongban identity",
+        "the client certificate carries no urn:tongban: SAN URI",
+    )
+    .await;
     // An identity the hub does not know is as good as none.
     let unknown = hub
         .ca()
