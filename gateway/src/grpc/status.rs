@@ -39,36 +39,51 @@ impl From<AuthError> for Status {
     }
 }
 
+/// PERMISSION_DENIED for a caller that is not a department (pushes, quality reports).
+fn not_a_department(message: String, identity: &crate::identity::Identity) -> Status {
+    Status::with_error_details(
+        Code::PermissionDenied,
+        message,
+        ErrorDetails::with_error_info(
+            "NOT_A_DEPARTMENT",
+            ERROR_DOMAIN,
+            HashMap::from([("identity".to_owned(), identity.to_string())]),
+        ),
+    )
+}
+
+/// PERMISSION_DENIED for a department reaching for another's record type.
+fn record_type_not_owned(
+    message: String,
+    identity: &crate::identity::Identity,
+    record_type: &str,
+    owner: tongban_adapters::Department,
+) -> Status {
+    Status::with_error_details(
+        Code::PermissionDenied,
+        message,
+        ErrorDetails::with_error_info(
+            "RECORD_TYPE_NOT_OWNED",
+            ERROR_DOMAIN,
+            HashMap::from([
+                ("identity".to_owned(), identity.to_string()),
+                ("record_type".to_owned(), record_type.to_owned()),
+                ("owner".to_owned(), owner.to_string()),
+            ]),
+        ),
+    )
+}
+
 impl From<PushError> for Status {
     fn from(e: PushError) -> Status {
         let message = e.to_string();
         match e {
-            PushError::NotADepartment { identity } => Status::with_error_details(
-                Code::PermissionDenied,
-                message,
-                ErrorDetails::with_error_info(
-                    "NOT_A_DEPARTMENT",
-                    ERROR_DOMAIN,
-                    HashMap::from([("identity".to_owned(), identity.to_string())]),
-                ),
-            ),
+            PushError::NotADepartment { identity } => not_a_department(message, &identity),
             PushError::NotOwner {
                 identity,
                 record_type,
                 owner,
-            } => Status::with_error_details(
-                Code::PermissionDenied,
-                message,
-                ErrorDetails::with_error_info(
-                    "RECORD_TYPE_NOT_OWNED",
-                    ERROR_DOMAIN,
-                    HashMap::from([
-                        ("identity".to_owned(), identity.to_string()),
-                        ("record_type".to_owned(), record_type.to_string()),
-                        ("owner".to_owned(), owner.to_string()),
-                    ]),
-                ),
-            ),
+            } => record_type_not_owned(message, &identity, record_type.as_str(), owner),
             PushError::EmptyBatch => Status::with_error_details(
                 Code::InvalidArgument,
                 message,
@@ -150,32 +165,12 @@ impl From<QualityError> for Status {
     fn from(e: QualityError) -> Status {
         let message = e.to_string();
         match e {
-            QualityError::NotADepartment { identity } => Status::with_error_details(
-                Code::PermissionDenied,
-                message,
-                ErrorDetails::with_error_info(
-                    "NOT_A_DEPARTMENT",
-                    ERROR_DOMAIN,
-                    HashMap::from([("identity".to_owned(), identity.to_string())]),
-                ),
-            ),
+            QualityError::NotADepartment { identity } => not_a_department(message, &identity),
             QualityError::NotOwner {
                 identity,
                 record_type,
                 owner,
-            } => Status::with_error_details(
-                Code::PermissionDenied,
-                message,
-                ErrorDetails::with_error_info(
-                    "RECORD_TYPE_NOT_OWNED",
-                    ERROR_DOMAIN,
-                    HashMap::from([
-                        ("identity".to_owned(), identity.to_string()),
-                        ("record_type".to_owned(), record_type),
-                        ("owner".to_owned(), owner.to_string()),
-                    ]),
-                ),
-            ),
+            } => record_type_not_owned(message, &identity, &record_type, owner),
             QualityError::InvalidArgument(_) => Status::invalid_argument(message),
             QualityError::Store(e) => e.into(),
         }
