@@ -29,7 +29,7 @@ use tonic::{Request, Response, Status};
 
 mod common;
 
-use common::{free_port, Running, TONGBAN};
+use common::{free_port, Database, Running, TONGBAN};
 
 /// The spans and metric exports a collector received.
 #[derive(Clone, Default)]
@@ -115,7 +115,15 @@ async fn serve(dir: &Path, config: &str, port: u16) -> Running {
     child
 }
 
-fn config(port: u16, otlp: &str, admin_port: u16, export_timeout_ms: u64) -> String {
+/// A `[store]` table: PostgreSQL at `url`, or the embedded store without one.
+fn store_table(url: Option<&str>) -> String {
+    match url {
+        Some(url) => format!("[store]\nkind = \"postgres\"\nurl = \"{url}\"\npool_size = 3\n"),
+        None => "[store]\nkind = \"embedded\"\npath = \"data/tongban.db\"\n".to_owned(),
+    }
+}
+
+fn config(port: u16, store: &str, otlp: &str, admin_port: u16, export_timeout_ms: u64) -> String {
     format!(
         r#"
 listen = "127.0.0.1:{port}"
@@ -124,9 +132,7 @@ shutdown_grace_secs = 1
 client_ca = "pki/ca.pem"
 cert = "pki/server/cert.pem"
 key = "pki/server/key.pem"
-[store]
-kind = "embedded"
-path = "data/tongban.db"
+{store}
 [telemetry]
 otlp_endpoint = "{otlp}"
 export_timeout_ms = {export_timeout_ms}
@@ -266,9 +272,17 @@ async fn serve_exports_traces_and_metrics_without_personal_data() {
     PkiLayout::new(dir.path().join("pki")).ensure_dev().expect("PKI");
     let (collector, otlp_port) = Collector::start().await;
     let (port, admin_port) = (free_port(), free_port());
+    // PostgreSQL, as in production: its connection pool has a gauge.
+    let database = Database::create("tongban_telemetry");
     let _hub = serve(
         dir.path(),
-        &config(port, &format!("http://127.0.0.1:{otlp_port}"), admin_port, 3000),
+        &config(
+            port,
+            &store_table(Some(&database.url)),
+            &format!("http://127.0.0.1:{otlp_port}"),
+            admin_port,
+            3000,
+        ),
         port,
     )
     .await;
@@ -451,6 +465,11 @@ async fn serve_exports_traces_and_metrics_without_personal_data() {
         sample(&parsed, "tongban_stage_duration_seconds_count", &[("stage", "commit")]) >= 2.0,
         "{text}"
     );
+    assert_eq!(
+        sample(&parsed, "tongban_store_pool_connections", &[("state", "max")]),
+        3.0,
+        "the pool gauge shows the configured pool size"
+    );
 
     // Metrics reach the collector over OTLP too.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -527,6 +546,7 @@ async fn an_unresponsive_collector_does_not_slow_pushes() {
         dir.path(),
         &config(
             port,
+            &store_table(None),
             &format!("http://127.0.0.1:{blackhole_port}"),
             admin_port,
             EXPORT_TIMEOUT_MS,

@@ -44,6 +44,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve_hub(config: &Config) -> anyhow::Result<()> {
     let store = open_store(&config.store).await?.with_resolution(config.resolution());
+    let _pool_gauge = crate::telemetry::metrics::observe_pool(store.clone());
     let tls = crate::tls::server_config(
         &config.tls.client_ca,
         &config.tls.cert,

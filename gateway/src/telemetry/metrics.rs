@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use opentelemetry::metrics::{Counter, Gauge, Histogram};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, ObservableGauge};
 use opentelemetry::KeyValue;
 use tongban_adapters::RecordType;
 
@@ -186,6 +186,23 @@ impl Metrics {
     pub fn refused_certificate(&self, reason: &'static str) {
         self.refused_certificates.add(1, &[KeyValue::new("reason", reason)]);
     }
+}
+
+/// The connections of `store`'s pool, read at each collection as
+/// `tongban.store.pool.connections{state=open|idle|max}`; nothing for a store without a
+/// pool. Keep the gauge for as long as it should be observed.
+pub fn observe_pool<S: crate::store::Store + Clone>(store: S) -> ObservableGauge<u64> {
+    opentelemetry::global::meter("tongban")
+        .u64_observable_gauge("tongban.store.pool.connections")
+        .with_description("Database connections of this process: open, idle, and the most the pool opens")
+        .with_callback(move |observer| {
+            if let Some(status) = store.pool_status() {
+                for (state, n) in [("open", status.open), ("idle", status.idle), ("max", status.max)] {
+                    observer.observe(n as u64, &[KeyValue::new("state", state)]);
+                }
+            }
+        })
+        .build()
 }
 
 /// A record type as a label: one of the known ones, or `unknown` (the envelope's field
