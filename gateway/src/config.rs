@@ -49,6 +49,34 @@ pub struct Config {
     /// Traces, metrics and logs.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// The audit log.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// File holding the secret key of the identifiers' pseudonyms in the audit log
+    /// (TONGBAN_AUDIT_KEY, the key itself, overrides it); none: lookups by identifier
+    /// are audited as "identifier" only.
+    #[serde(default)]
+    pub pseudonym_key_file: Option<PathBuf>,
+}
+
+impl AuditConfig {
+    /// The pseudonymiser of this configuration, if it has a key.
+    pub fn pseudonyms(
+        &self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<crate::pseudonym::Pseudonymiser>, crate::pseudonym::KeyError> {
+        use crate::pseudonym::{Pseudonymiser, ENV_AUDIT_KEY};
+        match (var(ENV_AUDIT_KEY), &self.pseudonym_key_file) {
+            (Some(key), _) => Pseudonymiser::new(key.as_bytes()).map(Some),
+            (None, Some(path)) => Pseudonymiser::from_file(path).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// How the hub shows itself to operators: OTLP traces and metrics, the Prometheus
@@ -350,6 +378,9 @@ impl Config {
         resolve(&mut self.tls.key);
         if let StoreConfig::Embedded(e) = &mut self.store {
             resolve(&mut e.path);
+        }
+        if let Some(path) = &mut self.audit.pseudonym_key_file {
+            resolve(path);
         }
     }
 

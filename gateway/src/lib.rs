@@ -23,7 +23,7 @@
 //! - [`quality`]: a department's data-quality report on its own records (the flags of
 //!   their current versions, and contradictions with an authoritative department).
 //! - [`audit`]: the audit log's hash chain (every read, decision and refusal), and its
-//!   verification.
+//!   verification; [`pseudonym`]: keyed pseudonyms of identifiers asked for in lookups.
 //! - [`statistics`]: operational statistics for `ops` (traffic, outcomes, push latency,
 //!   lookups, repeated collections avoided; no personal data), counted in process and
 //!   added up in the store.
@@ -45,6 +45,7 @@ pub mod identity;
 pub mod pipeline;
 pub mod pki;
 pub mod platform;
+pub mod pseudonym;
 pub mod quality;
 pub mod record;
 pub mod registry;

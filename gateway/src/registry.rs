@@ -10,6 +10,7 @@ use tongban_adapters::model::EntityKind;
 use tongban_adapters::normalise;
 
 use crate::identity::Identity;
+use crate::pseudonym::Pseudonymiser;
 use crate::sharing::{Part, SharingRules};
 use crate::statistics::Traffic;
 use crate::store::{AuditEntry, Store, StoreError};
@@ -74,6 +75,8 @@ pub struct Registry<S> {
     committed: Arc<Notify>,
     /// This process's operational statistics.
     traffic: Arc<Traffic>,
+    /// Keyed pseudonyms for the audit of lookups by identifier.
+    pseudonyms: Option<Pseudonymiser>,
 }
 
 impl<S: Store> Registry<S> {
@@ -83,6 +86,7 @@ impl<S: Store> Registry<S> {
         feed: FeedSettings,
         committed: Arc<Notify>,
         traffic: Arc<Traffic>,
+        pseudonyms: Option<Pseudonymiser>,
     ) -> Self {
         Registry {
             store,
@@ -90,6 +94,7 @@ impl<S: Store> Registry<S> {
             feed,
             committed,
             traffic,
+            pseudonyms,
         }
     }
 
@@ -130,8 +135,12 @@ impl<S: Store> Registry<S> {
     ) -> Result<Found, ReadError> {
         let subject = match by {
             LookupBy::UnifiedId(id) => id.clone(),
-            // The audit names what was asked without repeating an identity number.
-            LookupBy::Identifier(_) => "identifier".to_owned(),
+            // The audit names what was asked without repeating an identity number: by
+            // its keyed pseudonym, which an auditor holding the key can search for.
+            LookupBy::Identifier(text) => match &self.pseudonyms {
+                Some(pseudonyms) => format!("identifier {}", pseudonyms.pseudonym(text)),
+                None => "identifier".to_owned(),
+            },
         };
         let asked: Vec<Part> = asked
             .iter()
@@ -175,7 +184,7 @@ impl<S: Store> Registry<S> {
                     .map(|identifier| (identifier.scheme, identifier.value))
                     .collect();
                 match self.store.key_owner(&keys).await? {
-                    Some(id) => (id.clone(), format!("identifier → {id}")),
+                    Some(id) => (id.clone(), format!("{subject} → {id}")),
                     None => {
                         self.audit(identity, "lookup", &subject, purpose, "not found").await?;
                         return Err(ReadError::NotFound("that identifier".to_owned()));
@@ -194,8 +203,14 @@ impl<S: Store> Registry<S> {
             },
             None => (record, None),
         };
-        self.audit(identity, "lookup", &record.unified_id, purpose, "granted")
-            .await?;
+        // Whose record was read: its unified ID, and for a lookup by identifier also
+        // the identifier's pseudonym.
+        let granted = match by {
+            LookupBy::UnifiedId(_) => record.unified_id.clone(),
+            LookupBy::Identifier(_) if redirected_from.is_none() => subject,
+            LookupBy::Identifier(_) => format!("{subject} → {}", record.unified_id),
+        };
+        self.audit(identity, "lookup", &granted, purpose, "granted").await?;
         let view = grants.view(&record, &asked);
         self.traffic.lookup(identity, &record, &view);
         Ok(Found {

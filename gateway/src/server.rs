@@ -66,6 +66,9 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     pub sharing: SharingRules,
     pub feed: FeedSettings,
+    /// Keyed pseudonyms of the identifiers lookups ask for, in the audit log; without a
+    /// key the log says only "identifier".
+    pub pseudonyms: Option<crate::pseudonym::Pseudonymiser>,
 }
 
 impl ServerSettings {
@@ -89,6 +92,10 @@ impl ServerSettings {
             shutdown_grace: Duration::from_secs(10),
             sharing: SharingRules::default(),
             feed: FeedSettings::default(),
+            pseudonyms: Some(
+                crate::pseudonym::Pseudonymiser::from_file_or_new(&pki.root.join("audit-key"))
+                    .map_err(|e| crate::tls::TlsError::Verifier(e.to_string()))?,
+            ),
         })
     }
 }
@@ -175,6 +182,7 @@ pub async fn serve<S: Store + Clone>(
         settings.feed.clone(),
         pipeline.commits(),
         pipeline.traffic(),
+        settings.pseudonyms.clone(),
     ));
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -1268,6 +1268,15 @@ async fn sharing_rules_refuse_and_audit(kind: StoreKind) {
     );
     let by_number = entry("department:tax", "lookup", "case-by-number");
     assert_eq!(by_number.outcome, "granted");
+    // ... but its keyed pseudonym, which the auditor (holding the hub's key) can search.
+    let pseudonyms =
+        tongban_gateway::pseudonym::Pseudonymiser::from_file(&hub.pki.root.join("audit-key")).expect("the hub's key");
+    let lowercase_x = SHARED_PERSON.to_lowercase();
+    assert_eq!(
+        by_number.subject,
+        format!("identifier {} → {person}", pseudonyms.pseudonym(&lowercase_x)),
+        "one pseudonym for every spelling of the number"
+    );
     for e in &log {
         assert!(
             !e.subject.contains(SHARED_PERSON) && !e.purpose.contains(SHARED_PERSON),

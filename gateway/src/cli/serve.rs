@@ -59,7 +59,13 @@ async fn serve_hub(config: &Config) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         sharing: config.sharing.clone(),
         feed: config.feed.settings(),
+        pseudonyms: config.audit.pseudonyms(|name| std::env::var(name).ok())?,
     };
+    if settings.pseudonyms.is_none() {
+        tracing::warn!(
+            "no audit.pseudonym_key_file (or TONGBAN_AUDIT_KEY): lookups by identifier are audited without the identifier's pseudonym"
+        );
+    }
     let listener = server::bind(config.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "tongban serving");
     server::serve(listener, settings, store, super::shutdown_signal()).await?;
