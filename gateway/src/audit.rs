@@ -64,6 +64,13 @@ pub fn entry_hash(previous: &str, seq: i64, entry: &AuditEntry) -> String {
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Appends `entry` to the audit log of `store`, and counts it once written.
+pub async fn append(store: &impl Store, entry: &AuditEntry) -> Result<(), StoreError> {
+    store.audit(entry).await?;
+    crate::telemetry::metrics::metrics().audit_entry(&entry.action, &entry.outcome);
+    Ok(())
+}
+
 /// What verifying found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChainReport {

@@ -111,9 +111,9 @@ impl<S: Store> Registry<S> {
         purpose: &str,
         outcome: &str,
     ) -> Result<(), StoreError> {
-        metrics().audit_entry(action, outcome);
-        self.store
-            .audit(&AuditEntry {
+        crate::audit::append(
+            &self.store,
+            &AuditEntry {
                 at: SystemTime::now(),
                 identity: identity.to_string(),
                 action: action.to_owned(),
@@ -121,8 +121,9 @@ impl<S: Store> Registry<S> {
                 purpose: purpose.to_owned(),
                 outcome: outcome.to_owned(),
                 trace_id: current_trace_id(),
-            })
-            .await
+            },
+        )
+        .await
     }
 
     /// One unified record by ID (following a merge) or by any identifier.

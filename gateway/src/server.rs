@@ -173,6 +173,7 @@ pub async fn serve<S: Store + Clone>(
     let limits = settings.limits.clone();
     let pipeline = Arc::new(Pipeline::new(store.clone(), &limits)?);
     let refusals_store = store.clone();
+    let refusals_store_at_exit = store.clone();
     let desk = Arc::new(StewardDesk::new(store.clone()));
     let statistics = Arc::new(Statistics::new(store.clone(), pipeline.traffic()));
     let quality_desk = Arc::new(QualityDesk::new(store.clone()));
@@ -285,6 +286,13 @@ pub async fn serve<S: Store + Clone>(
     };
     probe.abort();
     refusals_audit.abort();
+    // Refusals still queued are written before the hub stops, within a bound.
+    let (refused, dropped) = settings.tls.refusals.take();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        write_refusals(&refusals_store_at_exit, refused, dropped),
+    )
+    .await;
     // What was counted since the last flush is kept, unless the store is gone too (the
     // flush waits for one under way).
     let _ = flusher_stop.send(());
@@ -296,39 +304,36 @@ pub async fn serve<S: Store + Clone>(
     Ok(result?)
 }
 
-/// Writes every refused client certificate to the audit log (who it claimed to be, its
-/// serial, why), off the handshake's path.
+/// Writes every refused client certificate to the audit log (its serial, what it
+/// claimed, why), off the handshake's path.
 async fn audit_refusals<S: Store>(refusals: Arc<crate::tls::Refusals>, store: S) {
     loop {
         let (refused, dropped) = refusals.next().await;
-        let mut entries: Vec<crate::store::AuditEntry> = refused
-            .into_iter()
-            .map(|r| crate::store::AuditEntry {
-                at: std::time::SystemTime::now(),
-                identity: r.claimed,
-                action: "connect".to_owned(),
-                subject: format!("certificate {}", r.serial),
-                purpose: String::new(),
-                outcome: format!("refused: {}", r.reason),
-                trace_id: String::new(),
-            })
-            .collect();
-        if dropped > 0 {
-            entries.push(crate::store::AuditEntry {
-                at: std::time::SystemTime::now(),
-                identity: "unknown".to_owned(),
-                action: "connect".to_owned(),
-                subject: format!("{dropped} certificates"),
-                purpose: String::new(),
-                outcome: "refused: more than the audit queue holds".to_owned(),
-                trace_id: String::new(),
-            });
-        }
-        for entry in entries {
-            crate::telemetry::metrics::metrics().audit_entry(&entry.action, &entry.outcome);
-            if let Err(e) = store.audit(&entry).await {
-                tracing::warn!(error = %e, "could not audit a refused certificate");
-            }
+        write_refusals(&store, refused, dropped).await;
+    }
+}
+
+async fn write_refusals<S: Store>(store: &S, refused: Vec<crate::tls::CertificateRefusal>, dropped: u64) {
+    let entry = |subject: String, reason: String| crate::store::AuditEntry {
+        at: std::time::SystemTime::now(),
+        // Refused in the handshake: nobody was authenticated, whatever was claimed.
+        identity: "unauthenticated".to_owned(),
+        action: "connect".to_owned(),
+        subject,
+        purpose: String::new(),
+        outcome: format!("refused: {reason}"),
+        trace_id: String::new(),
+    };
+    let mut entries: Vec<_> = refused.into_iter().map(|r| entry(r.certificate, r.reason)).collect();
+    if dropped > 0 {
+        entries.push(entry(
+            format!("{dropped} more certificates"),
+            "more than the audit queue holds".to_owned(),
+        ));
+    }
+    for entry in entries {
+        if let Err(e) = crate::audit::append(store, &entry).await {
+            tracing::warn!(error = %e, "could not audit a refused certificate");
         }
     }
 }

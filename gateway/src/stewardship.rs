@@ -158,9 +158,9 @@ impl<S: Store> StewardDesk<S> {
     }
 
     async fn audit(&self, identity: &Identity, action: &str, subject: &str, outcome: &str) -> Result<(), StoreError> {
-        crate::telemetry::metrics::metrics().audit_entry(action, outcome);
-        self.store
-            .audit(&AuditEntry {
+        crate::audit::append(
+            &self.store,
+            &AuditEntry {
                 at: SystemTime::now(),
                 identity: identity.to_string(),
                 action: action.to_owned(),
@@ -168,8 +168,9 @@ impl<S: Store> StewardDesk<S> {
                 purpose: PURPOSE.to_owned(),
                 outcome: outcome.to_owned(),
                 trace_id: crate::telemetry::current_trace_id(),
-            })
-            .await
+            },
+        )
+        .await
     }
 
     /// Refuses (audited) anyone who is not a steward, or for `explain` not the platform.

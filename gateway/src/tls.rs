@@ -123,15 +123,24 @@ pub struct ServerTls {
     pub refusals: Arc<Refusals>,
 }
 
-/// A client certificate turned away: what the audit log records of it.
+/// A client turned away for its certificate: what the audit log records of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateRefusal {
-    /// The identity the certificate claims (`department:tax`), or what it carries instead.
-    pub claimed: String,
-    /// Its serial number, in the form of [`crate::pki::normalise_serial`].
-    pub serial: String,
+    /// The certificate: `certificate <serial> claiming department:tax`, or `no certificate`.
+    /// What it claims is only a claim (anyone can write a certificate saying `tax`), so
+    /// it is the subject of the entry, never its identity.
+    pub certificate: String,
     /// Why: `revoked`, `expired`, `not issued by the hub's CA`, ...
     pub reason: String,
+}
+
+impl CertificateRefusal {
+    fn of(claimed: &str, serial: &str, reason: String) -> CertificateRefusal {
+        CertificateRefusal {
+            certificate: format!("certificate {serial} claiming {claimed}"),
+            reason,
+        }
+    }
 }
 
 /// Refusals waiting to be written to the audit log. Bounded: a client hammering the
@@ -164,15 +173,19 @@ impl Refusals {
     pub async fn next(&self) -> (Vec<CertificateRefusal>, u64) {
         loop {
             let notified = self.arrived.notified();
-            {
-                let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
-                if !queue.is_empty() || dropped > 0 {
-                    return (queue.drain(..).collect(), dropped);
-                }
+            let (taken, dropped) = self.take();
+            if !taken.is_empty() || dropped > 0 {
+                return (taken, dropped);
             }
             notified.await;
         }
+    }
+
+    /// Takes what is queued now, and how many were dropped (at shutdown).
+    pub fn take(&self) -> (Vec<CertificateRefusal>, u64) {
+        let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+        (queue.drain(..).collect(), dropped)
     }
 }
 
@@ -222,14 +235,10 @@ impl RevocationAwareVerifier {
                     .map_or_else(|_| "no Tongban identity".to_owned(), |i| i.to_string()),
                 presented.serial,
             ),
-            Err(_) => ("unreadable certificate".to_owned(), String::new()),
+            Err(_) => ("nothing readable".to_owned(), "?".to_owned()),
         };
         tracing::warn!(%serial, reason = %reason, "refused a client certificate");
-        self.refusals.push(CertificateRefusal {
-            claimed,
-            serial,
-            reason,
-        });
+        self.refusals.push(CertificateRefusal::of(&claimed, &serial, reason));
         error
     }
 }
@@ -377,7 +386,21 @@ pub fn accept_loop(
                             let _ = tx.send(Ok(connection)).await;
                         }
                     }
-                    Ok(Err(e)) => tracing::info!(%remote_addr, error = %e, "TLS handshake refused"),
+                    Ok(Err(e)) => {
+                        tracing::info!(%remote_addr, error = %e, "TLS handshake refused");
+                        // A client without any certificate never reaches the verifier.
+                        let no_certificate = e
+                            .get_ref()
+                            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                            .is_some_and(|inner| matches!(inner, rustls::Error::NoCertificatesPresented));
+                        if no_certificate {
+                            crate::telemetry::metrics::metrics().refused_certificate("none");
+                            refusals.push(CertificateRefusal {
+                                certificate: "no certificate".to_owned(),
+                                reason: "no client certificate".to_owned(),
+                            });
+                        }
+                    }
                     Err(_) => tracing::info!(%remote_addr, "TLS handshake timed out"),
                 }
             });
@@ -401,11 +424,11 @@ fn authenticate(
         // refused UNAUTHENTICATED, and the certificate is audited once here.
         tracing::info!(%remote_addr, serial = %presented.serial, %reason, "client certificate without a Tongban identity");
         crate::telemetry::metrics::metrics().refused_certificate("no_identity");
-        refusals.push(CertificateRefusal {
-            claimed: "no Tongban identity".to_owned(),
-            serial: presented.serial.clone(),
-            reason: reason.clone(),
-        });
+        refusals.push(CertificateRefusal::of(
+            "no Tongban identity",
+            &presented.serial,
+            reason.clone(),
+        ));
     }
     Some(AuthenticatedConnection {
         stream,
