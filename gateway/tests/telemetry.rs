@@ -89,15 +89,16 @@ impl Collector {
     }
 }
 
-/// Starts `tongban serve` from `config` (written into `dir`), its stderr in `serve.log`.
-async fn serve(dir: &Path, config: &str, port: u16) -> Running {
+/// Starts `tongban serve` from `config` (written into `dir`) with `RUST_LOG=log_filter`,
+/// its stderr in `serve.log`.
+async fn serve(dir: &Path, config: &str, port: u16, log_filter: &str) -> Running {
     std::fs::write(dir.join("tongban.toml"), config).expect("config");
     let log = std::fs::File::create(dir.join("serve.log")).expect("log");
     let mut child = Running(
         Command::new(TONGBAN)
             .args(["serve", "--config", "tongban.toml"])
             .current_dir(dir)
-            .env_remove("RUST_LOG")
+            .env("RUST_LOG", log_filter)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -284,6 +285,9 @@ async fn serve_exports_traces_and_metrics_without_personal_data() {
             3000,
         ),
         port,
+        // What an operator sets while troubleshooting: the privacy checks below must hold
+        // even then (the PostgreSQL driver would log statement parameters at debug).
+        "debug",
     )
     .await;
 
@@ -478,11 +482,16 @@ async fn serve_exports_traces_and_metrics_without_personal_data() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // JSON log lines carry the trace ID of the call.
+    // JSON log lines, those of a call carrying its trace ID.
     let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
     for line in log.lines() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
     }
+    assert!(
+        log.lines()
+            .any(|line| line.contains("answered") && line.contains(CALLER_TRACE)),
+        "no log line of the push with its trace ID:\n{log}"
+    );
 
     // Privacy: nothing an operator sees carries a pushed personal value, in any form.
     let spans_text = format!("{all:?}");
@@ -552,6 +561,7 @@ async fn an_unresponsive_collector_does_not_slow_pushes() {
             EXPORT_TIMEOUT_MS,
         ),
         port,
+        "info",
     )
     .await;
 

@@ -39,17 +39,30 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let span = crate::telemetry::rpc_span(&request);
+        // Health checks come every few seconds from every probe: not worth a line each.
+        let routine = request.uri().path().starts_with("/grpc.");
+        let started = std::time::Instant::now();
         let future = span.in_scope(|| self.inner.call(request));
         Box::pin(
             async move {
                 let response = future.await?;
-                if let Some(code) = response
+                let code = response
                     .headers()
                     .get("grpc-status")
                     .and_then(|value| value.to_str().ok())
                     .and_then(|text| text.parse::<i32>().ok())
-                {
-                    crate::telemetry::record_status(tonic::Code::from_i32(code));
+                    .map(tonic::Code::from_i32);
+                if let Some(code) = code {
+                    crate::telemetry::record_status(code);
+                }
+                // One line per call, in the call's span (so with its trace ID); a
+                // streamed answer's status comes later, in its trailers.
+                let status = code.map_or("streaming or ok".to_owned(), |c| format!("{c:?}"));
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                if routine {
+                    tracing::debug!(%status, elapsed_ms, "answered");
+                } else {
+                    tracing::info!(%status, elapsed_ms, "answered");
                 }
                 Ok(response)
             }

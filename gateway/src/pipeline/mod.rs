@@ -26,8 +26,8 @@ use crate::telemetry::metrics::{metrics, Stage};
 pub use validate::{SchemaError, Validator};
 
 /// Runs one synchronous stage of a batch in its span and times it.
-fn staged<T>(stage: Stage, records: usize, work: impl FnOnce() -> T) -> T {
-    let span = tracing::info_span!("stage", otel.name = stage.as_str(), records);
+fn staged<T>(stage: Stage, department: &str, records: usize, work: impl FnOnce() -> T) -> T {
+    let span = tracing::info_span!("stage", otel.name = stage.as_str(), department, records);
     let started = Instant::now();
     let out = span.in_scope(work);
     metrics().stage(stage, started.elapsed());
@@ -109,19 +109,30 @@ impl<S: Store> Pipeline<S> {
     /// inside) and is timed; the span attributes are counts, never record content.
     pub async fn push(&self, identity: &Identity, envelopes: Vec<Envelope>) -> Result<Vec<RecordResult>, PushError> {
         let mut watch = self.traffic.watch_push(identity); // statistics: a refused batch unless answered below
-        if let Err(refusal) = self.authorise(identity, &envelopes) {
+        let result = self.run(identity, envelopes, &mut watch).await;
+        if let Err(refusal) = &result {
             metrics().refused_batch(identity, refusal.reason());
-            return Err(refusal);
         }
+        result
+    }
+
+    async fn run(
+        &self,
+        identity: &Identity,
+        envelopes: Vec<Envelope>,
+        watch: &mut crate::statistics::PushWatch<'_>,
+    ) -> Result<Vec<RecordResult>, PushError> {
+        self.authorise(identity, &envelopes)?;
+        let department = identity.folder_name();
         let records = envelopes.len();
 
-        let validated: Vec<_> = staged(Stage::Validate, records, || {
+        let validated: Vec<_> = staged(Stage::Validate, department, records, || {
             envelopes
                 .into_iter()
                 .map(|envelope| self.validator.check_parsed(envelope))
                 .collect()
         });
-        let batch: Vec<Submission> = staged(Stage::Adapt, records, || {
+        let batch: Vec<Submission> = staged(Stage::Adapt, department, records, || {
             validated
                 .into_iter()
                 .map(|checked| match checked {
@@ -137,6 +148,7 @@ impl<S: Store> Pipeline<S> {
         };
         let span = tracing::info_span!(
             "commit",
+            department,
             records,
             accepted = tracing::field::Empty,
             unchanged = tracing::field::Empty,

@@ -27,7 +27,8 @@ pub struct Metrics {
     refused_batches: Counter<u64>,
     /// Seconds spent per pipeline stage and batch.
     stage_seconds: Histogram<f64>,
-    /// Changes the slowest following feed of this process is behind the newest one.
+    /// Changes a following feed of this process was behind the newest one when it last
+    /// read a page (one value for the process: the feed that read last).
     feed_lag: Gauge<i64>,
     /// Audit log entries written, per action and whether the read was granted.
     audit_entries: Counter<u64>,

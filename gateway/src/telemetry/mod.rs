@@ -122,7 +122,14 @@ impl Telemetry {
         let meter = meter.build();
         opentelemetry::global::set_meter_provider(meter.clone());
 
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+        let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+        // The PostgreSQL driver logs statements with their parameters (payloads, names,
+        // identity numbers) at debug: never, whatever RUST_LOG asks.
+        for target in ["tokio_postgres", "postgres_protocol"] {
+            if let Ok(directive) = format!("{target}=info").parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
         let logs = match config.log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .json()
@@ -193,11 +200,10 @@ impl Extractor for HeaderExtractor<'_> {
 /// attributes are filled as the call learns them: the caller's identity (a department,
 /// `platform`, ... — never a person) and the gRPC status.
 pub fn rpc_span<B>(request: &tonic::codegen::http::Request<B>) -> tracing::Span {
-    let path = request.uri().path();
-    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    let (service, method) = rpc_name(request.uri().path());
     let span = tracing::info_span!(
         "rpc",
-        otel.name = %path.trim_start_matches('/'),
+        otel.name = %format!("{service}/{method}"),
         otel.kind = "server",
         rpc.system = "grpc",
         rpc.service = %service,
@@ -214,6 +220,32 @@ pub fn rpc_span<B>(request: &tonic::codegen::http::Request<B>) -> tracing::Span 
         span.record("trace_id", trace_id.as_str());
     }
     span
+}
+
+/// The services the hub serves; any other path is named `unknown` (the path is the
+/// caller's text, and span names must stay a small set).
+const SERVICES: [&str; 8] = [
+    "tongban.v1.Exchange",
+    "tongban.v1.Unified",
+    "tongban.v1.Stewardship",
+    "tongban.v1.Operations",
+    "tongban.v1.Quality",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// `(service, method)` of a gRPC path, or `("unknown", "unknown")`.
+pub fn rpc_name(path: &str) -> (&'static str, String) {
+    let known = path
+        .strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .and_then(|(service, method)| {
+            let service = SERVICES.into_iter().find(|s| *s == service)?;
+            let plain = !method.is_empty() && method.len() <= 64 && method.chars().all(|c| c.is_ascii_alphanumeric());
+            plain.then(|| (service, method.to_owned()))
+        });
+    known.unwrap_or(("unknown", "unknown".to_owned()))
 }
 
 /// The trace ID of the current span (hex), or empty when there is none: what the audit
@@ -236,4 +268,28 @@ pub fn record_status(code: tonic::Code) {
     }
     span.record("rpc.grpc.status_code", code as i32);
     span.record("otel.status_code", "ERROR");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rpc_name;
+
+    #[test]
+    fn span_names_are_the_hubs_services_or_unknown() {
+        assert_eq!(
+            rpc_name("/tongban.v1.Exchange/Push"),
+            ("tongban.v1.Exchange", "Push".to_owned())
+        );
+        assert_eq!(rpc_name("/grpc.health.v1.Health/Check").0, "grpc.health.v1.Health");
+        for path in [
+            "/tongban.v1.Exchange/Push?x",
+            "/王伟/Push",
+            "/tongban.v1.Exchange/",
+            "/",
+            "",
+            "/a/b/c",
+        ] {
+            assert_eq!(rpc_name(path), ("unknown", "unknown".to_owned()), "{path}");
+        }
+    }
 }
