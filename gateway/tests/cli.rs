@@ -401,6 +401,22 @@ fn dev_hub_and_the_stewards_verbs() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("audit log intact: N entries: {out}"));
     assert!(entries >= 7, "{out}");
+    // An auditor's pseudonym of a number: the same for any spelling, under the hub's key.
+    let pseudonym = |number: &str| {
+        let output = tongban(
+            &["audit", "pseudonym", number, "--data-dir", "tongban-data"],
+            dir.path(),
+        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout).trim().to_owned()
+    };
+    let upper = pseudonym("37068719850612042X");
+    assert!(
+        upper.starts_with("identifier hmac:") && upper.len() == "identifier hmac:".len() + 32,
+        "{upper}"
+    );
+    assert_eq!(upper, pseudonym(" 37068719850612042x"));
+    assert_ne!(upper, pseudonym("370687197203091514"));
     // ... until an entry is altered behind the hub's back.
     let db = rusqlite::Connection::open(dir.path().join("tongban-data/tongban.db")).expect("open the store");
     // The tax bureau's refused merge, made to look granted.
