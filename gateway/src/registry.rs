@@ -15,7 +15,7 @@ use crate::sharing::{Part, SharingRules};
 use crate::statistics::Traffic;
 use crate::store::{AuditEntry, Store, StoreError};
 use crate::telemetry::current_trace_id;
-use crate::telemetry::metrics::metrics;
+use crate::telemetry::metrics::FeedLag;
 use crate::unified::{kind_of_id, Change, EntityId, UnifiedRecord};
 
 /// How a lookup names its record.
@@ -250,6 +250,7 @@ impl<S: Store> Registry<S> {
         after: i64,
         kinds: &[EntityKind],
         page: usize,
+        lag: &FeedLag,
     ) -> Result<Vec<Change>, ReadError> {
         let page = page.clamp(1, self.feed.max_page);
         let changes = self.store.changes(after, kinds, page).await?;
@@ -259,9 +260,9 @@ impl<S: Store> Registry<S> {
         }
         let last = changes.last().map_or(after, |c| c.position);
         if changes.len() < page {
-            metrics().feed_lag(0);
+            lag.set(0);
         } else if let Ok(head) = self.store.feed_head().await {
-            metrics().feed_lag(head - last);
+            lag.set(head - last);
         }
         Ok(changes)
     }

@@ -324,7 +324,22 @@ async fn write_refusals<S: Store>(store: &S, refused: Vec<crate::tls::Certificat
         outcome: format!("refused: {reason}"),
         trace_id: String::new(),
     };
-    let mut entries: Vec<_> = refused.into_iter().map(|r| entry(r.certificate, r.reason)).collect();
+    // One entry per certificate and reason in what was queued: a client retrying a
+    // refused certificate in a loop adds one line per drain, not one per handshake.
+    let mut grouped: Vec<(crate::tls::CertificateRefusal, u64)> = Vec::new();
+    for refusal in refused {
+        match grouped.iter_mut().find(|(r, _)| *r == refusal) {
+            Some((_, n)) => *n += 1,
+            None => grouped.push((refusal, 1)),
+        }
+    }
+    let mut entries: Vec<_> = grouped
+        .into_iter()
+        .map(|(r, n)| match n {
+            1 => entry(r.certificate, r.reason),
+            n => entry(format!("{} ({n} times)", r.certificate), r.reason),
+        })
+        .collect();
     if dropped > 0 {
         entries.push(entry(
             format!("{dropped} more certificates"),

@@ -64,8 +64,9 @@ impl<S: Store> Unified for UnifiedService<S> {
         let mut stopping = self.stopping.clone();
         let follow = request.follow;
         let feed = async move {
+            let lag = crate::telemetry::metrics::metrics().open_feed();
             loop {
-                let changes = match registry.changes(&identity, cursor, &kinds, page).await {
+                let changes = match registry.changes(&identity, cursor, &kinds, page, &lag).await {
                     Ok(changes) => changes,
                     Err(error) => {
                         let _ = sender.send(Err(Status::from(error))).await;

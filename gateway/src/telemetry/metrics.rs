@@ -5,7 +5,9 @@
 //! Labels are closed sets: departments, known record types (anything else is
 //! `unknown`: a record type is caller input), outcomes, stages. Never a value of a record.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram, ObservableGauge};
@@ -27,9 +29,11 @@ pub struct Metrics {
     refused_batches: Counter<u64>,
     /// Seconds spent per pipeline stage and batch.
     stage_seconds: Histogram<f64>,
-    /// Changes a following feed of this process was behind the newest one when it last
-    /// read a page (one value for the process: the feed that read last).
+    /// Changes the furthest-behind feed of this process is behind the newest one.
     feed_lag: Gauge<i64>,
+    /// The lag of each open feed, for `feed_lag`.
+    feed_lags: Mutex<HashMap<u64, i64>>,
+    next_feed: AtomicU64,
     /// Audit log entries written, per action and whether the read was granted.
     audit_entries: Counter<u64>,
     /// TLS clients turned away, per reason.
@@ -45,6 +49,25 @@ const STAGE_BUCKETS: [f64; 16] = [
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+/// One open feed's place in the lag gauge.
+pub struct FeedLag {
+    id: u64,
+    metrics: &'static Metrics,
+}
+
+impl FeedLag {
+    /// How many changes this feed is behind the newest one.
+    pub fn set(&self, changes_behind: i64) {
+        self.metrics.set_feed_lag(self.id, Some(changes_behind));
+    }
+}
+
+impl Drop for FeedLag {
+    fn drop(&mut self) {
+        self.metrics.set_feed_lag(self.id, None);
+    }
 }
 
 /// A pipeline stage, as the latency histogram and the spans name it.
@@ -100,8 +123,10 @@ impl Metrics {
                 .build(),
             feed_lag: meter
                 .i64_gauge("tongban.feed.lag")
-                .with_description("Changes between the newest one and the last one a following feed sent")
+                .with_description("Changes the furthest-behind open feed is behind the newest one")
                 .build(),
+            feed_lags: Mutex::new(HashMap::new()),
+            next_feed: AtomicU64::new(0),
             audit_entries: meter
                 .u64_counter("tongban.audit.entries")
                 .with_description("Audit log entries, per action and verdict")
@@ -162,8 +187,23 @@ impl Metrics {
             .record(elapsed.as_secs_f64(), &[KeyValue::new("stage", stage.as_str())]);
     }
 
-    pub fn feed_lag(&self, changes_behind: i64) {
-        self.feed_lag.record(changes_behind.max(0), &[]);
+    /// A feed opening: its lag counts in the gauge until the returned slot is dropped.
+    pub fn open_feed(&'static self) -> FeedLag {
+        FeedLag {
+            id: self.next_feed.fetch_add(1, Ordering::Relaxed),
+            metrics: self,
+        }
+    }
+
+    fn set_feed_lag(&self, id: u64, lag: Option<i64>) {
+        let mut lags = self.feed_lags.lock().unwrap_or_else(PoisonError::into_inner);
+        match lag {
+            Some(lag) => lags.insert(id, lag.max(0)),
+            None => lags.remove(&id),
+        };
+        let furthest = lags.values().copied().max().unwrap_or(0);
+        drop(lags);
+        self.feed_lag.record(furthest, &[]);
     }
 
     pub fn audit_entry(&self, action: &str, outcome: &str) {
@@ -225,5 +265,43 @@ fn resolution_outcome(resolved_by: &str) -> &'static str {
         "previous" => "previous",
         "steward" => "steward",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn furthest(metrics: &Metrics) -> i64 {
+        let lags = metrics.feed_lags.lock().unwrap_or_else(PoisonError::into_inner);
+        lags.values().copied().max().unwrap_or(0)
+    }
+
+    #[test]
+    fn the_lag_gauge_follows_the_furthest_behind_open_feed() {
+        let metrics: &'static Metrics = Box::leak(Box::new(Metrics::new()));
+        let slow = metrics.open_feed();
+        let quick = metrics.open_feed();
+        slow.set(500);
+        quick.set(3);
+        assert_eq!(furthest(metrics), 500);
+        quick.set(0);
+        assert_eq!(furthest(metrics), 500, "a feed catching up does not hide the slow one");
+        drop(slow);
+        assert_eq!(furthest(metrics), 0, "a closed feed counts no more");
+        drop(quick);
+        assert!(metrics
+            .feed_lags
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty());
+    }
+
+    #[test]
+    fn labels_are_closed_sets() {
+        assert_eq!(record_type_label("tax.taxpayer"), "tax.taxpayer");
+        assert_eq!(record_type_label("王伟"), "unknown");
+        assert_eq!(resolution_outcome("key"), "deterministic");
+        assert_eq!(resolution_outcome("anything"), "other");
     }
 }
