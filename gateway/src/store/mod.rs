@@ -277,8 +277,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<Vec<TrafficRow>, StoreError>> + Send;
     /// The current records `filter` selects that carry quality flags (those found when
     /// their current version was accepted, and their contradictions with authorities),
-    /// after `after` in `(record_type, source_id)` order, at most `limit`; with a code in
-    /// the filter, only records with a flag of that code, and only those flags.
+    /// after `after` in byte order of `(record_type, source_id)` (whatever the database's
+    /// collation: the order of the cursor), at most `limit`; with a code in the filter,
+    /// only records with a flag of that code, and only those flags.
     fn flagged_records(
         &self,
         filter: &FlagFilter,

@@ -4,7 +4,8 @@
 //! Each mention row keeps its flags (`flags`) and its contradictions with authorities
 //! (`contradictions`) as JSON arrays, `'[]'` when none; the partial index
 //! `mentions_flagged` holds only the flagged rows. Record types are bound as one JSON
-//! array (`json_each`), SQLite having no array parameters.
+//! array (`json_each`), SQLite having no array parameters. Text compares and sorts with
+//! SQLite's `BINARY` collation, byte order, as the page cursor does.
 
 use rusqlite::{params, Connection, OptionalExtension};
 

@@ -4,6 +4,14 @@
 //! Each mention row keeps its flags (`flags`) and its contradictions with authorities
 //! (`contradictions`) as JSON arrays in text, `'[]'` when none; the partial index
 //! `mentions_flagged` holds only the flagged rows.
+//!
+//! Pages are in byte order of `(record_type, source_id)`, whatever the database's
+//! collation: the cursor is the last record of a page as `quality::flagged_records`
+//! sorts them (bytes), and SQLite compares bytes. Under a linguistic collation (en_US
+//! ignores hyphens, puts `a` before `B`) the comparison and the order would disagree
+//! with the cursor, and records would be repeated or skipped; hence `COLLATE "C"` on
+//! every comparison and order of a page. (Distinct pairs by `GROUP BY`: with
+//! `DISTINCT`, the order could only name the selected columns, not their collation.)
 
 use super::{classify, Client, Transaction};
 use crate::quality::{self, FlagCounts, FlagFilter, FlaggedRecord, MentionFlags};
@@ -23,7 +31,7 @@ pub(super) async fn flag_counts(client: &Client, filter: &FlagFilter) -> Result<
         .prepare_cached(&format!(
             "SELECT record_type, code, count(DISTINCT source_id) FROM ({FLAGS}) AS flags
              WHERE $2::text IS NULL OR code = $2
-             GROUP BY record_type, code ORDER BY record_type, code"
+             GROUP BY record_type, code ORDER BY record_type COLLATE \"C\", code COLLATE \"C\""
         ))
         .await
         .map_err(classify)?;
@@ -73,20 +81,21 @@ pub(super) async fn flagged_records(
     let statement = client
         .prepare_cached(
             "WITH page AS (
-                 SELECT DISTINCT m.record_type, m.source_id FROM mentions m
+                 SELECT m.record_type, m.source_id FROM mentions m
                  WHERE m.record_type = ANY($1)
                    AND (m.flags <> '[]' OR m.contradictions <> '[]')
-                   AND (m.record_type, m.source_id) > ($3, $4)
+                   AND (m.record_type COLLATE \"C\", m.source_id COLLATE \"C\") > ($3, $4)
                    AND ($2::text IS NULL
                         OR EXISTS (SELECT 1 FROM jsonb_array_elements(m.flags::jsonb || m.contradictions::jsonb) AS f
                                    WHERE f ->> 'code' = $2))
-                 ORDER BY m.record_type, m.source_id
+                 GROUP BY m.record_type, m.source_id
+                 ORDER BY m.record_type COLLATE \"C\", m.source_id COLLATE \"C\"
                  LIMIT $5
              )
              SELECT m.record_type, m.source_id, m.source_version, m.flags, m.contradictions
              FROM page JOIN mentions m ON m.record_type = page.record_type AND m.source_id = page.source_id
              WHERE m.flags <> '[]' OR m.contradictions <> '[]'
-             ORDER BY m.record_type, m.source_id",
+             ORDER BY m.record_type COLLATE \"C\", m.source_id COLLATE \"C\"",
         )
         .await
         .map_err(classify)?;
