@@ -1436,14 +1436,48 @@ async fn traffic_adds_up(fixture: &impl Fixture) {
         .add_traffic(&[row(60, "accepted", 3), row(180, "accepted", 7)])
         .await
         .unwrap();
-    let mut rows = store.traffic(60, 180).await.unwrap();
-    rows.sort_by_key(|r| (r.minute, r.counter.clone()));
+    let sorted = |mut rows: Vec<TrafficRow>| {
+        rows.sort_by_key(|r| (r.minute, r.department.clone(), r.counter.clone()));
+        rows
+    };
     assert_eq!(
-        rows,
+        sorted(store.traffic(60, 180, 60, None).await.unwrap()),
         [row(60, "accepted", 5), row(60, "stale", 1), row(120, "accepted", 5)],
         "[since, until) and added up"
     );
-    assert_eq!(other.traffic(0, i64::MAX).await.unwrap().len(), 4);
+    assert_eq!(other.traffic(0, i64::MAX, 60, None).await.unwrap().len(), 4);
+
+    // Summed in the database per window, for one department when asked.
+    other
+        .add_traffic(&[TrafficRow {
+            department: "civil".to_owned(),
+            record_type: "civil.marriage".to_owned(),
+            ..row(120, "accepted", 11)
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(store.traffic(0, 3600, 3600, Some("tax")).await.unwrap()),
+        [row(0, "accepted", 17), row(0, "stale", 1)],
+        "one window of an hour"
+    );
+    let civil = TrafficRow {
+        department: "civil".to_owned(),
+        record_type: "civil.marriage".to_owned(),
+        ..row(120, "accepted", 11)
+    };
+    assert_eq!(
+        sorted(store.traffic(0, 240, 120, None).await.unwrap()),
+        [
+            row(0, "accepted", 5),
+            row(0, "stale", 1),
+            civil.clone(),
+            row(120, "accepted", 12),
+        ],
+        "windows of two minutes, every department"
+    );
+    assert_eq!(store.traffic(0, 240, 120, Some("civil")).await.unwrap(), [civil]);
+    assert!(store.traffic(0, 240, 120, Some("hrss")).await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
