@@ -448,7 +448,14 @@ pub struct Report {
     pub totals: Vec<WindowStats>,
 }
 
+/// The latest time a query may name, in unix seconds: the start of the year 10000. A
+/// time after it, or before 1970, is a mistake (no traffic was ever counted then), and
+/// arithmetic on it could overflow.
+const LATEST: i64 = 253_402_300_800;
+
 /// The range of a query, widened to whole windows: (since, until, window in seconds).
+/// `since` and `until` come from the caller: anything outside `[0, LATEST]` is refused,
+/// and the arithmetic is checked all the same.
 fn range(query: &StatisticsQuery, now: SystemTime) -> Result<(i64, i64, i64), StatisticsError> {
     let window_minutes = i64::from(query.window_minutes.unwrap_or(DEFAULT_WINDOW_MINUTES));
     if window_minutes == 0 {
@@ -456,6 +463,7 @@ fn range(query: &StatisticsQuery, now: SystemTime) -> Result<(i64, i64, i64), St
             "a window is at least one minute".to_owned(),
         ));
     }
+    // At most u32::MAX × 60: no overflow.
     let window = window_minutes * 60;
     let now = now
         .duration_since(UNIX_EPOCH)
@@ -463,22 +471,30 @@ fn range(query: &StatisticsQuery, now: SystemTime) -> Result<(i64, i64, i64), St
     let until = query.until.unwrap_or(now);
     let since = query
         .since
-        .unwrap_or_else(|| until.saturating_sub(DEFAULT_RANGE.as_secs() as i64));
+        .unwrap_or_else(|| until.saturating_sub(DEFAULT_RANGE.as_secs() as i64).max(0));
+    for (name, value) in [("since", since), ("until", until)] {
+        if !(0..=LATEST).contains(&value) {
+            return Err(StatisticsError::InvalidArgument(format!(
+                "{name} ({value}) must be unix seconds from 0 to {LATEST}"
+            )));
+        }
+    }
     if since >= until {
         return Err(StatisticsError::InvalidArgument(format!(
             "since ({since}) must be before until ({until})"
         )));
     }
-    let since = since - since.rem_euclid(window);
+    let out_of_range = || StatisticsError::InvalidArgument(format!("the range {since}..{until} is out of range"));
+    let since = since.checked_sub(since.rem_euclid(window)).ok_or_else(out_of_range)?;
     let until = match until.rem_euclid(window) {
         0 => until,
-        part => until.saturating_add(window - part),
+        part => until.checked_add(window - part).ok_or_else(out_of_range)?,
     };
-    if (until - since) / window > MAX_WINDOWS {
+    let windows = until.checked_sub(since).ok_or_else(out_of_range)? / window;
+    if windows > MAX_WINDOWS {
         return Err(StatisticsError::InvalidArgument(format!(
-            "{} windows of {window_minutes} minutes asked for; at most {MAX_WINDOWS}: choose a longer window \
-             or a shorter range",
-            (until - since) / window
+            "{windows} windows of {window_minutes} minutes asked for; at most {MAX_WINDOWS}: choose a longer \
+             window or a shorter range"
         )));
     }
     Ok((since, until, window))
@@ -695,6 +711,39 @@ mod tests {
         assert!(range(&query(Some(7200), Some(7200), None), now).is_err());
         assert!(range(&query(None, None, Some(0)), now).is_err());
         assert!(range(&query(Some(0), Some(365 * 86400), Some(1)), now).is_err());
+        // Just after 1970 the default range starts at 0, not before it.
+        assert_eq!(range(&query(None, Some(7200), None), now).unwrap(), (0, 7200, 3600));
+        // The longest window over the widest range.
+        assert!(range(&query(Some(0), Some(LATEST), Some(u32::MAX)), now).is_ok());
+    }
+
+    #[test]
+    fn absurd_ranges_are_refused_not_overflowed() {
+        let now = UNIX_EPOCH + Duration::from_secs(100 * 3600);
+        let query = |since, until, window_minutes| StatisticsQuery {
+            since,
+            until,
+            window_minutes,
+            department: None,
+        };
+        for (since, until) in [
+            (Some(i64::MIN), None),
+            (Some(i64::MIN), Some(i64::MAX)),
+            (Some(i64::MIN), Some(0)),
+            (Some(-1), Some(60)),
+            (Some(0), Some(i64::MAX)),
+            (None, Some(i64::MAX)),
+            (None, Some(i64::MIN)),
+            (Some(i64::MAX - 1), Some(i64::MAX)),
+            (Some(LATEST), Some(LATEST + 1)),
+        ] {
+            for window in [None, Some(1), Some(u32::MAX)] {
+                match range(&query(since, until, window), now) {
+                    Err(StatisticsError::InvalidArgument(_)) => {}
+                    other => panic!("{since:?}..{until:?} by {window:?}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]
