@@ -448,7 +448,14 @@ pub struct Report {
     pub totals: Vec<WindowStats>,
 }
 
+/// The latest time a query may name, in unix seconds: the start of the year 10000. A
+/// time after it, or before 1970, is a mistake (no traffic was ever counted then), and
+/// arithmetic on it could overflow.
+const LATEST: i64 = 253_402_300_800;
+
 /// The range of a query, widened to whole windows: (since, until, window in seconds).
+/// `since` and `until` come from the caller: anything outside `[0, LATEST]` is refused,
+/// and the arithmetic is checked all the same.
 fn range(query: &StatisticsQuery, now: SystemTime) -> Result<(i64, i64, i64), StatisticsError> {
     let window_minutes = i64::from(query.window_minutes.unwrap_or(DEFAULT_WINDOW_MINUTES));
     if window_minutes == 0 {
@@ -456,6 +463,7 @@ fn range(query: &StatisticsQuery, now: SystemTime) -> Result<(i64, i64, i64), St
             "a window is at least one minute".to_owned(),
         ));
     }
+    // At most u32::MAX × 60: no overflow.
     let window = window_minutes * 60;
     let now = now
         .duration_since(UNIX_EPOCH)
@@ -463,38 +471,44 @@ fn range(query: &StatisticsQuery, now: SystemTime) -> Result<(i64, i64, i64), St
     let until = query.until.unwrap_or(now);
     let since = query
         .since
-        .unwrap_or_else(|| until.saturating_sub(DEFAULT_RANGE.as_secs() as i64));
+        .unwrap_or_else(|| until.saturating_sub(DEFAULT_RANGE.as_secs() as i64).max(0));
+    for (name, value) in [("since", since), ("until", until)] {
+        if !(0..=LATEST).contains(&value) {
+            return Err(StatisticsError::InvalidArgument(format!(
+                "{name} ({value}) must be unix seconds from 0 to {LATEST}"
+            )));
+        }
+    }
     if since >= until {
         return Err(StatisticsError::InvalidArgument(format!(
             "since ({since}) must be before until ({until})"
         )));
     }
-    let since = since - since.rem_euclid(window);
+    let out_of_range = || StatisticsError::InvalidArgument(format!("the range {since}..{until} is out of range"));
+    let since = since.checked_sub(since.rem_euclid(window)).ok_or_else(out_of_range)?;
     let until = match until.rem_euclid(window) {
         0 => until,
-        part => until.saturating_add(window - part),
+        part => until.checked_add(window - part).ok_or_else(out_of_range)?,
     };
-    if (until - since) / window > MAX_WINDOWS {
+    let windows = until.checked_sub(since).ok_or_else(out_of_range)? / window;
+    if windows > MAX_WINDOWS {
         return Err(StatisticsError::InvalidArgument(format!(
-            "{} windows of {window_minutes} minutes asked for; at most {MAX_WINDOWS}: choose a longer window \
-             or a shorter range",
-            (until - since) / window
+            "{windows} windows of {window_minutes} minutes asked for; at most {MAX_WINDOWS}: choose a longer \
+             window or a shorter range"
         )));
     }
     Ok((since, until, window))
 }
 
-/// Adds up the store's rows into windows of `window` seconds and totals.
-fn report(rows: Vec<TrafficRow>, since: i64, until: i64, window: i64, department: Option<&str>) -> Report {
+/// Gathers the store's sums per window (`Store::traffic`: `minute` is the window's
+/// start) into the windows of `window` seconds, and totals.
+fn report(rows: Vec<TrafficRow>, since: i64, until: i64, window: i64) -> Report {
     let mut windows: BTreeMap<(i64, String), WindowStats> = BTreeMap::new();
     for row in rows {
-        if department.is_some_and(|d| d != row.department) {
-            continue;
-        }
         let (Some(counter), Ok(n)) = (Counter::from_name(&row.counter), u64::try_from(row.n)) else {
             continue;
         };
-        let start = row.minute - row.minute.rem_euclid(window);
+        let start = row.minute;
         let stats = windows
             .entry((start, row.department.clone()))
             .or_insert_with(|| WindowStats {
@@ -597,9 +611,9 @@ impl<S: Store> Statistics<S> {
         if let Err(e) = self.flush().await {
             tracing::warn!(error = %e, "statistics not stored before a report; kept for the next try");
         }
-        let rows = self.store.traffic(since, until).await?;
         let department = query.department.as_deref().map(str::trim).filter(|d| !d.is_empty());
-        Ok(report(rows, since, until, window, department))
+        let rows = self.store.traffic(since, until, window, department).await?;
+        Ok(report(rows, since, until, window))
     }
 }
 
@@ -697,6 +711,39 @@ mod tests {
         assert!(range(&query(Some(7200), Some(7200), None), now).is_err());
         assert!(range(&query(None, None, Some(0)), now).is_err());
         assert!(range(&query(Some(0), Some(365 * 86400), Some(1)), now).is_err());
+        // Just after 1970 the default range starts at 0, not before it.
+        assert_eq!(range(&query(None, Some(7200), None), now).unwrap(), (0, 7200, 3600));
+        // The longest window over the widest range.
+        assert!(range(&query(Some(0), Some(LATEST), Some(u32::MAX)), now).is_ok());
+    }
+
+    #[test]
+    fn absurd_ranges_are_refused_not_overflowed() {
+        let now = UNIX_EPOCH + Duration::from_secs(100 * 3600);
+        let query = |since, until, window_minutes| StatisticsQuery {
+            since,
+            until,
+            window_minutes,
+            department: None,
+        };
+        for (since, until) in [
+            (Some(i64::MIN), None),
+            (Some(i64::MIN), Some(i64::MAX)),
+            (Some(i64::MIN), Some(0)),
+            (Some(-1), Some(60)),
+            (Some(0), Some(i64::MAX)),
+            (None, Some(i64::MAX)),
+            (None, Some(i64::MIN)),
+            (Some(i64::MAX - 1), Some(i64::MAX)),
+            (Some(LATEST), Some(LATEST + 1)),
+        ] {
+            for window in [None, Some(1), Some(u32::MAX)] {
+                match range(&query(since, until, window), now) {
+                    Err(StatisticsError::InvalidArgument(_)) => {}
+                    other => panic!("{since:?}..{until:?} by {window:?}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]
@@ -708,16 +755,16 @@ mod tests {
             counter: counter.name(),
             n,
         };
+        // As the store answers: summed per window (here of an hour), `minute` its start.
         let rows = vec![
-            row(0, "tax", "tax.taxpayer", Counter::Record(Outcome::Accepted), 2),
-            row(60, "tax", "tax.taxpayer", Counter::Record(Outcome::Accepted), 3),
-            row(60, "tax", "tax.taxpayer", Counter::Resolved(0), 3),
+            row(0, "tax", "tax.taxpayer", Counter::Record(Outcome::Accepted), 5),
+            row(0, "tax", "tax.taxpayer", Counter::Resolved(0), 3),
             row(3600, "tax", "tax.taxpayer", Counter::Record(Outcome::Stale), 1),
             row(3600, "tax", "", Counter::Lookups, 4),
             row(3600, "civil", "", Counter::Batches, 1),
             row(3600, "civil", "", Counter::Latency(3), 1),
         ];
-        let all = report(rows.clone(), 0, 7200, 3600, None);
+        let all = report(rows, 0, 7200, 3600);
         assert_eq!(all.windows.len(), 3);
         assert_eq!(
             (all.windows[0].window_start, all.windows[0].department.as_str()),
@@ -731,8 +778,5 @@ mod tests {
         assert_eq!(tax.department, "tax");
         assert_eq!((tax.records.received(), tax.lookups), (6, 4));
         assert_eq!(tax.record_types["tax.taxpayer"].stale, 1);
-        let civil_only = report(rows, 0, 7200, 3600, Some("civil"));
-        assert_eq!(civil_only.totals.len(), 1);
-        assert_eq!(civil_only.totals[0].batches, 1);
     }
 }

@@ -34,6 +34,26 @@ impl TestDatabase {
     ///
     /// If PostgreSQL cannot be reached or refuses to create the database.
     pub async fn create() -> TestDatabase {
+        TestDatabase::create_with("").await
+    }
+
+    /// Creates a fresh, empty database whose default collation is the ICU locale
+    /// `icu_locale` (e.g. `en-US-u-ka-shifted`, which ignores punctuation and puts `a`
+    /// before `B`), where text does not sort in byte order as under the usual `C.UTF-8`.
+    ///
+    /// # Panics
+    ///
+    /// As [`TestDatabase::create`], and if the server was built without ICU.
+    pub async fn create_with_collation(icu_locale: &str) -> TestDatabase {
+        TestDatabase::create_with(&format!(
+            " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{}'",
+            icu_locale.replace('\'', "''")
+        ))
+        .await
+    }
+
+    /// `options` follow `CREATE DATABASE <name>`.
+    async fn create_with(options: &str) -> TestDatabase {
         let admin_url = std::env::var(DATABASE_URL_ENV).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
         let admin = connect(&admin_url).await.unwrap_or_else(|e| {
             panic!(
@@ -44,7 +64,7 @@ impl TestDatabase {
         });
         let name = format!("tongban_test_{}_{:016x}", std::process::id(), fastrand::u64(..));
         admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .batch_execute(&format!("CREATE DATABASE {name}{options}"))
             .await
             .unwrap_or_else(|e| panic!("cannot create test database {name} at {admin_url}: {}", describe(&e)));
         TestDatabase {

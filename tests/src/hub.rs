@@ -69,6 +69,7 @@ pub struct TestHub {
     /// Present for [`StoreKind::Postgres`]; dropped (and the database with it) last.
     pub database: Option<TestDatabase>,
     server: Option<RunningServer>,
+    options: HubOptions,
     /// Holds the PKI and the embedded store's file.
     pub dir: TempDir,
 }
@@ -83,30 +84,12 @@ impl TestHub {
         let dir = tempfile::tempdir().expect("temporary folder");
         let pki = PkiLayout::new(options.pki_dir.clone().unwrap_or_else(|| dir.path().join("pki")));
         pki.ensure_dev().expect("test PKI");
-        let (store, database): (AnyStore, _) = match kind {
-            StoreKind::Embedded => {
-                let settings = EmbeddedSettings {
-                    busy_timeout: options.busy_timeout,
-                };
-                let store =
-                    EmbeddedStore::open_with(&dir.path().join("tongban.db"), &settings).expect("embedded store");
-                (store.into(), None)
-            }
-            StoreKind::Postgres => {
-                let database = TestDatabase::create().await;
-                let store = PostgresStore::connect(&database.settings())
-                    .await
-                    .expect("postgres store");
-                (store.into(), Some(database))
-            }
+        let database = match kind {
+            StoreKind::Embedded => None,
+            StoreKind::Postgres => Some(TestDatabase::create().await),
         };
-        let mut settings = ServerSettings::development(&pki, options.revoked.clone()).expect("server settings");
-        settings.limits = options.limits.clone();
-        settings.probe_interval = options.probe_interval;
-        settings.handshake_timeout = Duration::from_secs(5);
-        settings.shutdown_grace = Duration::from_secs(2);
-        let listener = server::bind(([127, 0, 0, 1], 0).into()).await.expect("bind");
-        let running = server::start(listener, settings, store.clone()).expect("start hub");
+        let store = open_store(kind, &dir, database.as_ref(), &options).await;
+        let running = serve(&pki, &options, store.clone()).await;
         TestHub {
             endpoint: format!("https://{}", running.addr),
             pki,
@@ -114,8 +97,20 @@ impl TestHub {
             kind,
             database,
             server: Some(running),
+            options,
             dir,
         }
+    }
+
+    /// Stops the hub (if it runs) and starts it again on the same data, as a new process
+    /// would: a new store on the same file or database (applying any migration not
+    /// recorded), the same PKI, a new port.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.store = open_store(self.kind, &self.dir, self.database.as_ref(), &self.options).await;
+        let running = serve(&self.pki, &self.options, self.store.clone()).await;
+        self.endpoint = format!("https://{}", running.addr);
+        self.server = Some(running);
     }
 
     /// The certificate folder's credentials of a development identity.
@@ -157,6 +152,36 @@ impl TestHub {
             server.shutdown().await.expect("hub stopped cleanly");
         }
     }
+}
+
+/// Opens the store of a hub: the file `tongban.db` in `dir`, or `database`.
+async fn open_store(kind: StoreKind, dir: &TempDir, database: Option<&TestDatabase>, options: &HubOptions) -> AnyStore {
+    match (kind, database) {
+        (StoreKind::Embedded, _) => {
+            let settings = EmbeddedSettings {
+                busy_timeout: options.busy_timeout,
+            };
+            EmbeddedStore::open_with(&dir.path().join("tongban.db"), &settings)
+                .expect("embedded store")
+                .into()
+        }
+        (StoreKind::Postgres, Some(database)) => PostgresStore::connect(&database.settings())
+            .await
+            .expect("postgres store")
+            .into(),
+        (StoreKind::Postgres, None) => panic!("a PostgreSQL hub without a database"),
+    }
+}
+
+/// Starts a hub server over `store` on a loopback port.
+async fn serve(pki: &PkiLayout, options: &HubOptions, store: AnyStore) -> RunningServer {
+    let mut settings = ServerSettings::development(pki, options.revoked.clone()).expect("server settings");
+    settings.limits = options.limits.clone();
+    settings.probe_interval = options.probe_interval;
+    settings.handshake_timeout = Duration::from_secs(5);
+    settings.shutdown_grace = Duration::from_secs(2);
+    let listener = server::bind(([127, 0, 0, 1], 0).into()).await.expect("bind");
+    server::start(listener, settings, store).expect("start hub")
 }
 
 /// A department's identity.

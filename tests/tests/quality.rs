@@ -1,17 +1,18 @@
 //! Data-quality reports over real gRPC with mutual TLS, against both stores: a
 //! department sees exactly its own defective records with the right codes and counts,
 //! a corrected version drops out, pages return every record once, nobody else sees or
-//! may ask for them, and a value contradicting the authoritative department is reported.
+//! may ask for them, a value contradicting the authoritative department is reported,
+//! and a store of schema version 4 upgrades with its flags filled in.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
 use serde_json::json;
 use tongban_adapters::model::FlagCode;
+use tongban_gateway::audit::{verify, ChainReport};
 use tongban_gateway::identity::Identity;
-use tongban_gateway::quality::FlagFilter;
-use tongban_gateway::store::embedded::EmbeddedStore;
-use tongban_gateway::store::postgres::PostgresStore;
-use tongban_gateway::store::{AnyStore, Store};
+use tongban_gateway::quality::{FlagCounts, FlagFilter, FlaggedRecord};
+use tongban_gateway::store::{AnyStore, AuditEntry, Store};
 use tongban_proto::v1 as pb;
 use tongban_proto::v1::quality_client::QualityClient;
 use tongban_tests::hub::{department, StoreKind, TestHub};
@@ -24,7 +25,7 @@ tongban_tests::on_both_stores!(
     pages_return_every_flagged_record_once,
     nobody_else_sees_or_may_ask_for_a_departments_report,
     a_value_contradicting_the_authority_is_reported_until_corrected,
-    mentions_kept_before_the_quality_columns_are_reported_after_the_upgrade,
+    a_store_of_schema_version_4_upgrades_with_its_flags_and_audit_chain,
 );
 
 /// 陈伟, born 1979-03-15, male: a valid resident identity number.
@@ -378,57 +379,203 @@ async fn a_value_contradicting_the_authority_is_reported_until_corrected(kind: S
     assert_eq!(corrected.flagged_records, 0);
 }
 
-async fn mentions_kept_before_the_quality_columns_are_reported_after_the_upgrade(kind: StoreKind) {
+/// More flagged mentions than the schema-6 backfill reads at a time (1,000).
+const MANY: usize = 1_050;
+
+/// A valid resident identity number of a woman born 1988-05-10, -11 or -12, one per `n`
+/// below 1,500, and that birth date.
+fn woman(n: usize) -> (String, String) {
+    let day = 10 + n / 500;
+    let sequence = n % 500;
+    let body = format!("370687198805{day:02}{:02}{}", sequence / 5, sequence % 5 * 2);
+    (with_check_character(&body), format!("1988-05-{day:02}"))
+}
+
+/// GB 11643: the 18th character of a resident identity number (ISO 7064 MOD 11-2).
+fn with_check_character(body: &str) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .chars()
+        .zip(WEIGHTS)
+        .map(|(c, w)| c.to_digit(10).expect("a digit") * w)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{body}{check}")
+}
+
+/// Everything the stores report to hrss and tax: counts, and every flagged record.
+async fn everything_flagged(store: &AnyStore) -> Vec<(FlagCounts, Vec<FlaggedRecord>)> {
+    let mut reports = Vec::new();
+    for record_type in ["hrss.insured_person", "tax.taxpayer"] {
+        let filter = FlagFilter {
+            record_types: vec![record_type.to_owned()],
+            code: None,
+        };
+        let counts = store.flag_counts(&filter).await.expect("counts");
+        let mut records = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .flagged_records(&filter, after.clone(), 400)
+                .await
+                .expect("flagged records");
+            let Some(last) = page.last() else { break };
+            after = Some((last.record_type.clone(), last.source_id.clone()));
+            records.extend(page);
+        }
+        reports.push((counts, records));
+    }
+    reports
+}
+
+/// The migrations recorded, with when they were applied (as text: each store keeps its
+/// own type).
+async fn applied_migrations(hub: &TestHub) -> Vec<(i64, String)> {
+    match hub.kind {
+        StoreKind::Embedded => {
+            let connection = rusqlite::Connection::open(hub.dir.path().join("tongban.db")).expect("open the file");
+            let mut statement = connection
+                .prepare("SELECT version, CAST(applied_at AS TEXT) FROM schema_migrations ORDER BY version")
+                .expect("prepare");
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows")
+        }
+        StoreKind::Postgres => {
+            let client = hub.database.as_ref().expect("a database").connect().await;
+            client
+                .query(
+                    "SELECT version::bigint, applied_at::text FROM schema_migrations ORDER BY version",
+                    &[],
+                )
+                .await
+                .expect("query")
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect()
+        }
+    }
+}
+
+fn audit_entry(purpose: &str, trace_id: &str) -> AuditEntry {
+    AuditEntry {
+        at: SystemTime::now(),
+        identity: "department:hrss".to_owned(),
+        action: "lookup".to_owned(),
+        subject: "P00000000001".to_owned(),
+        purpose: purpose.to_owned(),
+        outcome: "granted".to_owned(),
+        trace_id: trace_id.to_owned(),
+    }
+}
+
+/// A store written at schema version 4 (no statistics, no quality columns, no trace IDs
+/// in the audit log) upgrades to the latest: versions 5, 6 and 7 are applied once, the
+/// flags of the mentions kept before are filled in (more of them than the backfill
+/// reads at a time) and reported as they would have been, the audit chain still holds,
+/// and the hub pushes and audits as before.
+async fn a_store_of_schema_version_4_upgrades_with_its_flags_and_audit_chain(kind: StoreKind) {
+    assert_eq!(with_check_character("37068719880512040"), LI_NA);
     let mut hub = TestHub::start(kind).await;
     push_accepted(&hub, vec![insured("G1", LI_NA_TYPO, "李娜", "2", "1988-05-12", "1")]).await;
     push_accepted(&hub, vec![tax_unit("T1", 1, USCC, "海阳乙贸易有限公司")]).await;
     push_accepted(&hub, vec![market("M1", USCC, "海阳甲科技有限公司")]).await;
+    // An unknown insurance status on every one of them.
+    for chunk in (0..MANY).collect::<Vec<_>>().chunks(500) {
+        let envelopes = chunk
+            .iter()
+            .map(|&n| {
+                let (id, born) = woman(n);
+                insured(&format!("B{n:04}"), &id, "李娜", "2", &born, "9")
+            })
+            .collect();
+        push_accepted(&hub, envelopes).await;
+    }
+    // Audit entries as schema version 4 wrote them: no trace ID.
+    for purpose in ["case 1", "case 2"] {
+        hub.store.audit(&audit_entry(purpose, "")).await.expect("audited");
+    }
+    let reported = everything_flagged(&hub.store).await;
+    let unknown = reported[0]
+        .0
+        .counts
+        .iter()
+        .find(|c| c.code == FlagCode::UnknownCode)
+        .map(|c| c.records);
+    assert_eq!(unknown, Some(MANY as u64), "{:?}", reported[0].0);
+    assert!(reported[1]
+        .1
+        .iter()
+        .any(|r| r.source_id == "T1" && r.flags.iter().any(|f| f.code == FlagCode::ContradictsAuthority)));
     hub.stop().await;
 
-    // Back to schema version 4: the columns and their index gone, version 6 not applied.
+    // Back to schema version 4: what migrations 5 (traffic), 6 (quality columns and
+    // their index) and 7 (audit trace IDs) made is gone, and they are not recorded.
     let downgrade = [
+        "DROP TABLE traffic",
         "DROP INDEX mentions_flagged",
         "ALTER TABLE mentions DROP COLUMN flags",
         "ALTER TABLE mentions DROP COLUMN contradictions",
-        "DELETE FROM schema_migrations WHERE version = 6",
+        "ALTER TABLE audit_log DROP COLUMN trace_id",
+        "DELETE FROM schema_migrations WHERE version IN (5, 6, 7)",
     ];
-    let store: AnyStore = match kind {
+    match kind {
         StoreKind::Embedded => {
-            let path = hub.dir.path().join("tongban.db");
-            let connection = rusqlite::Connection::open(&path).expect("open the database file");
+            let connection = rusqlite::Connection::open(hub.dir.path().join("tongban.db")).expect("open the file");
             for sql in downgrade {
                 connection.execute_batch(sql).expect(sql);
             }
-            drop(connection);
-            EmbeddedStore::open(&path).expect("reopened").into()
         }
         StoreKind::Postgres => {
-            let database = hub.database.as_ref().expect("a database");
-            let client = database.connect().await;
+            let client = hub.database.as_ref().expect("a database").connect().await;
             for sql in downgrade {
                 client.batch_execute(sql).await.expect(sql);
             }
-            PostgresStore::connect(&database.settings())
-                .await
-                .expect("reconnected")
-                .into()
         }
-    };
+    }
+    assert_eq!(
+        applied_migrations(&hub).await.iter().map(|m| m.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
 
-    let hrss = FlagFilter {
-        record_types: vec!["hrss.insured_person".to_owned()],
-        code: None,
+    hub.restart().await;
+    let applied = applied_migrations(&hub).await;
+    assert_eq!(applied.iter().map(|m| m.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(
+        everything_flagged(&hub.store).await,
+        reported,
+        "the flags and contradictions kept before are reported as they were"
+    );
+    let ChainReport::Intact { entries, .. } = verify(&hub.store).await.expect("verify") else {
+        panic!("the chain written at version 4 holds");
     };
-    let records = store.flagged_records(&hrss, None, 10).await.expect("hrss records");
-    assert_eq!(records.len(), 1, "{records:?}");
-    assert_eq!(records[0].source_id, "G1-U1");
-    assert_eq!(records[0].flags[0].code, FlagCode::WrongCheckCharacter);
-    let tax = FlagFilter {
-        record_types: vec!["tax.taxpayer".to_owned()],
-        code: Some(FlagCode::ContradictsAuthority),
-    };
-    let counts = store.flag_counts(&tax).await.expect("tax counts");
-    assert_eq!(counts.records, 1, "{counts:?}");
-    let records = store.flagged_records(&tax, None, 10).await.expect("tax records");
-    assert_eq!(records[0].source_id, "T1");
+    hub.restart().await;
+    assert_eq!(applied_migrations(&hub).await, applied, "each migration applied once");
+
+    // The upgraded hub works: a push with a flag is reported, an audit entry with a trace
+    // ID is chained, the push is counted.
+    push_accepted(&hub, vec![insured("G2", LI_NA_TYPO, "李娜", "2", "1988-05-12", "1")]).await;
+    let mut hrss = client(&hub, &department("hrss")).await;
+    let mut wrong = request(0, "");
+    wrong.code = "WRONG_CHECK_CHARACTER".to_owned();
+    let (_, records) = whole_report(&mut hrss, wrong).await;
+    assert_eq!(
+        records.iter().map(|r| r.source_id.as_str()).collect::<Vec<_>>(),
+        ["G1-U1", "G2-U1"]
+    );
+    hub.store
+        .audit(&audit_entry("case 3", "4bf92f3577b34da6a3ce929d0e0e4736"))
+        .await
+        .expect("audited");
+    assert!(
+        matches!(verify(&hub.store).await.expect("verify"), ChainReport::Intact { entries: now, .. } if now == entries + 1)
+    );
+    hub.stop().await;
+    let traffic = hub.store.traffic(0, i64::MAX, 60, Some("hrss")).await.expect("traffic");
+    assert!(
+        traffic.iter().any(|r| r.counter == "accepted" && r.n >= 1),
+        "{traffic:?}"
+    );
 }

@@ -308,7 +308,7 @@ async fn ops_sees_exactly_the_traffic_and_nobody_else_does(kind: StoreKind) {
         .await
         .expect("lookup");
     hub.stop().await;
-    let rows = hub.store.traffic(0, i64::MAX).await.expect("traffic rows");
+    let rows = hub.store.traffic(0, i64::MAX, 60, None).await.expect("traffic rows");
     let stored = |department: &str, counter: &str| -> i64 {
         rows.iter()
             .filter(|r| r.department == department && r.counter == counter)

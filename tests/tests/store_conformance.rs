@@ -11,10 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tempfile::TempDir;
-use tongban_adapters::model::{Attribute, EntityKind, IdScheme, Identifier, Mention, Observation, Role, Slot};
+use tongban_adapters::model::{
+    Attribute, EntityKind, FlagCode, IdScheme, Identifier, Mention, Observation, QualityFlag, Role, Slot,
+};
 use tongban_adapters::{Department, RecordType};
 use tongban_gateway::audit::{verify, ChainReport};
 use tongban_gateway::identity::Identity;
+use tongban_gateway::quality::FlagFilter;
 use tongban_gateway::record::{Envelope, Outcome, RecordError, RecordResult, Rejection, SourceRecord, Submission};
 use tongban_gateway::store::embedded::{EmbeddedSettings, EmbeddedStore};
 use tongban_gateway::store::postgres::{PostgresSettings, PostgresStore};
@@ -143,6 +146,7 @@ conformance!(
     the_feed_is_gap_free_in_commit_order,
     reads_are_audited,
     traffic_adds_up,
+    flagged_records_page_in_byte_order,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1432,12 +1436,121 @@ async fn traffic_adds_up(fixture: &impl Fixture) {
         .add_traffic(&[row(60, "accepted", 3), row(180, "accepted", 7)])
         .await
         .unwrap();
-    let mut rows = store.traffic(60, 180).await.unwrap();
-    rows.sort_by_key(|r| (r.minute, r.counter.clone()));
+    let sorted = |mut rows: Vec<TrafficRow>| {
+        rows.sort_by_key(|r| (r.minute, r.department.clone(), r.counter.clone()));
+        rows
+    };
     assert_eq!(
-        rows,
+        sorted(store.traffic(60, 180, 60, None).await.unwrap()),
         [row(60, "accepted", 5), row(60, "stale", 1), row(120, "accepted", 5)],
         "[since, until) and added up"
     );
-    assert_eq!(other.traffic(0, i64::MAX).await.unwrap().len(), 4);
+    assert_eq!(other.traffic(0, i64::MAX, 60, None).await.unwrap().len(), 4);
+
+    // Summed in the database per window, for one department when asked.
+    other
+        .add_traffic(&[TrafficRow {
+            department: "civil".to_owned(),
+            record_type: "civil.marriage".to_owned(),
+            ..row(120, "accepted", 11)
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(store.traffic(0, 3600, 3600, Some("tax")).await.unwrap()),
+        [row(0, "accepted", 17), row(0, "stale", 1)],
+        "one window of an hour"
+    );
+    let civil = TrafficRow {
+        department: "civil".to_owned(),
+        record_type: "civil.marriage".to_owned(),
+        ..row(120, "accepted", 11)
+    };
+    assert_eq!(
+        sorted(store.traffic(0, 240, 120, None).await.unwrap()),
+        [
+            row(0, "accepted", 5),
+            row(0, "stale", 1),
+            civil.clone(),
+            row(120, "accepted", 12),
+        ],
+        "windows of two minutes, every department"
+    );
+    assert_eq!(store.traffic(0, 240, 120, Some("civil")).await.unwrap(), [civil]);
+    assert!(store.traffic(0, 240, 120, Some("hrss")).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Quality reports
+
+/// Source IDs that sort differently in byte order and under a linguistic collation
+/// (which ignores hyphens and puts `a` before `B`).
+const UNEVEN_IDS: [&str; 9] = ["G10-U1", "G1-U1", "G1-V1", "G1U1", "g1-u1", "a-1", "B-1", "b-1", "B-10"];
+
+/// Pages of flagged records follow byte order, the order of the cursor the report hands
+/// out (`quality::flagged_records`): every record once, none skipped, on both stores.
+async fn flagged_records_page_in_byte_order(fixture: &impl Fixture) {
+    let store = fixture.store();
+    for (n, id) in UNEVEN_IDS.iter().enumerate() {
+        let mut record = person_record(id, 1, "周九", &[resident(&format!("Q{n}"))]);
+        let Submission::Valid(source) = &mut record else {
+            unreachable!("person_record is valid")
+        };
+        let contribution = source.contribution.as_mut().expect("a contribution");
+        contribution.mentions[0].flags.push(QualityFlag {
+            code: FlagCode::WrongCheckCharacter,
+            pointer: "/nsrsbh".to_owned(),
+            message: "wrong check character".to_owned(),
+        });
+        assert_eq!(commit_one(store, record).await.outcome, Outcome::Accepted);
+    }
+    let mut expected: Vec<String> = UNEVEN_IDS.iter().map(|id| (*id).to_owned()).collect();
+    expected.sort();
+    let filter = FlagFilter {
+        record_types: vec![record_type()],
+        code: None,
+    };
+    for page_size in [1, 2, 4] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            // As the quality desk asks: one more than the page, the cursor its last record.
+            let mut page = store
+                .flagged_records(&filter, after.clone(), page_size + 1)
+                .await
+                .expect("a page");
+            let more = page.len() > page_size;
+            page.truncate(page_size);
+            after = page.last().map(|r| (r.record_type.clone(), r.source_id.clone()));
+            seen.extend(page.into_iter().map(|r| r.source_id));
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(seen, expected, "pages of {page_size}");
+    }
+}
+
+/// The same on a PostgreSQL database whose collation is not byte order.
+#[tokio::test]
+async fn postgres_flagged_records_page_in_byte_order_under_a_linguistic_collation() {
+    let db = TestDatabase::create_with_collation("en-US-u-ka-shifted").await;
+    let client = db.connect().await;
+    let sorted: Vec<String> = client
+        .query(
+            "SELECT id FROM unnest($1::text[]) AS id ORDER BY id",
+            &[&UNEVEN_IDS.to_vec()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut bytes = sorted.clone();
+    bytes.sort();
+    assert_ne!(sorted, bytes, "the database's collation is not byte order");
+    let store = PostgresStore::connect(&db.settings())
+        .await
+        .expect("connect the PostgreSQL store");
+    flagged_records_page_in_byte_order(&Postgres { store, db }).await;
 }

@@ -268,17 +268,25 @@ pub trait Store: Send + Sync + 'static {
     /// name the same counter.
     fn add_traffic(&self, rows: &[TrafficRow]) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 
-    /// Every counter of the minutes in `[since, until)` (unix seconds), in no particular
-    /// order.
+    /// The counters of the minutes in `[since, until)` (unix seconds), added up in the
+    /// database per window of `window` seconds (> 0): one row per window, department,
+    /// record type and counter, its `minute` the start of the window (a multiple of
+    /// `window`). Only `department`'s counters when given. In no particular order.
+    ///
+    /// A report reads these sums, never the minutes: a day holds a row per counter per
+    /// minute (around a million), its report a few per window.
     fn traffic(
         &self,
         since: i64,
         until: i64,
+        window: i64,
+        department: Option<&str>,
     ) -> impl std::future::Future<Output = Result<Vec<TrafficRow>, StoreError>> + Send;
     /// The current records `filter` selects that carry quality flags (those found when
     /// their current version was accepted, and their contradictions with authorities),
-    /// after `after` in `(record_type, source_id)` order, at most `limit`; with a code in
-    /// the filter, only records with a flag of that code, and only those flags.
+    /// after `after` in byte order of `(record_type, source_id)` (whatever the database's
+    /// collation: the order of the cursor), at most `limit`; with a code in the filter,
+    /// only records with a flag of that code, and only those flags.
     fn flagged_records(
         &self,
         filter: &FlagFilter,
@@ -446,10 +454,16 @@ impl Store for AnyStore {
         }
     }
 
-    async fn traffic(&self, since: i64, until: i64) -> Result<Vec<TrafficRow>, StoreError> {
+    async fn traffic(
+        &self,
+        since: i64,
+        until: i64,
+        window: i64,
+        department: Option<&str>,
+    ) -> Result<Vec<TrafficRow>, StoreError> {
         match self {
-            AnyStore::Postgres(store) => store.traffic(since, until).await,
-            AnyStore::Embedded(store) => store.traffic(since, until).await,
+            AnyStore::Postgres(store) => store.traffic(since, until, window, department).await,
+            AnyStore::Embedded(store) => store.traffic(since, until, window, department).await,
         }
     }
 

@@ -503,8 +503,15 @@ impl Store for EmbeddedStore {
         self.run(move |connection| traffic::add(connection, &rows)).await
     }
 
-    async fn traffic(&self, since: i64, until: i64) -> Result<Vec<TrafficRow>, StoreError> {
-        self.run(move |connection| traffic::select(connection, since, until))
+    async fn traffic(
+        &self,
+        since: i64,
+        until: i64,
+        window: i64,
+        department: Option<&str>,
+    ) -> Result<Vec<TrafficRow>, StoreError> {
+        let department = department.map(str::to_owned);
+        self.run(move |connection| traffic::select(connection, since, until, window, department.as_deref()))
             .await
     }
 }

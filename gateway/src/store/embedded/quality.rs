@@ -4,7 +4,8 @@
 //! Each mention row keeps its flags (`flags`) and its contradictions with authorities
 //! (`contradictions`) as JSON arrays, `'[]'` when none; the partial index
 //! `mentions_flagged` holds only the flagged rows. Record types are bound as one JSON
-//! array (`json_each`), SQLite having no array parameters.
+//! array (`json_each`), SQLite having no array parameters. Text compares and sorts with
+//! SQLite's `BINARY` collation, byte order, as the page cursor does.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -113,77 +114,112 @@ pub(super) fn flagged_records(
 
 /// Fills in the new columns for the mentions kept before schema version 6: their flags
 /// (copied out of the kept mention) and, for entities with a value kept by authority,
-/// their contradictions. Runs inside the migration's transaction.
+/// their contradictions. Runs inside the migration's transaction, [`BACKFILL_BATCH`]
+/// mentions (or entities) at a time: a hub with millions of flagged mentions never holds
+/// them all.
 pub(super) fn backfill(connection: &Connection) -> Result<(), StoreError> {
-    let flagged: Vec<(String, String, String, i64, String)> = connection
-        .prepare(
-            "SELECT record_type, source_id, role, idx, mention FROM mentions
-             WHERE mention LIKE '%\"flags\":[{%'",
-        )
-        .and_then(|mut s| {
-            s.query_map([], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
-            })?
-            .collect()
-        })
-        .map_err(classify)?;
-    for (record_type, source_id, role, idx, text) in flagged {
-        let kept: KeptMention =
-            serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("corrupt kept mention: {e}")))?;
-        connection
-            .execute(
-                "UPDATE mentions SET flags = ?5 WHERE record_type = ?1 AND source_id = ?2 AND role = ?3 AND idx = ?4",
-                params![record_type, source_id, role, idx, flags_to_json(&kept.mention.flags)?],
+    // Keyset paging on the primary key; the updates change no key. Every key sorts after
+    // ('', '', '', i64::MIN): no record type is empty, no index negative.
+    let mut after: (String, String, String, i64) = (String::new(), String::new(), String::new(), i64::MIN);
+    loop {
+        let flagged: Vec<(String, String, String, i64, String)> = connection
+            .prepare(
+                "SELECT record_type, source_id, role, idx, mention FROM mentions
+                 WHERE mention LIKE '%\"flags\":[{%' AND (record_type, source_id, role, idx) > (?1, ?2, ?3, ?4)
+                 ORDER BY record_type, source_id, role, idx
+                 LIMIT ?5",
             )
-            .map_err(classify)?;
-    }
-
-    let entities: Vec<String> = connection
-        .prepare(
-            "SELECT id FROM entities
-             WHERE redirect_to IS NULL AND record LIKE '%\"rule\":\"authority\"%'",
-        )
-        .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
-        .map_err(classify)?;
-    for id in entities {
-        let Some(text) = connection
-            .query_row("SELECT record FROM entities WHERE id = ?1", [&id], |row| {
-                row.get::<_, String>(0)
-            })
-            .optional()
-            .map_err(classify)?
-        else {
-            continue;
-        };
-        let record: UnifiedRecord =
-            serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("corrupt unified record: {e}")))?;
-        let mentions: Vec<KeptMention> = connection
-            .prepare("SELECT mention FROM mentions WHERE entity_id = ?1")
             .and_then(|mut s| {
-                s.query_map([&id], |row| row.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()
+                s.query_map(
+                    params![after.0, after.1, after.2, after.3, sql_limit(BACKFILL_BATCH)],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                )?
+                .collect()
             })
-            .map_err(classify)?
-            .iter()
-            .map(|text| {
-                serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("corrupt kept mention: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
-        for (source, flags) in quality::contradictions(&record, &mentions) {
+            .map_err(classify)?;
+        let full = flagged.len() == BACKFILL_BATCH;
+        for (record_type, source_id, role, idx, text) in flagged {
+            let kept: KeptMention =
+                serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("corrupt kept mention: {e}")))?;
             connection
                 .execute(
-                    "UPDATE mentions SET contradictions = ?5
-                     WHERE record_type = ?1 AND source_id = ?2 AND role = ?3 AND idx = ?4",
-                    params![
-                        source.record_type,
-                        source.source_id,
-                        source.role,
-                        source.index,
-                        flags_to_json(&flags)?
-                    ],
+                    "UPDATE mentions SET flags = ?5 WHERE record_type = ?1 AND source_id = ?2 AND role = ?3 AND idx = ?4",
+                    params![record_type, source_id, role, idx, flags_to_json(&kept.mention.flags)?],
                 )
                 .map_err(classify)?;
+            after = (record_type, source_id, role, idx);
         }
+        if !full {
+            break;
+        }
+    }
+
+    let mut after_id = String::new();
+    loop {
+        let entities: Vec<String> = connection
+            .prepare(
+                "SELECT id FROM entities
+                 WHERE redirect_to IS NULL AND record LIKE '%\"rule\":\"authority\"%' AND id > ?1
+                 ORDER BY id
+                 LIMIT ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![after_id, sql_limit(BACKFILL_BATCH)], |row| row.get(0))?
+                    .collect()
+            })
+            .map_err(classify)?;
+        let full = entities.len() == BACKFILL_BATCH;
+        for id in entities {
+            backfill_contradictions(connection, &id)?;
+            after_id = id;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// How many mentions (or entities) the backfill reads at a time.
+const BACKFILL_BATCH: usize = 1_000;
+
+/// The contradictions of the mentions of entity `id`, which keeps a value by authority:
+/// one entity's record and mentions in memory at a time.
+fn backfill_contradictions(connection: &Connection, id: &str) -> Result<(), StoreError> {
+    let Some(text) = connection
+        .query_row("SELECT record FROM entities WHERE id = ?1", [id], |row| {
+            row.get::<_, String>(0)
+        })
+        .optional()
+        .map_err(classify)?
+    else {
+        return Ok(());
+    };
+    let record: UnifiedRecord =
+        serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("corrupt unified record: {e}")))?;
+    let mentions: Vec<KeptMention> = connection
+        .prepare("SELECT mention FROM mentions WHERE entity_id = ?1")
+        .and_then(|mut s| {
+            s.query_map([id], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(classify)?
+        .iter()
+        .map(|text| serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("corrupt kept mention: {e}"))))
+        .collect::<Result<_, _>>()?;
+    for (source, flags) in quality::contradictions(&record, &mentions) {
+        connection
+            .execute(
+                "UPDATE mentions SET contradictions = ?5
+                 WHERE record_type = ?1 AND source_id = ?2 AND role = ?3 AND idx = ?4",
+                params![
+                    source.record_type,
+                    source.source_id,
+                    source.role,
+                    source.index,
+                    flags_to_json(&flags)?
+                ],
+            )
+            .map_err(classify)?;
     }
     Ok(())
 }

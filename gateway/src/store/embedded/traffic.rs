@@ -26,15 +26,25 @@ pub(super) fn add(connection: &mut Connection, rows: &[TrafficRow]) -> Result<()
     tx.commit().map_err(classify)
 }
 
-pub(super) fn select(connection: &Connection, since: i64, until: i64) -> Result<Vec<TrafficRow>, StoreError> {
+/// The counters of `[since, until)` added up per window of `window` seconds (see the
+/// PostgreSQL side for the window's start).
+pub(super) fn select(
+    connection: &Connection,
+    since: i64,
+    until: i64,
+    window: i64,
+    department: Option<&str>,
+) -> Result<Vec<TrafficRow>, StoreError> {
     let mut statement = connection
         .prepare_cached(
-            "SELECT minute, department, record_type, counter, n FROM traffic
-             WHERE minute >= ?1 AND minute < ?2",
+            "SELECT minute - ((minute % ?3) + ?3) % ?3 AS start, department, record_type, counter, sum(n)
+             FROM traffic
+             WHERE minute >= ?1 AND minute < ?2 AND (?4 IS NULL OR department = ?4)
+             GROUP BY start, department, record_type, counter",
         )
         .map_err(classify)?;
     let rows = statement
-        .query_map(params![since, until], |row| {
+        .query_map(params![since, until, window, department], |row| {
             Ok(TrafficRow {
                 minute: row.get(0)?,
                 department: row.get(1)?,

@@ -480,9 +480,17 @@ impl Store for PostgresStore {
         in_transaction!(self, |tx| traffic::add(&tx, rows).await?)
     }
 
-    async fn traffic(&self, since: i64, until: i64) -> Result<Vec<TrafficRow>, StoreError> {
+    async fn traffic(
+        &self,
+        since: i64,
+        until: i64,
+        window: i64,
+        department: Option<&str>,
+    ) -> Result<Vec<TrafficRow>, StoreError> {
         let client = self.client().await?;
-        let result = self.answered(traffic::select(&client, since, until)).await;
+        let result = self
+            .answered(traffic::select(&client, since, until, window, department))
+            .await;
         release(client, result)
     }
 }

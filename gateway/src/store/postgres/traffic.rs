@@ -35,15 +35,30 @@ pub(super) async fn add(tx: &Transaction<'_>, rows: &[TrafficRow]) -> Result<(),
     Ok(())
 }
 
-pub(super) async fn select(client: &Client, since: i64, until: i64) -> Result<Vec<TrafficRow>, StoreError> {
+/// The counters of `[since, until)` added up per window of `window` seconds. A window
+/// starts at a multiple of `window`, before a minute as well as after it (`%` truncates
+/// towards zero; the outer `%` makes it the Euclidean remainder Rust's `rem_euclid` is).
+pub(super) async fn select(
+    client: &Client,
+    since: i64,
+    until: i64,
+    window: i64,
+    department: Option<&str>,
+) -> Result<Vec<TrafficRow>, StoreError> {
     let statement = client
         .prepare_cached(
-            "SELECT minute, department, record_type, counter, n FROM traffic
-             WHERE minute >= $1 AND minute < $2",
+            "SELECT minute - ((minute % $3) + $3) % $3 AS start, department, record_type, counter,
+                    sum(n)::bigint
+             FROM traffic
+             WHERE minute >= $1 AND minute < $2 AND ($4::text IS NULL OR department = $4)
+             GROUP BY start, department, record_type, counter",
         )
         .await
         .map_err(classify)?;
-    let rows = client.query(&statement, &[&since, &until]).await.map_err(classify)?;
+    let rows = client
+        .query(&statement, &[&since, &until, &window, &department])
+        .await
+        .map_err(classify)?;
     rows.iter()
         .map(|row| {
             Ok(TrafficRow {
