@@ -32,11 +32,17 @@ fn tongban(args: &[&str], dir: &Path) -> Output {
 /// `tongban dev` in `dir` on a free port, listening: the process (killed when dropped)
 /// and its endpoint.
 fn start_dev(dir: &Path, stdout: Stdio) -> (Running, String) {
+    start_dev_with(dir, &[], stdout)
+}
+
+/// `tongban dev` with more arguments (`--data-dir`, say), as [`start_dev`].
+fn start_dev_with(dir: &Path, args: &[&str], stdout: Stdio) -> (Running, String) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut dev = Running(
         Command::new(TONGBAN)
             .args(["dev", "--listen", &listen])
+            .args(args)
             .current_dir(dir)
             .stdout(stdout)
             .stderr(Stdio::null())
@@ -572,19 +578,7 @@ fn the_demos_data_served_again_shows_its_statistics_to_ops() {
     let output = tongban(&["demo", "--people", "50", "--keep", "demo"], dir.path());
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("tongban stats --identity"));
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut dev = Running(
-        Command::new(TONGBAN)
-            .args(["dev", "--data-dir", "demo", "--listen", &listen])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tongban dev"),
-    );
-    wait_for_port(port, &mut dev);
-    let endpoint = format!("https://{listen}");
+    let (_dev, endpoint) = start_dev_with(dir.path(), &["--data-dir", "demo"], Stdio::null());
     let stats = |identity: &str, extra: &[&str]| {
         let mut args = vec!["stats", "--endpoint", &endpoint, "--identity", identity];
         args.extend_from_slice(extra);
@@ -697,19 +691,7 @@ fn demo_data_served_again_gives_each_department_its_quality_report() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("tongban quality --identity"));
 
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut dev = Running(
-        Command::new(TONGBAN)
-            .args(["dev", "--data-dir", kept_arg, "--listen", &listen])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tongban dev"),
-    );
-    wait_for_port(port, &mut dev);
-    let endpoint = format!("https://{listen}");
+    let (_dev, endpoint) = start_dev_with(dir.path(), &["--data-dir", kept_arg], Stdio::null());
     let quality = |identity: &str, extra: &[&str]| {
         let identity = kept.join("pki").join(identity);
         let mut args = vec![
