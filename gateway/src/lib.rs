@@ -5,10 +5,12 @@
 //!
 //! Map of the crate, in the order a pushed record flows through it:
 //! - [`tls`]: the accept loop; only connections with a client certificate of the
-//!   configured CA (and not revoked) get through, each tagged with its [`tls::Peer`].
+//!   configured CA (and not revoked) get through, each tagged with its [`tls::Peer`];
+//!   every refusal is queued for the audit log.
 //! - [`identity`]: who the certificate says the caller is (`department:tax`, ...).
-//! - [`grpc`]: the gRPC services (`Exchange`, `Unified`, `Stewardship`, `Operations`, `Quality`), wire ⇄ domain conversions,
-//!   and the one place where errors become a `tonic::Status`.
+//! - [`grpc`]: the gRPC services (`Exchange`, `Unified`, `Stewardship`, `Operations`,
+//!   `Quality`), each call in its span, wire ⇄ domain conversions, and the one place
+//!   where errors become a `tonic::Status`.
 //! - [`pipeline`]: authorise → validate (JSON Schemas from [`schemas`]) → adapt and
 //!   normalise (`tongban_adapters`) → commit.
 //! - [`resolve`]: which unified entity each mention is, and the unified record built
