@@ -1,6 +1,7 @@
 //! The department's connector: connects with a client certificate and streams a
 //! JSON-lines file of envelopes through `PushStream`, resending what the hub could not
-//! take (UNAVAILABLE) and reporting every rejection. Behind `tongban push` and the demo.
+//! take (UNAVAILABLE, or RESOURCE_EXHAUSTED over this identity's request rate: after the
+//! delay the hub gives) and reporting every rejection. Behind `tongban push` and the demo.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -195,6 +196,10 @@ pub struct PushReport {
     pub not_delivered: u64,
     /// Reconnections after the hub was unavailable.
     pub retries: u64,
+    /// Times the hub refused a batch over this identity's request rate, and the
+    /// unanswered batches were sent again after the delay it asked for.
+    #[serde(default)]
+    pub throttled: u64,
     /// Why the push stopped early, if it did.
     pub failure: Option<String>,
     /// The same counts per record type.
@@ -383,14 +388,38 @@ fn stream_failure(status: Status) -> StreamEnd {
     }
     match status.code() {
         Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Aborted => StreamEnd::Lost(status),
+        // Over this identity's request rate: the hub says when the next batch will be
+        // taken. Every earlier batch was answered; the refused one was not looked at.
+        Code::ResourceExhausted if limit_reason(&status) == Some("RATE_LIMITED") => match hinted_delay(&status) {
+            Some(delay) => StreamEnd::Throttled(status, delay),
+            None => StreamEnd::Lost(status),
+        },
+        // Too many streams of this identity open (another connector of the same
+        // department?): they may close, so retry, but as an attempt that counts.
+        Code::ResourceExhausted if hinted_delay(&status).is_some() => StreamEnd::Lost(status),
+        // A message too large, for one: resending it will not help.
         _ => StreamEnd::Stopped(describe(&status)),
     }
 }
 
+/// The google.rpc.RetryInfo delay of a status, if the hub gave one.
+fn hinted_delay(status: &Status) -> Option<Duration> {
+    tonic_types::StatusExt::get_details_retry_info(status).and_then(|info| info.retry_delay)
+}
+
+/// The google.rpc.ErrorInfo reason of a status from the hub.
+fn limit_reason(status: &Status) -> Option<&'static str> {
+    let reason = tonic_types::StatusExt::get_details_error_info(status)?.reason;
+    ["RATE_LIMITED", "TOO_MANY_STREAMS"]
+        .into_iter()
+        .find(|known| *known == reason)
+}
+
+/// The longest the connector waits when the hub asks it to slow down.
+const LONGEST_THROTTLE: Duration = Duration::from_secs(60);
+
 fn retry_delay(status: Option<&Status>, attempt: u32) -> Duration {
-    let hinted = status
-        .and_then(tonic_types::StatusExt::get_details_retry_info)
-        .and_then(|info| info.retry_delay);
+    let hinted = status.and_then(hinted_delay);
     let backoff = Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5)));
     hinted
         .map_or(backoff, |hint| hint.max(backoff))
@@ -403,6 +432,10 @@ enum StreamEnd {
     Finished,
     /// The hub or the network went away: reconnect and resend what is pending.
     Lost(Status),
+    /// The hub refused a batch over this identity's request rate: wait the delay it
+    /// gave, then reconnect and resend what is pending. Not a failed attempt: the hub
+    /// is there and says when it takes more.
+    Throttled(Status, Duration),
     /// The hub refused the push (certificate, permission, limits), or the file could not
     /// be read on: resending will not help.
     Stopped(String),
@@ -516,20 +549,37 @@ pub async fn push_file(
             Err(refused @ ClientError::Refused { .. }) => StreamEnd::Stopped(refused.to_string()),
             Err(e) => StreamEnd::Lost(Status::unavailable(e.to_string())),
         };
+        let answered_after = push.report.accepted + push.report.unchanged + push.report.stale + push.report.rejected;
+        let progressed = answered_after > answered_before;
         let lost = match end {
             StreamEnd::Finished => break,
             StreamEnd::Stopped(reason) => {
                 push.report.failure = Some(reason);
                 break;
             }
+            StreamEnd::Throttled(status, delay) => {
+                if progressed {
+                    attempt = 0;
+                }
+                push.report.throttled += 1;
+                let delay = delay.min(LONGEST_THROTTLE);
+                // Quiet unless it is long: under a tight limit this happens every few batches.
+                if delay >= Duration::from_secs(1) {
+                    push.progress.suspend(|| {
+                        eprintln!(
+                            "hub busy ({}); resending {} unanswered batches in {:?}",
+                            describe(&status),
+                            push.pending.len(),
+                            delay
+                        )
+                    });
+                }
+                tokio::time::sleep(delay).await;
+                continue;
+            }
             StreamEnd::Lost(status) => status,
         };
-        let answered_after = push.report.accepted + push.report.unchanged + push.report.stale + push.report.rejected;
-        attempt = if answered_after > answered_before {
-            1
-        } else {
-            attempt + 1
-        };
+        attempt = if progressed { 1 } else { attempt + 1 };
         if attempt > options.max_attempts {
             push.report.failure = Some(format!(
                 "gave up after {} attempts: {}",

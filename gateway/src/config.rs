@@ -237,8 +237,10 @@ pub struct EmbeddedConfig {
     pub busy_timeout_ms: u64,
 }
 
-/// Limits that protect the service from oversized or runaway input.
-#[derive(Debug, Clone, Deserialize)]
+/// Limits that protect the service from oversized or runaway input, and each caller
+/// from the others: streams and request rate are counted per identity
+/// (`grpc/caller_limits.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Largest gRPC message accepted, in bytes (bigger ones get RESOURCE_EXHAUSTED).
@@ -254,6 +256,19 @@ pub struct Limits {
     /// they are all unread the hub stops reading the stream (backpressure).
     #[serde(default = "default_stream_window")]
     pub stream_window: usize,
+    /// Streaming calls (PushStream, Changes) one identity may hold open at once; one
+    /// more gets RESOURCE_EXHAUSTED.
+    #[serde(default = "default_max_streams_per_identity")]
+    pub max_streams_per_identity: usize,
+    /// Requests a second one identity may make, sustained: every call, and every batch
+    /// of a PushStream, takes one (health checks and reflection take none). Beyond it
+    /// the caller gets RESOURCE_EXHAUSTED with the delay until its next request.
+    #[serde(default = "default_requests_per_second_per_identity")]
+    pub requests_per_second_per_identity: f64,
+    /// Requests one identity may make at once after a quiet spell (the size of its
+    /// token bucket).
+    #[serde(default = "default_burst_per_identity")]
+    pub burst_per_identity: u32,
 }
 
 impl Default for Limits {
@@ -263,6 +278,9 @@ impl Default for Limits {
             max_batch_records: default_max_batch_records(),
             max_payload_bytes: default_max_payload_bytes(),
             stream_window: default_stream_window(),
+            max_streams_per_identity: default_max_streams_per_identity(),
+            requests_per_second_per_identity: default_requests_per_second_per_identity(),
+            burst_per_identity: default_burst_per_identity(),
         }
     }
 }
@@ -412,6 +430,16 @@ impl Config {
                     .into(),
             ));
         }
+        if l.max_streams_per_identity == 0
+            || l.burst_per_identity == 0
+            || !(l.requests_per_second_per_identity.is_finite() && l.requests_per_second_per_identity > 0.0)
+        {
+            return Err(ConfigError::Invalid(
+                "limits: max_streams_per_identity, requests_per_second_per_identity and burst_per_identity \
+                 must be positive"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -452,6 +480,15 @@ fn default_max_payload_bytes() -> usize {
 fn default_stream_window() -> usize {
     4
 }
+fn default_max_streams_per_identity() -> usize {
+    8
+}
+fn default_requests_per_second_per_identity() -> f64 {
+    1_000.0
+}
+fn default_burst_per_identity() -> u32 {
+    2_000
+}
 fn default_probe_interval_ms() -> u64 {
     2_000
 }
@@ -487,6 +524,16 @@ mod tests {
             config.telemetry,
             TelemetryConfig::default(),
             "the example shows the telemetry defaults"
+        );
+        assert_eq!(
+            config.limits,
+            Limits::default(),
+            "the example shows the limits' defaults"
+        );
+        let text = EXAMPLE.replace("burst_per_identity = 2000", "burst_per_identity = 0");
+        assert!(
+            Config::parse(&text).expect("parses").check().is_err(),
+            "no burst, no request"
         );
         let text = EXAMPLE.replace("sampling_ratio = 1.0", "sampling_ratio = 1.5");
         let config = Config::parse(&text).expect("parses");

@@ -19,6 +19,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use crate::config::Limits;
+use crate::grpc::caller_limits::{CallerLimits, CallerLimitsLayer};
 use crate::grpc::exchange::ExchangeService;
 use crate::grpc::message_limit::MessageLimitLayer;
 use crate::grpc::operations::OperationsService;
@@ -216,10 +217,14 @@ pub async fn serve<S: Store + Clone>(
         .build_v1alpha()
         .map_err(|e| ServerError::Join(format!("reflection: {e}")))?;
 
+    // Streams open and requests a second, per caller identity: the layer below checks
+    // every call, the Exchange service every batch of a PushStream.
+    let caller_limits = CallerLimits::new(&limits);
     let exchange = ExchangeServer::new(ExchangeService::new(
         pipeline,
         limits.stream_window,
         limits.max_message_bytes,
+        Arc::clone(&caller_limits),
     ))
     .max_decoding_message_size(limits.max_message_bytes)
     .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
@@ -268,6 +273,9 @@ pub async fn serve<S: Store + Clone>(
         .layer(MessageLimitLayer {
             limit: limits.max_message_bytes,
         })
+        // Inside the span (a refusal is logged and traced like any answer) and the
+        // message limit's rewrite (which would pass a refusal through unchanged).
+        .layer(CallerLimitsLayer { limits: caller_limits })
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -10,6 +10,7 @@ use tongban_proto::v1 as pb;
 use tongban_proto::v1::exchange_server::Exchange;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::caller_limits::CallerLimits;
 use super::convert::push_response;
 use super::status::from_inbound;
 use crate::identity::Identity;
@@ -23,14 +24,23 @@ pub struct ExchangeService<S> {
     stream_window: usize,
     /// The configured message limit, named in RESOURCE_EXHAUSTED answers.
     max_message_bytes: usize,
+    /// Every batch of a PushStream is a request of its caller (a unary Push is charged
+    /// by the layer, before it gets here).
+    caller_limits: Arc<CallerLimits>,
 }
 
 impl<S: Store> ExchangeService<S> {
-    pub fn new(pipeline: Arc<Pipeline<S>>, stream_window: usize, max_message_bytes: usize) -> Self {
+    pub fn new(
+        pipeline: Arc<Pipeline<S>>,
+        stream_window: usize,
+        max_message_bytes: usize,
+        caller_limits: Arc<CallerLimits>,
+    ) -> Self {
         ExchangeService {
             pipeline,
             stream_window: stream_window.max(1),
             max_message_bytes,
+            caller_limits,
         }
     }
 }
@@ -61,7 +71,9 @@ impl<S: Store> Exchange for ExchangeService<S> {
     /// `stream_window` slots: when the client stops reading them the task stops
     /// reading requests, and HTTP/2 flow control pushes back on the client. A batch
     /// that fails ends the stream with its status; the batches answered before it are
-    /// committed, those after it were never read.
+    /// committed, those after it were never read. So does a batch over the caller's
+    /// request rate (RESOURCE_EXHAUSTED with the delay before it may be sent again),
+    /// before any of it is looked at.
     async fn push_stream(
         &self,
         request: Request<Streaming<pb::PushRequest>>,
@@ -71,10 +83,14 @@ impl<S: Store> Exchange for ExchangeService<S> {
         let (tx, rx) = mpsc::channel(self.stream_window);
         let pipeline = self.pipeline.clone();
         let limit = self.max_message_bytes;
+        let caller_limits = Arc::clone(&self.caller_limits);
         tokio::spawn(async move {
             loop {
                 let answer = match inbound.message().await {
-                    Ok(Some(batch)) => push_batch(&pipeline, &identity, batch).await,
+                    Ok(Some(batch)) => match caller_limits.request(&identity) {
+                        Ok(()) => push_batch(&pipeline, &identity, batch).await,
+                        Err(limited) => Err(limited.into()),
+                    },
                     Ok(None) => return,
                     Err(status) => Err(from_inbound(status, limit)),
                 };

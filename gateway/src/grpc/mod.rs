@@ -3,6 +3,7 @@
 //!
 //! **Invariant: only this module knows `tonic::Status` and the generated wire types.**
 
+pub mod caller_limits;
 pub mod convert;
 pub mod exchange;
 pub mod message_limit;

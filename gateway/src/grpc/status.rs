@@ -7,6 +7,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::caller_limits::Limited;
 use crate::pipeline::PushError;
 use crate::quality::QualityError;
 use crate::registry::ReadError;
@@ -195,6 +196,23 @@ impl From<StoreError> for Status {
             StoreError::NotFound(what) => Status::not_found(format!("no such {what}")),
             StoreError::Refused(why) => Status::failed_precondition(why),
         }
+    }
+}
+
+/// A caller over its rate or stream limit: RESOURCE_EXHAUSTED, with the delay after
+/// which it may try again as RetryInfo (gRPC clients and `tongban push` honour it).
+impl From<Limited> for Status {
+    fn from(e: Limited) -> Status {
+        let metadata = match &e {
+            Limited::Rate { per_second, burst, .. } => HashMap::from([
+                ("requests_per_second".to_owned(), per_second.to_string()),
+                ("burst".to_owned(), burst.to_string()),
+            ]),
+            Limited::Streams { max } => HashMap::from([("max_streams".to_owned(), max.to_string())]),
+        };
+        let mut details = ErrorDetails::with_retry_info(Some(e.retry_after()));
+        details.set_error_info(e.reason(), ERROR_DOMAIN, metadata);
+        Status::with_error_details(Code::ResourceExhausted, e.to_string(), details)
     }
 }
 

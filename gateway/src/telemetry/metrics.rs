@@ -38,6 +38,9 @@ pub struct Metrics {
     audit_entries: Counter<u64>,
     /// TLS clients turned away, per reason.
     refused_certificates: Counter<u64>,
+    /// Calls and stream batches refused by the per-identity limits, per identity kind
+    /// and reason.
+    limited: Counter<u64>,
 }
 
 /// Upper bounds of the stage-latency buckets, in seconds: 0.5 ms to 30 s.
@@ -135,6 +138,13 @@ impl Metrics {
                 .u64_counter("tongban.certificates.refused")
                 .with_description("TLS clients refused, per reason")
                 .build(),
+            limited: meter
+                .u64_counter("tongban.requests.limited")
+                .with_description(
+                    "Requests refused by the per-identity limits (RESOURCE_EXHAUSTED), \
+                     per identity kind and reason (rate_limited, too_many_streams)",
+                )
+                .build(),
         }
     }
 
@@ -226,6 +236,18 @@ impl Metrics {
 
     pub fn refused_certificate(&self, reason: &'static str) {
         self.refused_certificates.add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// A request refused by the per-identity limits. The identity label is its folder
+    /// name (a department or a role: never a steward's name).
+    pub fn limited(&self, identity: &Identity, reason: &'static str) {
+        self.limited.add(
+            1,
+            &[
+                KeyValue::new("identity", identity.folder_name().to_owned()),
+                KeyValue::new("reason", reason),
+            ],
+        );
     }
 }
 
