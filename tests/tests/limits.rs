@@ -227,10 +227,7 @@ async fn open_streams_are_limited_per_identity() {
     let mut tax = hub.exchange(&department("tax")).await;
     let (first_tx, mut first) = open_push_stream(&mut tax).await.expect("first stream");
     let (second_tx, mut second) = open_push_stream(&mut tax).await.expect("second stream");
-    let refusal = open_push_stream(&mut tax)
-        .await
-        .err()
-        .expect("a third stream is refused");
+    let refusal = open_push_stream(&mut tax).await.expect_err("a third stream is refused");
     let (delay, reason) = limited(&refusal);
     assert_eq!(reason, "TOO_MANY_STREAMS");
     assert_eq!(delay, Duration::from_secs(1));
@@ -261,7 +258,7 @@ async fn open_streams_are_limited_per_identity() {
     let mut platform = unified(&hub, &Identity::Platform).await;
     let feed = follow_feed(&mut platform).await.expect("first feed");
     let _other_feed = follow_feed(&mut platform).await.expect("second feed");
-    let refusal = follow_feed(&mut platform).await.err().expect("a third feed is refused");
+    let refusal = follow_feed(&mut platform).await.expect_err("a third feed is refused");
     let (delay, reason) = limited(&refusal);
     assert_eq!(reason, "TOO_MANY_STREAMS");
     // A consumer that goes away gives its place back once the hub sees the stream
