@@ -273,8 +273,7 @@ pub async fn serve<S: Store + Clone>(
         .layer(MessageLimitLayer {
             limit: limits.max_message_bytes,
         })
-        // Inside the span (a refusal is logged and traced like any answer) and the
-        // message limit's rewrite (which would pass a refusal through unchanged).
+        // Inside the span: a refusal is logged and traced like any answer.
         .layer(CallerLimitsLayer { limits: caller_limits })
         .add_service(health_service)
         .add_service(reflection_v1)
