@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tongban_proto::v1 as pb;
@@ -11,7 +11,7 @@ use tongban_proto::v1::exchange_server::Exchange;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::push_response;
-use super::status::from_inbound;
+use super::status::{from_inbound, shutting_down};
 use crate::identity::Identity;
 use crate::pipeline::Pipeline;
 use crate::record::Envelope;
@@ -23,14 +23,22 @@ pub struct ExchangeService<S> {
     stream_window: usize,
     /// The configured message limit, named in RESOURCE_EXHAUSTED answers.
     max_message_bytes: usize,
+    /// Turns true when the server begins to stop: PushStreams take no further batch.
+    stopping: watch::Receiver<bool>,
 }
 
 impl<S: Store> ExchangeService<S> {
-    pub fn new(pipeline: Arc<Pipeline<S>>, stream_window: usize, max_message_bytes: usize) -> Self {
+    pub fn new(
+        pipeline: Arc<Pipeline<S>>,
+        stream_window: usize,
+        max_message_bytes: usize,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
         ExchangeService {
             pipeline,
             stream_window: stream_window.max(1),
             max_message_bytes,
+            stopping,
         }
     }
 }
@@ -62,6 +70,10 @@ impl<S: Store> Exchange for ExchangeService<S> {
     /// reading requests, and HTTP/2 flow control pushes back on the client. A batch
     /// that fails ends the stream with its status; the batches answered before it are
     /// committed, those after it were never read.
+    ///
+    /// Once the server begins to stop, the batch in hand is finished and answered, and
+    /// the stream ends with UNAVAILABLE: a client streaming on would otherwise hold the
+    /// hub up until its grace runs out and then lose the stream mid-batch.
     async fn push_stream(
         &self,
         request: Request<Streaming<pb::PushRequest>>,
@@ -71,12 +83,20 @@ impl<S: Store> Exchange for ExchangeService<S> {
         let (tx, rx) = mpsc::channel(self.stream_window);
         let pipeline = self.pipeline.clone();
         let limit = self.max_message_bytes;
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             loop {
-                let answer = match inbound.message().await {
-                    Ok(Some(batch)) => push_batch(&pipeline, &identity, batch).await,
-                    Ok(None) => return,
-                    Err(status) => Err(from_inbound(status, limit)),
+                let next = tokio::select! {
+                    biased;
+                    // A dropped sender means the server is gone: stop as well.
+                    _ = stopping.wait_for(|stopping| *stopping) => None,
+                    message = inbound.message() => Some(message),
+                };
+                let answer = match next {
+                    Some(Ok(Some(batch))) => push_batch(&pipeline, &identity, batch).await,
+                    Some(Ok(None)) => return,
+                    Some(Err(status)) => Err(from_inbound(status, limit)),
+                    None => Err(shutting_down()),
                 };
                 let failed = answer.is_err();
                 if tx.send(answer).await.is_err() || failed {
