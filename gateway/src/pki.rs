@@ -14,6 +14,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -134,18 +135,49 @@ impl CertificateAuthority {
     /// A client certificate with an arbitrary SAN URI (tests use it for certificates
     /// that are valid but carry no Tongban identity).
     pub fn issue_client_for_uri(&self, uri: &str) -> Result<IssuedCertificate, PkiError> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name = distinguished_name(&format!("Tongban client {uri}"));
-        params.subject_alt_names.push(SanType::URI(uri.try_into()?));
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(params)
+        self.issue_client_with(&ClientCertificateSpec::new(uri))
     }
 
-    fn issue(&self, mut params: CertificateParams) -> Result<IssuedCertificate, PkiError> {
+    /// A certificate carrying `spec.uri` as its SAN URI, valid when and for what `spec`
+    /// says: tests use it for the certificates the hub must refuse although its own CA
+    /// signed them (expired, or made for another purpose).
+    pub fn issue_client_with(&self, spec: &ClientCertificateSpec) -> Result<IssuedCertificate, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = distinguished_name(&format!("Tongban client {}", spec.uri));
+        params
+            .subject_alt_names
+            .push(SanType::URI(spec.uri.as_str().try_into()?));
+        if let Some(validity) = &spec.validity {
+            params.not_before = rcgen::date_time_ymd(1970, 1, 1) + since_1970(validity.start)?;
+            params.not_after = rcgen::date_time_ymd(1970, 1, 1) + since_1970(validity.end)?;
+        }
+        let mut key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = match spec.purpose {
+            CertificatePurpose::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            CertificatePurpose::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            CertificatePurpose::Authority => {
+                // A CA in every other respect, so that only its being one is wrong.
+                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                key_usages.push(KeyUsagePurpose::KeyCertSign);
+                vec![ExtendedKeyUsagePurpose::ClientAuth]
+            }
+        };
+        self.issue_with_key_usages(params, key_usages)
+    }
+
+    fn issue(&self, params: CertificateParams) -> Result<IssuedCertificate, PkiError> {
+        self.issue_with_key_usages(params, vec![KeyUsagePurpose::DigitalSignature])
+    }
+
+    fn issue_with_key_usages(
+        &self,
+        mut params: CertificateParams,
+        key_usages: Vec<KeyUsagePurpose>,
+    ) -> Result<IssuedCertificate, PkiError> {
         let serial = random_serial()?;
         let serial_hex = hex(serial.as_ref());
         params.serial_number = Some(serial);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.key_usages = key_usages;
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
@@ -155,6 +187,53 @@ impl CertificateAuthority {
             serial: canonical_hex(&serial_hex),
         })
     }
+}
+
+/// What a certificate issued by [`CertificateAuthority::issue_client_with`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificatePurpose {
+    /// Client authentication (extended key usage `clientAuth`): what the hub accepts.
+    Client,
+    /// Server authentication only (`serverAuth`): a server's certificate.
+    Server,
+    /// A certificate authority (basic constraints `cA`), able to sign certificates.
+    Authority,
+}
+
+/// A client certificate to issue: its SAN URI, when it is valid and what it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificateSpec {
+    /// The SAN URI, `urn:tongban:...` for a Tongban identity.
+    pub uri: String,
+    /// From when until when it is valid; `None`: from 1975 to 4096.
+    pub validity: Option<std::ops::Range<SystemTime>>,
+    pub purpose: CertificatePurpose,
+}
+
+impl ClientCertificateSpec {
+    /// A client certificate for `uri`, valid now and for a long time.
+    pub fn new(uri: &str) -> Self {
+        ClientCertificateSpec {
+            uri: uri.to_owned(),
+            validity: None,
+            purpose: CertificatePurpose::Client,
+        }
+    }
+}
+
+/// The last second rcgen can write into a certificate (9999-12-31T23:59:59Z).
+const LAST_CERTIFICATE_SECOND: u64 = 253_402_300_799;
+
+/// How long after 1970 `at` is, to the second, within what a certificate can say.
+fn since_1970(at: SystemTime) -> Result<std::time::Duration, PkiError> {
+    let seconds = at
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| PkiError::Invalid("a certificate validity before 1970".into()))?
+        .as_secs();
+    if seconds > LAST_CERTIFICATE_SECOND {
+        return Err(PkiError::Invalid("a certificate validity beyond the year 9999".into()));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 fn distinguished_name(common_name: &str) -> DistinguishedName {
@@ -217,6 +296,8 @@ pub struct PresentedCertificate {
     pub serial: String,
     /// The SAN URIs under `urn:tongban:`.
     pub tongban_uris: Vec<String>,
+    /// Whether it is a certificate authority's (basic constraints `cA`): never a client's.
+    pub is_ca: bool,
 }
 
 impl PresentedCertificate {
@@ -234,7 +315,11 @@ impl PresentedCertificate {
                 }
             }
         }
-        Ok(PresentedCertificate { serial, tongban_uris })
+        Ok(PresentedCertificate {
+            serial,
+            tongban_uris,
+            is_ca: cert.is_ca(),
+        })
     }
 
     /// The caller's identity: exactly one Tongban SAN URI is required.

@@ -220,23 +220,21 @@ pub async fn serve<S: Store + Clone>(
     // Streams open and requests a second, per caller identity: the layer below checks
     // every call, the Exchange service every batch of a PushStream.
     let caller_limits = CallerLimits::new(&limits);
+    // When shutdown begins, following feeds end cleanly and PushStreams end with
+    // UNAVAILABLE after the batch in hand.
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let exchange = ExchangeServer::new(ExchangeService::new(
         pipeline,
         limits.stream_window,
         limits.max_message_bytes,
         Arc::clone(&caller_limits),
+        stopping_rx.clone(),
     ))
     .max_decoding_message_size(limits.max_message_bytes)
     .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
-    // Following feeds end cleanly when shutdown begins.
-    let (feeds_stop_tx, feeds_stop_rx) = tokio::sync::watch::channel(false);
-    let unified = UnifiedServer::new(UnifiedService::new(
-        registry,
-        limits.stream_window.max(16),
-        feeds_stop_rx,
-    ))
-    .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
+    let unified = UnifiedServer::new(UnifiedService::new(registry, limits.stream_window.max(16), stopping_rx))
+        .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
     let stewardship = StewardshipServer::new(StewardshipService::new(desk))
         .max_decoding_message_size(limits.max_message_bytes)
@@ -254,15 +252,15 @@ pub async fn serve<S: Store + Clone>(
     let incoming = accept_loop(listener, settings.tls.clone(), settings.handshake_timeout);
     // tonic's graceful shutdown waits for every client to hang up; a department that
     // keeps its connection open must not keep the hub from stopping.
-    let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
+    let (grace_tx, grace_rx) = oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
-        let _ = feeds_stop_tx.send(true);
-        let _ = stopping_tx.send(());
+        let _ = stopping_tx.send(true);
+        let _ = grace_tx.send(());
     };
     let shutdown_grace = settings.shutdown_grace;
     let grace = async move {
-        if stopping_rx.await.is_ok() {
+        if grace_rx.await.is_ok() {
             tokio::time::sleep(shutdown_grace).await;
         } else {
             std::future::pending::<()>().await;

@@ -190,9 +190,14 @@ impl Refusals {
 }
 
 /// A verifier's refusal in words for the audit log (never a value of the certificate
-/// beyond what identifies it).
-fn refusal_reason(error: &rustls::Error) -> (&'static str, String) {
+/// beyond what identifies it). `is_ca`: the certificate is a certificate authority's,
+/// which webpki refuses as an end entity with an error rustls passes on only as
+/// `Other`.
+fn refusal_reason(error: &rustls::Error, is_ca: bool) -> (&'static str, String) {
     match error {
+        rustls::Error::InvalidCertificate(CertificateError::Other(_)) if is_ca => {
+            ("wrong_purpose", "not a client certificate".to_owned())
+        }
         rustls::Error::InvalidCertificate(CertificateError::Revoked) => ("revoked", "revoked".to_owned()),
         rustls::Error::InvalidCertificate(CertificateError::Expired)
         | rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
@@ -226,17 +231,18 @@ struct RevocationAwareVerifier {
 
 impl RevocationAwareVerifier {
     fn refuse(&self, end_entity: &CertificateDer<'_>, error: rustls::Error) -> rustls::Error {
-        let (label, reason) = refusal_reason(&error);
-        crate::telemetry::metrics::metrics().refused_certificate(label);
-        let (claimed, serial) = match PresentedCertificate::parse(end_entity) {
+        let (claimed, serial, is_ca) = match PresentedCertificate::parse(end_entity) {
             Ok(presented) => (
                 presented
                     .identity()
                     .map_or_else(|_| "no Tongban identity".to_owned(), |i| i.to_string()),
                 presented.serial,
+                presented.is_ca,
             ),
-            Err(_) => ("nothing readable".to_owned(), "?".to_owned()),
+            Err(_) => ("nothing readable".to_owned(), "?".to_owned(), false),
         };
+        let (label, reason) = refusal_reason(&error, is_ca);
+        crate::telemetry::metrics::metrics().refused_certificate(label);
         tracing::warn!(%serial, reason = %reason, "refused a client certificate");
         self.refusals.push(CertificateRefusal::of(&claimed, &serial, reason));
         error

@@ -1016,6 +1016,28 @@ async fn only_stewards_act_and_refusals_are_audited(kind: StoreKind) {
         .expect_err("a department may not read explanations");
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 
+    // Tax, whose record is one of the pair's, may not settle it, merge or split either.
+    let mut tax_client = stewardship(&hub, &department("tax")).await;
+    let refused = decide(&mut tax_client, pair.id, pb::Verdict::Different)
+        .await
+        .expect_err("tax may not decide");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let refused = tax_client
+        .merge(pb::MergeRequest {
+            unified_id: chen.clone(),
+            other_id: pair.entity_id.clone(),
+        })
+        .await
+        .expect_err("tax may not merge");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let refused = tax_client
+        .split(pb::SplitRequest {
+            mention: Some(mention_ref("tax.taxpayer", CHEN_WEI_TAX, "taxpayer", 0)),
+        })
+        .await
+        .expect_err("tax may not split");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+
     // The platform reads explanations but does not act; ops does neither.
     let mut platform = stewardship(&hub, &Identity::Platform).await;
     let refused = platform
@@ -1063,6 +1085,13 @@ async fn only_stewards_act_and_refusals_are_audited(kind: StoreKind) {
     refusal("department:civil", "steward.request");
     refusal("department:civil", "steward.reviews");
     refusal("department:civil", "steward.explain");
+    assert_eq!(
+        refusal("department:tax", "steward.review.different").subject,
+        format!("pair {}", pair.id)
+    );
+    let merge = refusal("department:tax", "steward.merge");
+    assert!(merge.subject.contains(&chen), "{merge:?}");
+    refusal("department:tax", "steward.split");
     refusal("platform", "steward.split");
     refusal("ops", "steward.merge");
     refusal("ops", "steward.explain");

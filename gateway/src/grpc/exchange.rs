@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tongban_proto::v1 as pb;
@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::caller_limits::CallerLimits;
 use super::convert::push_response;
-use super::status::from_inbound;
+use super::status::{from_inbound, shutting_down};
 use crate::identity::Identity;
 use crate::pipeline::Pipeline;
 use crate::record::Envelope;
@@ -27,6 +27,8 @@ pub struct ExchangeService<S> {
     /// Every batch of a PushStream is a request of its caller (a unary Push is charged
     /// by the layer, before it gets here).
     caller_limits: Arc<CallerLimits>,
+    /// Turns true when the server begins to stop: PushStreams take no further batch.
+    stopping: watch::Receiver<bool>,
 }
 
 impl<S: Store> ExchangeService<S> {
@@ -35,12 +37,14 @@ impl<S: Store> ExchangeService<S> {
         stream_window: usize,
         max_message_bytes: usize,
         caller_limits: Arc<CallerLimits>,
+        stopping: watch::Receiver<bool>,
     ) -> Self {
         ExchangeService {
             pipeline,
             stream_window: stream_window.max(1),
             max_message_bytes,
             caller_limits,
+            stopping,
         }
     }
 }
@@ -74,6 +78,10 @@ impl<S: Store> Exchange for ExchangeService<S> {
     /// committed, those after it were never read. So does a batch over the caller's
     /// request rate (RESOURCE_EXHAUSTED with the delay before it may be sent again),
     /// before any of it is looked at.
+    ///
+    /// Once the server begins to stop, the batch in hand is finished and answered, and
+    /// the stream ends with UNAVAILABLE: a client streaming on would otherwise hold the
+    /// hub up until its grace runs out and then lose the stream mid-batch.
     async fn push_stream(
         &self,
         request: Request<Streaming<pb::PushRequest>>,
@@ -84,15 +92,23 @@ impl<S: Store> Exchange for ExchangeService<S> {
         let pipeline = self.pipeline.clone();
         let limit = self.max_message_bytes;
         let caller_limits = Arc::clone(&self.caller_limits);
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             loop {
-                let answer = match inbound.message().await {
-                    Ok(Some(batch)) => match caller_limits.request(&identity) {
+                let next = tokio::select! {
+                    biased;
+                    // A dropped sender means the server is gone: stop as well.
+                    _ = stopping.wait_for(|stopping| *stopping) => None,
+                    message = inbound.message() => Some(message),
+                };
+                let answer = match next {
+                    Some(Ok(Some(batch))) => match caller_limits.request(&identity) {
                         Ok(()) => push_batch(&pipeline, &identity, batch).await,
                         Err(limited) => Err(limited.into()),
                     },
-                    Ok(None) => return,
-                    Err(status) => Err(from_inbound(status, limit)),
+                    Some(Ok(None)) => return,
+                    Some(Err(status)) => Err(from_inbound(status, limit)),
+                    None => Err(shutting_down()),
                 };
                 let failed = answer.is_err();
                 if tx.send(answer).await.is_err() || failed {

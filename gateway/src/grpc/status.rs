@@ -178,6 +178,19 @@ impl From<QualityError> for Status {
     }
 }
 
+/// UNAVAILABLE for a PushStream the hub ends because it is shutting down: the batches
+/// it answered are committed, the others were never read. The client sends them again,
+/// to another replica or to this one once it is back.
+pub fn shutting_down() -> Status {
+    let mut details = ErrorDetails::with_error_info("SHUTTING_DOWN", ERROR_DOMAIN, HashMap::new());
+    details.set_retry_info(Some(RETRY_DELAY));
+    Status::with_error_details(
+        Code::Unavailable,
+        "the hub is shutting down; the batches answered are stored, send the others again",
+        details,
+    )
+}
+
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Status {
         match e {

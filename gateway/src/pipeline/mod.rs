@@ -20,7 +20,7 @@ use crate::config::Limits;
 use crate::identity::Identity;
 use crate::record::{Envelope, Outcome, RecordResult, Submission};
 use crate::statistics::Traffic;
-use crate::store::{Receipt, Store, StoreError};
+use crate::store::{AuditEntry, Receipt, Store, StoreError};
 use crate::telemetry::metrics::{metrics, Stage};
 
 pub use validate::{SchemaError, Validator};
@@ -122,7 +122,10 @@ impl<S: Store> Pipeline<S> {
         envelopes: Vec<Envelope>,
         watch: &mut crate::statistics::PushWatch<'_>,
     ) -> Result<Vec<RecordResult>, PushError> {
-        self.authorise(identity, &envelopes)?;
+        if let Err(refusal) = self.authorise(identity, &envelopes) {
+            self.audit_refusal(identity, &refusal, &envelopes).await?;
+            return Err(refusal);
+        }
         let department = identity.folder_name();
         let records = envelopes.len();
 
@@ -174,20 +177,13 @@ impl<S: Store> Pipeline<S> {
 
     /// A department pushes only its own record types; the batch must be of a sane size.
     /// An unknown record type is not refused here: it is a defect of that one record,
-    /// rejected and quarantined with the others' results intact.
+    /// rejected and quarantined with the others' results intact. Who may push what is
+    /// checked before the size, so that an attempt on another's record types is refused
+    /// (and audited) as such however large its batch.
     fn authorise(&self, identity: &Identity, envelopes: &[Envelope]) -> Result<(), PushError> {
         if !matches!(identity, Identity::Department(_)) {
             return Err(PushError::NotADepartment {
                 identity: identity.clone(),
-            });
-        }
-        if envelopes.is_empty() {
-            return Err(PushError::EmptyBatch);
-        }
-        if envelopes.len() > self.max_batch_records {
-            return Err(PushError::TooManyRecords {
-                count: envelopes.len(),
-                max: self.max_batch_records,
             });
         }
         for envelope in envelopes {
@@ -201,6 +197,63 @@ impl<S: Store> Pipeline<S> {
                 }
             }
         }
+        if envelopes.is_empty() {
+            return Err(PushError::EmptyBatch);
+        }
+        if envelopes.len() > self.max_batch_records {
+            return Err(PushError::TooManyRecords {
+                count: envelopes.len(),
+                max: self.max_batch_records,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes a batch refused for who sent it to the audit log, before the refusal is
+    /// answered: a caller reaching for records that are not its own (an identity that
+    /// is no department, a department pushing another's record type). The entry names
+    /// record types, never a value of a payload. A batch refused for its size is no one's
+    /// attempt on anyone's records, and is not audited. If the audit cannot be written,
+    /// the batch fails as the store's outage (nothing was stored either way).
+    async fn audit_refusal(
+        &self,
+        identity: &Identity,
+        refusal: &PushError,
+        envelopes: &[Envelope],
+    ) -> Result<(), PushError> {
+        let (subject, why) = match refusal {
+            PushError::NotADepartment { .. } => {
+                // Only record types of the catalogue: an unknown one is the caller's text.
+                let mut known: Vec<&str> = envelopes
+                    .iter()
+                    .filter_map(|e| e.record_type.parse::<RecordType>().ok())
+                    .map(|t| t.as_str())
+                    .collect();
+                known.sort_unstable();
+                known.dedup();
+                let subject = if known.is_empty() {
+                    format!("a batch of {} records", envelopes.len())
+                } else {
+                    known.join(", ")
+                };
+                (subject, "not a department".to_owned())
+            }
+            PushError::NotOwner { record_type, owner, .. } => (
+                record_type.as_str().to_owned(),
+                format!("the record type belongs to {}", Identity::Department(*owner)),
+            ),
+            PushError::EmptyBatch | PushError::TooManyRecords { .. } | PushError::Store(_) => return Ok(()),
+        };
+        let entry = AuditEntry {
+            at: SystemTime::now(),
+            identity: identity.to_string(),
+            action: "push".to_owned(),
+            subject,
+            purpose: String::new(),
+            outcome: format!("refused: {why}"),
+            trace_id: crate::telemetry::current_trace_id(),
+        };
+        crate::audit::append(&self.store, &entry).await?;
         Ok(())
     }
 }

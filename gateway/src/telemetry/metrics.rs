@@ -222,6 +222,7 @@ impl Metrics {
             "changes" => "changes",
             "explain" => "explain",
             "connect" => "connect",
+            "push" => "push",
             steward if steward.starts_with("steward") => "steward",
             _ => "other",
         };
