@@ -20,7 +20,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 
 mod common;
 
-use common::{free_port, Running, TONGBAN};
+use common::{free_port, start_serve, tls_table, Running};
 
 /// A PostgreSQL cluster of this test's own, stopped and removed at the end.
 struct ThrowawayCluster {
@@ -158,52 +158,14 @@ fn postgres_bin() -> Option<PathBuf> {
 
 async fn serve(dir: &Path, pki: &PkiLayout, url: &str) -> (Running, String) {
     let port = free_port();
-    let path = |p: PathBuf| p.display().to_string();
     let config = format!(
-        r#"
-listen = "127.0.0.1:{port}"
-shutdown_grace_secs = 1
-[tls]
-client_ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-[store]
-kind = "postgres"
-url = "{url}"
-pool_size = 4
-connect_timeout_ms = 1000
-wait_timeout_ms = 1000
-[health]
-probe_interval_ms = 200
-[telemetry]
-log_format = "text"
-"#,
-        ca = path(pki.ca_cert()),
-        cert = path(pki.server_dir().join("cert.pem")),
-        key = path(pki.server_dir().join("key.pem")),
+        "listen = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 1\n{tls}\
+         [store]\nkind = \"postgres\"\nurl = \"{url}\"\npool_size = 4\n\
+         connect_timeout_ms = 1000\nwait_timeout_ms = 1000\n\
+         [health]\nprobe_interval_ms = 200\n[telemetry]\nlog_format = \"text\"\n",
+        tls = tls_table(pki),
     );
-    std::fs::write(dir.join("hub.toml"), config).expect("config");
-    let log = std::fs::File::create(dir.join("hub.log")).expect("log");
-    let mut child = Running(
-        Command::new(TONGBAN)
-            .args(["serve", "--config"])
-            .arg(dir.join("hub.toml"))
-            .env_remove("TONGBAN_DATABASE_URL")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tongban serve"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if let Ok(Some(status)) = child.0.try_wait() {
-            let log = std::fs::read_to_string(dir.join("hub.log")).unwrap_or_default();
-            panic!("tongban serve exited early with {status}:\n{log}");
-        }
-        assert!(Instant::now() < deadline, "tongban serve did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let child = start_serve(dir, "hub", &config, port, &[("RUST_LOG", "warn")]).await;
     (child, format!("https://127.0.0.1:{port}"))
 }
 

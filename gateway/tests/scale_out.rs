@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio_stream::StreamExt;
@@ -21,7 +20,7 @@ use tonic::Code;
 
 mod common;
 
-use common::{free_port, Database, Running, TONGBAN};
+use common::{free_port, start_serve, tls_table, Database, Running};
 
 /// One `tongban serve` over `database` on a free port: the process and its endpoint.
 async fn replica(dir: &Path, pki: &PkiLayout, database: &Database, name: &str) -> (Running, String) {
@@ -30,53 +29,14 @@ async fn replica(dir: &Path, pki: &PkiLayout, database: &Database, name: &str) -
 
 /// One `tongban serve` over `database` on `port` (a restarted replica takes its old one).
 async fn replica_on(dir: &Path, pki: &PkiLayout, database: &Database, name: &str, port: u16) -> (Running, String) {
-    let path = |p: std::path::PathBuf| p.display().to_string();
     let config = format!(
-        r#"
-listen = "127.0.0.1:{port}"
-shutdown_grace_secs = 1
-[tls]
-client_ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-[store]
-kind = "postgres"
-url = "{url}"
-pool_size = 4
-[feed]
-poll_interval_ms = 50
-[telemetry]
-log_format = "text"
-"#,
-        ca = path(pki.ca_cert()),
-        cert = path(pki.server_dir().join("cert.pem")),
-        key = path(pki.server_dir().join("key.pem")),
+        "listen = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 1\n{tls}\
+         [store]\nkind = \"postgres\"\nurl = \"{url}\"\npool_size = 4\n\
+         [feed]\npoll_interval_ms = 50\n[telemetry]\nlog_format = \"text\"\n",
+        tls = tls_table(pki),
         url = database.url,
     );
-    let config_path = dir.join(format!("{name}.toml"));
-    std::fs::write(&config_path, config).expect("config");
-    let log_path = dir.join(format!("{name}.log"));
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let mut child = Running(
-        Command::new(TONGBAN)
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .env_remove("TONGBAN_DATABASE_URL")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tongban serve"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if let Ok(Some(status)) = child.0.try_wait() {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            panic!("{name} exited early with {status}:\n{log}");
-        }
-        assert!(Instant::now() < deadline, "{name} did not listen on {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let child = start_serve(dir, name, &config, port, &[("RUST_LOG", "warn")]).await;
     (child, format!("https://127.0.0.1:{port}"))
 }
 

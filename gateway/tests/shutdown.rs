@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -26,7 +26,7 @@ use tonic_types::StatusExt;
 
 mod common;
 
-use common::{free_port, Database, Running, TONGBAN};
+use common::{free_port, start_serve, Database, Running};
 
 /// The configured `shutdown_grace_secs`.
 const GRACE: Duration = Duration::from_secs(5);
@@ -161,27 +161,7 @@ poll_interval_ms = 50
         store = backing.table(dir),
     );
     std::fs::create_dir_all(dir.join("data")).expect("data folder");
-    std::fs::write(dir.join("tongban.toml"), config).expect("config");
-    let log = std::fs::File::create(dir.join("serve.log")).expect("log");
-    let mut child = Running(
-        Command::new(TONGBAN)
-            .args(["serve", "--config", "tongban.toml"])
-            .current_dir(dir)
-            .env_remove("TONGBAN_DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tongban serve"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if let Ok(Some(status)) = child.0.try_wait() {
-            panic!("tongban serve exited early with {status}:\n{}", server_log(dir));
-        }
-        assert!(Instant::now() < deadline, "tongban serve did not listen on {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child
+    start_serve(dir, "serve", &config, port, &[]).await
 }
 
 fn server_log(dir: &Path) -> String {

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ use tonic::{Request, Response, Status};
 
 mod common;
 
-use common::{free_port, Database, Running, TONGBAN};
+use common::{free_port, start_serve, Database, Running};
 
 /// The spans and metric exports a collector received.
 #[derive(Clone, Default)]
@@ -92,28 +91,7 @@ impl Collector {
 /// Starts `tongban serve` from `config` (written into `dir`) with `RUST_LOG=log_filter`,
 /// its stderr in `serve.log`.
 async fn serve(dir: &Path, config: &str, port: u16, log_filter: &str) -> Running {
-    std::fs::write(dir.join("tongban.toml"), config).expect("config");
-    let log = std::fs::File::create(dir.join("serve.log")).expect("log");
-    let mut child = Running(
-        Command::new(TONGBAN)
-            .args(["serve", "--config", "tongban.toml"])
-            .current_dir(dir)
-            .env("RUST_LOG", log_filter)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tongban serve"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if let Ok(Some(status)) = child.0.try_wait() {
-            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-            panic!("tongban serve exited early with {status}:\n{log}");
-        }
-        assert!(Instant::now() < deadline, "tongban serve did not listen on {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child
+    start_serve(dir, "serve", config, port, &[("RUST_LOG", log_filter)]).await
 }
 
 /// A `[store]` table: PostgreSQL at `url`, or the embedded store without one.

@@ -85,3 +85,52 @@ impl Drop for Database {
         }
     }
 }
+
+/// The `[tls]` table of a configuration over a development PKI.
+pub fn tls_table(pki: &tongban_gateway::pki::PkiLayout) -> String {
+    format!(
+        "[tls]\nclient_ca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        pki.ca_cert().display(),
+        pki.server_dir().join("cert.pem").display(),
+        pki.server_dir().join("key.pem").display()
+    )
+}
+
+/// `tongban serve` with `config` written to `<dir>/<name>.toml`, run in `dir` with
+/// `env` (`TONGBAN_DATABASE_URL` taken away unless given), its stderr in
+/// `<dir>/<name>.log`; returned once it listens on `port`, the test failing with the
+/// log if it exits first or does not listen within a minute.
+pub async fn start_serve(dir: &std::path::Path, name: &str, config: &str, port: u16, env: &[(&str, &str)]) -> Running {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let config_path = dir.join(format!("{name}.toml"));
+    std::fs::write(&config_path, config).expect("config");
+    let log_path = dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = Running(
+        Command::new(TONGBAN)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(dir)
+            .env_remove("TONGBAN_DATABASE_URL")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tongban serve"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("{name}: tongban serve exited early with {status}:\n{log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: tongban serve did not listen on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
