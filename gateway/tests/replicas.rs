@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tongban_adapters::normalise;
-use tongban_adapters::synth::{self, CityConfig, SyntheticRecord, TrueEntity};
+use tongban_adapters::synth::{self, CityConfig, TrueEntity};
 use tongban_gateway::client::{self, ClientIdentity};
 use tongban_gateway::identity::Identity;
 use tongban_gateway::pki::PkiLayout;
@@ -18,11 +18,10 @@ use tongban_proto::v1 as pb;
 use tongban_proto::v1::exchange_client::ExchangeClient;
 use tongban_proto::v1::unified_client::UnifiedClient;
 use tonic::transport::Channel;
-use tonic::Code;
 
 mod common;
 
-use common::{free_port, Database, Running, TONGBAN};
+use common::{envelope, free_port, push_resending, Database, Running, TONGBAN};
 
 /// Waits (with a deadline) until `port` accepts connections; fails if the process exits.
 async fn wait_for_port(port: u16, child: &mut Running, log: &Path) {
@@ -73,35 +72,6 @@ poll_interval_ms = 50
             .spawn()
             .expect("tongban serve"),
     )
-}
-
-fn envelope(record: &SyntheticRecord) -> pb::Envelope {
-    pb::Envelope {
-        record_type: record.record_type.as_str().to_owned(),
-        source_id: record.source_id.clone(),
-        source_version: record.source_version,
-        deleted: record.deleted,
-        payload: record.payload.to_string(),
-    }
-}
-
-/// Pushes a batch, resending while the hub answers UNAVAILABLE (its contract for a
-/// busy store: nothing was stored, send it again).
-async fn push(client: &mut ExchangeClient<Channel>, envelopes: Vec<pb::Envelope>) -> Vec<pb::RecordResult> {
-    for attempt in 1..=20u64 {
-        let request = pb::PushRequest {
-            batch_id: format!("attempt-{attempt}"),
-            envelopes: envelopes.clone(),
-        };
-        match client.push(request).await {
-            Ok(response) => return response.into_inner().results,
-            Err(status) if status.code() == Code::Unavailable => {
-                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-            }
-            Err(status) => panic!("push failed: {status:?}"),
-        }
-    }
-    panic!("push still UNAVAILABLE after 20 attempts");
 }
 
 /// The whole feed as one replica serves it now.
@@ -186,7 +156,12 @@ async fn two_replicas_over_one_database_keep_one_entity_per_person() {
             writers.push(tokio::spawn(async move {
                 let mut results = Vec::new();
                 for batch in envelopes.chunks(15) {
-                    results.extend(push(&mut exchange, batch.to_vec()).await.into_iter().map(|r| (n, r)));
+                    results.extend(
+                        push_resending(&mut exchange, "replicas", batch.to_vec(), 20, Duration::from_millis(50))
+                            .await
+                            .into_iter()
+                            .map(|r| (n, r)),
+                    );
                 }
                 results
             }));

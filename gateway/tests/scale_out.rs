@@ -16,11 +16,10 @@ use tongban_proto::v1 as pb;
 use tongban_proto::v1::exchange_client::ExchangeClient;
 use tongban_proto::v1::unified_client::UnifiedClient;
 use tonic::transport::Channel;
-use tonic::Code;
 
 mod common;
 
-use common::{free_port, start_serve, tls_table, Database, Running};
+use common::{envelope, free_port, push_resending, start_serve, tls_table, Database, Running};
 
 /// One `tongban serve` over `database` on a free port: the process and its endpoint.
 async fn replica(dir: &Path, pki: &PkiLayout, database: &Database, name: &str) -> (Running, String) {
@@ -48,36 +47,22 @@ async fn exchange(endpoint: &str, identity: &ClientIdentity) -> ExchangeClient<C
     ExchangeClient::new(client::channel(endpoint, identity).await.expect("connect"))
 }
 
-fn envelope(record: &SyntheticRecord) -> pb::Envelope {
-    pb::Envelope {
-        record_type: record.record_type.as_str().to_owned(),
-        source_id: record.source_id.clone(),
-        source_version: record.source_version,
-        deleted: record.deleted,
-        payload: record.payload.to_string(),
-    }
-}
-
 /// Pushes a batch, resending while the hub answers UNAVAILABLE (nothing was stored).
 async fn push(
     client: &mut ExchangeClient<Channel>,
     batch_id: String,
     envelopes: Vec<pb::Envelope>,
 ) -> Vec<pb::RecordResult> {
-    for attempt in 1..=40u64 {
-        let request = pb::PushRequest {
-            batch_id: batch_id.clone(),
-            envelopes: envelopes.clone(),
-        };
-        match client.push(request).await {
-            Ok(response) => return response.into_inner().results,
-            Err(status) if status.code() == Code::Unavailable => {
-                tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
-            }
-            Err(status) => panic!("push {batch_id} failed: {status:?}"),
-        }
+    push_resending(client, &batch_id, envelopes, 40, Duration::from_millis(25)).await
+}
+
+/// One connection of `identity` to each endpoint.
+async fn connections(endpoints: &[String], identity: &ClientIdentity) -> Vec<ExchangeClient<Channel>> {
+    let mut connections = Vec::new();
+    for endpoint in endpoints {
+        connections.push(exchange(endpoint, identity).await);
     }
-    panic!("push {batch_id} still UNAVAILABLE after 40 attempts");
+    connections
 }
 
 /// Each department's envelopes, in the generator's order.
@@ -180,10 +165,7 @@ async fn three_replicas_give_the_unified_records_of_one_process() {
     let mut clients = Vec::new();
     for (d, (department, envelopes)) in departments.iter().enumerate() {
         let identity = credentials(&pki, &Identity::from_name(department).expect("department"));
-        let mut connections = Vec::new();
-        for endpoint in &endpoints {
-            connections.push(exchange(endpoint, &identity).await);
-        }
+        let mut connections = connections(&endpoints, &identity).await;
         let department = department.clone();
         let envelopes = envelopes.clone();
         clients.push(tokio::spawn(async move {
@@ -369,10 +351,7 @@ async fn chaos_three_replicas_one_killed_every_minute() {
     let mut clients = Vec::new();
     for (d, (department, envelopes)) in departments.iter().enumerate() {
         let identity = credentials(&pki, &Identity::from_name(department).expect("department"));
-        let mut connections = Vec::new();
-        for endpoint in &endpoints {
-            connections.push(exchange(endpoint, &identity).await);
-        }
+        let mut connections = connections(&endpoints, &identity).await;
         let department = department.clone();
         let envelopes = envelopes.clone();
         clients.push(tokio::spawn(async move {

@@ -134,3 +134,38 @@ pub async fn start_serve(dir: &std::path::Path, name: &str, config: &str, port: 
     }
     child
 }
+
+/// A generated record as the wire carries it.
+pub fn envelope(record: &tongban_adapters::synth::SyntheticRecord) -> tongban_proto::v1::Envelope {
+    tongban_proto::v1::Envelope {
+        record_type: record.record_type.as_str().to_owned(),
+        source_id: record.source_id.clone(),
+        source_version: record.source_version,
+        deleted: record.deleted,
+        payload: record.payload.to_string(),
+    }
+}
+
+/// Pushes a batch, resending up to `attempts` times while the hub answers UNAVAILABLE
+/// (its contract for a busy or absent store: nothing was stored, send it again), the
+/// pause growing by `step` each time.
+pub async fn push_resending(
+    client: &mut tongban_proto::v1::exchange_client::ExchangeClient<tonic::transport::Channel>,
+    batch_id: &str,
+    envelopes: Vec<tongban_proto::v1::Envelope>,
+    attempts: u32,
+    step: std::time::Duration,
+) -> Vec<tongban_proto::v1::RecordResult> {
+    for attempt in 1..=attempts {
+        let request = tongban_proto::v1::PushRequest {
+            batch_id: batch_id.to_owned(),
+            envelopes: envelopes.clone(),
+        };
+        match client.push(request).await {
+            Ok(response) => return response.into_inner().results,
+            Err(status) if status.code() == tonic::Code::Unavailable => tokio::time::sleep(step * attempt).await,
+            Err(status) => panic!("push {batch_id} failed: {status:?}"),
+        }
+    }
+    panic!("push {batch_id} still UNAVAILABLE after {attempts} attempts");
+}
