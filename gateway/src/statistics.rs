@@ -468,7 +468,9 @@ fn range(query: &StatisticsQuery, now: SystemTime) -> Result<(i64, i64, i64), St
     let now = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let until = query.until.unwrap_or(now);
+    // The range ends after the current second: counts of the minute that began this
+    // very second are in it even when `now` falls on a window's edge.
+    let until = query.until.unwrap_or(now.saturating_add(1));
     let since = query
         .since
         .unwrap_or_else(|| until.saturating_sub(DEFAULT_RANGE.as_secs() as i64).max(0));
@@ -688,6 +690,19 @@ mod tests {
         }
         assert_eq!(Counter::from_name("latency.99"), None);
         assert_eq!(Counter::from_name("something.newer"), None);
+    }
+
+    #[test]
+    fn the_current_minute_is_in_the_default_range_even_on_its_first_second() {
+        let now = UNIX_EPOCH + Duration::from_secs(100 * 3600 + 7 * 60);
+        let query = StatisticsQuery {
+            since: None,
+            until: None,
+            window_minutes: Some(1),
+            department: None,
+        };
+        let (_, until, window) = range(&query, now).unwrap();
+        assert_eq!((until, window), (100 * 3600 + 8 * 60, 60));
     }
 
     #[test]
