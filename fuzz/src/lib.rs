@@ -58,9 +58,8 @@ pub fn envelope(data: &[u8]) {
         source_id: "1".to_owned(),
         source_version: 1,
         deleted: flags & 1 == 1,
-        // The wire's `payload` is a protobuf string: invalid UTF-8 never reaches the
-        // pipeline (the decoder refuses the message), so it cannot be fuzzed here.
-        payload: String::from_utf8_lossy(payload).into_owned(),
+        // The wire's `payload` is bytes: whatever they are reaches validation.
+        payload: payload.to_vec(),
     };
     match validator().check_parsed(envelope) {
         Ok((record, payload)) => {

@@ -375,7 +375,7 @@ impl BatchReader {
             source_id: e.source_id,
             source_version: e.source_version,
             deleted: e.deleted,
-            payload: e.payload.get().to_owned(),
+            payload: e.payload.get().as_bytes().to_vec(),
         })
     }
 }

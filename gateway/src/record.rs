@@ -7,15 +7,16 @@ use tongban_adapters::model::QualityFlag;
 
 use crate::unified::{Contribution, Resolution};
 
-/// An envelope as received, before validation. The payload is the JSON text exactly
-/// as the department sent it; it is kept verbatim in quarantine if rejected.
+/// An envelope as received, before validation. The payload is the bytes exactly as
+/// the department sent them (JSON text, if it is UTF-8); they are kept verbatim in
+/// quarantine if rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     pub record_type: String,
     pub source_id: String,
     pub source_version: i64,
     pub deleted: bool,
-    pub payload: String,
+    pub payload: Vec<u8>,
 }
 
 /// A record that passed validation and is ready to be kept as one version of a
@@ -45,7 +46,7 @@ impl SourceRecord {
             source_id: self.source_id.clone(),
             source_version: self.source_version,
             deleted: self.deleted,
-            payload: self.payload.clone(),
+            payload: self.payload.as_bytes().to_vec(),
         }
     }
 }

@@ -190,7 +190,8 @@ fn tax_batch(number: usize) -> (pb::PushRequest, Vec<String>) {
                 "djxh": id, "nsrsbh": "91370687MA3C4XYZ0K", "nsrmc": format!("海阳市第{number}商贸有限公司"),
                 "nsrlx": "1", "djrq": "20150302", "nsrzt_dm": "03"
             })
-            .to_string(),
+            .to_string()
+            .into(),
         })
         .collect();
     (

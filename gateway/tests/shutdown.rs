@@ -129,7 +129,7 @@ fn batch(n: usize) -> pb::PushRequest {
                 source_id,
                 source_version: 1,
                 deleted: false,
-                payload: payload.to_string(),
+                payload: payload.to_string().into(),
             }
         })
         .collect();

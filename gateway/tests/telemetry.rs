@@ -181,7 +181,7 @@ fn taxpayer(c: &Citizen) -> pb::Envelope {
         source_id: c.source_id.clone(),
         source_version: 1,
         deleted: false,
-        payload: payload.to_string(),
+        payload: payload.to_string().into(),
     }
 }
 
@@ -197,7 +197,7 @@ fn misfiled(c: &Citizen) -> pb::Envelope {
         source_id: format!("{}9", c.source_id),
         source_version: 1,
         deleted: false,
-        payload: payload.to_string(),
+        payload: payload.to_string().into(),
     }
 }
 

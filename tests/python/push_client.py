@@ -63,7 +63,7 @@ def main():
                 envelopes.append(records_pb2.Envelope(
                     record_type=e["record_type"], source_id=e["source_id"],
                     source_version=e["source_version"], deleted=e.get("deleted", False),
-                    payload=json.dumps(e["payload"], ensure_ascii=False)))
+                    payload=json.dumps(e["payload"], ensure_ascii=False).encode("utf-8")))
             for start in range(0, len(envelopes), args.batch_size):
                 request = exchange_pb2.PushRequest(batch_id=str(start), envelopes=envelopes[start:start + args.batch_size])
                 response = stub.Push(request, timeout=30)

@@ -58,7 +58,7 @@ pub fn envelope(record: &SyntheticRecord) -> pb::Envelope {
         source_id: record.source_id.clone(),
         source_version: record.source_version,
         deleted: record.deleted,
-        payload: record.payload.to_string(),
+        payload: record.payload.to_string().into(),
     }
 }
 
@@ -69,7 +69,7 @@ pub fn env(record_type: &str, source_id: &str, source_version: i64, payload: ser
         source_id: source_id.to_owned(),
         source_version,
         deleted: false,
-        payload: payload.to_string(),
+        payload: payload.to_string().into(),
     }
 }
 

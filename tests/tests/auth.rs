@@ -40,7 +40,7 @@ fn tax_record(source_id: &str) -> pb::PushRequest {
             source_id: source_id.into(),
             source_version: 1,
             deleted: false,
-            payload: payload.to_string(),
+            payload: payload.to_string().into(),
         }],
     }
 }

@@ -37,7 +37,7 @@ fn fixtures() -> Vec<pb::Envelope> {
                 source_id: v["source_id"].as_str().expect("source_id").to_owned(),
                 source_version: v["source_version"].as_i64().expect("version"),
                 deleted: false,
-                payload: v["payload"].to_string(),
+                payload: v["payload"].to_string().into(),
             }
         })
         .collect()
@@ -53,9 +53,9 @@ fn fixture(record_type: &str) -> pb::Envelope {
 /// A fixture with its payload changed by `edit`.
 fn edited(record_type: &str, edit: impl FnOnce(&mut serde_json::Value)) -> pb::Envelope {
     let mut envelope = fixture(record_type);
-    let mut payload: serde_json::Value = serde_json::from_str(&envelope.payload).expect("payload");
+    let mut payload: serde_json::Value = serde_json::from_slice(&envelope.payload).expect("payload");
     edit(&mut payload);
-    envelope.payload = payload.to_string();
+    envelope.payload = payload.to_string().into();
     envelope
 }
 
@@ -99,7 +99,7 @@ async fn every_record_type_is_accepted_from_its_department(kind: StoreKind) {
                 .expect("store");
             let held = held.expect("the accepted record is stored");
             assert_eq!(held.source_version, envelope.source_version);
-            let sent: serde_json::Value = serde_json::from_str(&envelope.payload).expect("json");
+            let sent: serde_json::Value = serde_json::from_slice(&envelope.payload).expect("json");
             let kept: serde_json::Value = serde_json::from_str(&held.payload).expect("json");
             assert_eq!(sent, kept, "the payload is kept as sent");
             types_accepted += 1;
@@ -113,7 +113,7 @@ async fn each_rejection_points_at_its_defect(kind: StoreKind) {
     use pb::ErrorScope::{Envelope, Payload};
     let hub = TestHub::start(kind).await;
     let mut not_json = fixture("tax.taxpayer");
-    not_json.payload = r#"{"djxh": "1", "nsrmc": "#.to_owned();
+    not_json.payload = br#"{"djxh": "1", "nsrmc": "#.to_vec();
     let mut unknown_type = fixture("tax.taxpayer");
     unknown_type.record_type = "tax.payer".to_owned();
     let mut negative_version = fixture("tax.taxpayer");
@@ -188,7 +188,7 @@ async fn each_rejection_points_at_its_defect(kind: StoreKind) {
     assert!(
         quarantined
             .iter()
-            .any(|q| q.envelope.payload == r#"{"djxh": "1", "nsrmc": "#),
+            .any(|q| q.envelope.payload == br#"{"djxh": "1", "nsrmc": "#),
         "verbatim payload kept"
     );
     let realestate = hub
@@ -228,7 +228,7 @@ async fn a_mixed_batch_keeps_the_good_and_quarantines_the_bad(kind: StoreKind) {
         .await
         .expect("store")
         .expect("kept");
-    let sent: serde_json::Value = serde_json::from_str(&also_good.payload).expect("json");
+    let sent: serde_json::Value = serde_json::from_slice(&also_good.payload).expect("json");
     let kept: serde_json::Value = serde_json::from_str(&held.payload).expect("json");
     assert_eq!(kept, sent, "the good record as sent, not the bad one");
     let quarantined = hub
@@ -316,9 +316,10 @@ async fn a_message_over_the_limit_is_resource_exhausted(kind: StoreKind) {
     };
     let hub = TestHub::start_with(kind, HubOptions::with_limits(limits)).await;
     let mut big = fixture("tax.taxpayer");
-    big.payload = big
-        .payload
-        .replace("\"scjydz\":\"\"", &format!("\"scjydz\":\"{}\"", "海".repeat(30_000)));
+    big.payload = String::from_utf8(big.payload)
+        .expect("UTF-8 fixture")
+        .replace("\"scjydz\":\"\"", &format!("\"scjydz\":\"{}\"", "海".repeat(30_000)))
+        .into();
     assert!(big.payload.len() > 64 * 1024);
     let mut client = hub.exchange(&department("tax")).await;
     let status = client.push(batch(vec![big.clone()])).await.expect_err("too large");
@@ -365,7 +366,7 @@ async fn replays_stale_and_out_of_order_versions(kind: StoreKind) {
     assert_eq!((outcome(&first), first.current_version), (Outcome::Accepted, Some(20)));
     // The same envelope again, with its keys in another order: a replay.
     let mut reordered = v(20, "5000.00");
-    let value: serde_json::Value = serde_json::from_str(&reordered.payload).expect("json");
+    let value: serde_json::Value = serde_json::from_slice(&reordered.payload).expect("json");
     let object = value.as_object().expect("object");
     let mut keys: Vec<&String> = object.keys().collect();
     keys.reverse();
@@ -375,7 +376,8 @@ async fn replays_stale_and_out_of_order_versions(kind: StoreKind) {
             .map(|k| format!("{:?}: {}", k, object[k.as_str()]))
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    )
+    .into();
     let replay = push(reordered).await;
     assert_eq!(
         (outcome(&replay), replay.current_version),

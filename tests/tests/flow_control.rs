@@ -30,7 +30,8 @@ fn batch(number: usize) -> pb::PushRequest {
                     "djxh": id, "nsrsbh": "370687198001010019", "nsrmc": "王伟", "nsrlx": "3",
                     "zcdz": "海阳市", "djrq": "20190516", "nsrzt_dm": "03"
                 })
-                .to_string(),
+                .to_string()
+                .into(),
             }
         })
         .collect();

@@ -124,7 +124,7 @@ async fn check_fixture(
         source_id: source_id.clone(),
         source_version: sent["source_version"].as_i64().expect("source_version"),
         deleted: false,
-        payload: sent["payload"].to_string(),
+        payload: sent["payload"].to_string().into(),
     };
     let mut exchange = hub.exchange(&department(text(&fixture["department"]))).await;
     let results = push(&mut exchange, record_type, vec![envelope]).await;

@@ -81,7 +81,7 @@ async fn python_grpcio_gets_the_same_answers_as_the_rust_client() {
             source_id: e["source_id"].as_str().expect("id").to_owned(),
             source_version: e["source_version"].as_i64().expect("version"),
             deleted: false,
-            payload: e["payload"].to_string(),
+            payload: e["payload"].to_string().into(),
         })
         .collect();
     let response = client

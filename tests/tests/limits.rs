@@ -34,7 +34,7 @@ fn envelope(record_type: &str, source_id: String) -> pb::Envelope {
         source_id,
         source_version: 1,
         deleted: false,
-        payload: v["payload"].to_string(),
+        payload: v["payload"].to_string().into(),
     }
 }
 
@@ -297,7 +297,7 @@ async fn the_push_connector_honours_the_retry_delays() {
                 "record_type": e.record_type,
                 "source_id": e.source_id,
                 "source_version": 1,
-                "payload": serde_json::from_str::<serde_json::Value>(&e.payload).expect("json"),
+                "payload": serde_json::from_slice::<serde_json::Value>(&e.payload).expect("json"),
             })
             .to_string()
         })

@@ -1,13 +1,14 @@
 //! Malformed input over real gRPC, against both stores: payloads that are not JSON, JSON
 //! nested a hundred thousand deep, strings near and above the payload limit, JSON
-//! escapes that are no Unicode, a message that is not UTF-8, and every field of every
+//! escapes that are no Unicode, a payload that is not UTF-8, and every field of every
 //! record type given a value of the wrong type.
 //!
 //! Each defective record is REJECTED with an error pointing at its defect and a
 //! quarantine ID, the good records of its batch are accepted, the quarantine keeps the
 //! envelope verbatim, no error message repeats the value, and the hub stays healthy.
-//! A message the protobuf decoder refuses (invalid UTF-8 in a `string` field) cannot be
-//! quarantined, there is no envelope: it gets a clear error and nothing is stored.
+//! A message the protobuf decoder refuses (invalid UTF-8 in a `string` field of the
+//! envelope, such as `source_id`) cannot be quarantined, there is no envelope: it gets
+//! INVALID_ARGUMENT saying what is wrong, and nothing is stored.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,7 +23,7 @@ use tonic::Code;
 
 tongban_tests::on_both_stores!(
     malformed_payloads_are_rejected_beside_good_records,
-    a_message_that_is_not_utf8_gets_a_clear_error,
+    a_message_the_decoder_refuses_gets_invalid_argument,
     every_field_of_the_wrong_type_is_rejected_at_its_pointer,
 );
 
@@ -49,13 +50,13 @@ fn fixtures() -> Vec<(String, String, i64, Value)> {
         .collect()
 }
 
-fn envelope(record_type: &str, source_id: &str, version: i64, payload: String) -> pb::Envelope {
+fn envelope(record_type: &str, source_id: &str, version: i64, payload: impl Into<Vec<u8>>) -> pb::Envelope {
     pb::Envelope {
         record_type: record_type.to_owned(),
         source_id: source_id.to_owned(),
         source_version: version,
         deleted: false,
-        payload,
+        payload: payload.into(),
     }
 }
 
@@ -118,7 +119,7 @@ fn assert_clean_rejection(result: &pb::RecordResult, what: &str, forbidden: &[St
 
 /// The quarantine of `identity` holds each of `rejected` (quarantine ID → payload sent)
 /// verbatim, and nothing else.
-async fn assert_quarantined_verbatim(hub: &TestHub, identity: &str, rejected: &HashMap<String, String>) {
+async fn assert_quarantined_verbatim(hub: &TestHub, identity: &str, rejected: &HashMap<String, Vec<u8>>) {
     let entries = hub
         .store
         .quarantine(Some(identity), rejected.len() + 10)
@@ -184,7 +185,7 @@ async fn malformed_payloads_are_rejected_beside_good_records(kind: StoreKind) {
     let above_limit = with_address(SECRET.repeat(limit / SECRET.len() + 1));
 
     // (payload, pointer of the error, code of the error)
-    let cases: Vec<(String, &str, &str)> = vec![
+    let text_cases: Vec<(String, &str, &str)> = vec![
         (format!(r#"{{"djxh": "1", "nsrmc": "{SECRET}"#), "", "payload.not_json"),
         (format!(r#"{{"djxh": "1"}} {SECRET}"#), "", "payload.not_json"),
         (format!(r#"{{"djxh": '{SECRET}'}}"#), "", "payload.not_json"),
@@ -217,6 +218,21 @@ async fn malformed_payloads_are_rejected_beside_good_records(kind: StoreKind) {
             "schema.type",
         ),
     ];
+    let mut cases: Vec<(Vec<u8>, &str, &str)> = text_cases
+        .into_iter()
+        .map(|(payload, pointer, code)| (payload.into_bytes(), pointer, code))
+        .collect();
+    // GBK, as an export not converted to UTF-8 carries it: 王伟 is D5 F5 CE B0.
+    let mut gbk = good.to_string().into_bytes();
+    let name = "\"nsrmc\":\"".as_bytes();
+    let at = gbk
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("nsrmc in the fixture")
+        + name.len();
+    gbk.splice(at..at, [0xD5, 0xF5, 0xCE, 0xB0]);
+    assert!(std::str::from_utf8(&gbk).is_err());
+    cases.push((gbk, "", "payload.not_utf8"));
     // The good records first, last, and in between.
     let mut envelopes = vec![envelope(&record_type, &good_id, version, good.to_string())];
     for (i, (payload, _, _)) in cases.iter().enumerate() {
@@ -267,9 +283,9 @@ async fn malformed_payloads_are_rejected_beside_good_records(kind: StoreKind) {
     assert_healthy(&hub).await;
 }
 
-/// The wire form of a push whose payload is bytes rather than a string: the same field
-/// numbers as `tongban.v1.PushRequest`, so the hub reads it as one, but free to carry
-/// bytes that are not UTF-8.
+/// The wire form of a push whose envelope's `source_id` is bytes rather than a string:
+/// the same field numbers as `tongban.v1.PushRequest`, so the hub reads it as one, but
+/// free to carry bytes that are not UTF-8 where protobuf requires text.
 #[derive(Clone, PartialEq, prost::Message)]
 struct RawPushRequest {
     #[prost(string, tag = "1")]
@@ -282,8 +298,8 @@ struct RawPushRequest {
 struct RawEnvelope {
     #[prost(string, tag = "1")]
     record_type: String,
-    #[prost(string, tag = "2")]
-    source_id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    source_id: Vec<u8>,
     #[prost(int64, tag = "3")]
     source_version: i64,
     #[prost(bool, tag = "4")]
@@ -292,35 +308,26 @@ struct RawEnvelope {
     payload: Vec<u8>,
 }
 
-async fn a_message_that_is_not_utf8_gets_a_clear_error(kind: StoreKind) {
+async fn a_message_the_decoder_refuses_gets_invalid_argument(kind: StoreKind) {
     let hub = TestHub::start(kind).await;
     let (record_type, source_id, version, good) = fixtures().remove(0);
-    // GBK, as an export not converted to UTF-8 would carry it: 王伟 is D5 F5 CE B0.
-    let mut gbk = good.to_string().into_bytes();
-    let name = "\"nsrmc\":\"".as_bytes();
-    let at = gbk
-        .windows(name.len())
-        .position(|w| w == name)
-        .expect("nsrmc in the fixture")
-        + name.len();
-    gbk.splice(at..at, [0xD5, 0xF5, 0xCE, 0xB0]);
-    assert!(std::str::from_utf8(&gbk).is_err());
     let request = RawPushRequest {
         batch_id: "gbk".into(),
         envelopes: vec![
             RawEnvelope {
                 record_type: record_type.clone(),
-                source_id: source_id.clone(),
+                source_id: source_id.clone().into_bytes(),
                 source_version: version,
                 deleted: false,
                 payload: good.to_string().into_bytes(),
             },
             RawEnvelope {
                 record_type: record_type.clone(),
-                source_id: "gbk".into(),
+                // 王伟 in GBK: a key typed into a system that stores GBK.
+                source_id: vec![0xD5, 0xF5, 0xCE, 0xB0],
                 source_version: version,
                 deleted: false,
-                payload: gbk,
+                payload: good.to_string().into_bytes(),
             },
         ],
     };
@@ -350,16 +357,21 @@ async fn a_message_that_is_not_utf8_gets_a_clear_error(kind: StoreKind) {
         })
         .await
         .expect("the hub answers, it does not hang");
-        let status = answer.expect_err("a message that is not UTF-8 is refused");
-        // The protobuf decoder refuses the message before the hub sees an envelope:
-        // INTERNAL by gRPC's convention for a message that cannot be parsed (tonic's
-        // codec), and the status says what is wrong and where.
-        assert!(
-            matches!(status.code(), Code::InvalidArgument | Code::Internal),
-            "{method}: {status:?}"
-        );
+        let status = answer.expect_err("a message the decoder refuses is refused");
+        // There is no envelope to quarantine: the caller is told the message itself is
+        // malformed (not a fault of the hub), what is wrong and where.
+        assert_eq!(status.code(), Code::InvalidArgument, "{method}: {status:?}");
         assert!(status.message().contains("UTF-8"), "{method}: {:?}", status.message());
-        assert!(status.message().contains("payload"), "{method}: {:?}", status.message());
+        assert!(
+            status.message().contains("source_id"),
+            "{method}: {:?}",
+            status.message()
+        );
+        assert!(
+            status.message().contains("nothing of it was stored"),
+            "{method}: {:?}",
+            status.message()
+        );
     }
     // Nothing of the refused messages was stored or quarantined, the good record included.
     assert!(hub
@@ -402,7 +414,7 @@ async fn every_field_of_the_wrong_type_is_rejected_at_its_pointer(kind: StoreKin
         json!(true),
         Value::Null,
     ];
-    let mut rejected_by_department: BTreeMap<String, HashMap<String, String>> = BTreeMap::new();
+    let mut rejected_by_department: BTreeMap<String, HashMap<String, Vec<u8>>> = BTreeMap::new();
     let mut cases = 0;
     for (record_type, source_id, version, good) in fixtures() {
         let mut forbidden = vec![SECRET.to_owned(), SECRET_NUMBER.to_string()];

@@ -683,11 +683,12 @@ async fn different_keeps_the_pair_apart_for_ever(kind: StoreKind) {
     // number, a key her taxpayer's entity holds: the steward's "different" stands, and
     // the number still finds the taxpayer.
     let mut corrected = marriage(4);
-    corrected.payload = corrected.payload.replace(
+    let text = String::from_utf8(corrected.payload).expect("UTF-8 payload").replace(
         r#""xm":"林芳","zjhm":"E87654321","zjlx":"2""#,
         &format!(r#""xm":"林芳","zjhm":"{LIN_FANG}","zjlx":"1""#),
     );
-    assert!(corrected.payload.contains(LIN_FANG), "{}", corrected.payload);
+    assert!(text.contains(LIN_FANG), "{text}");
+    corrected.payload = text.into_bytes();
     let placed = push_all(&hub, vec![corrected]).await;
     assert_eq!(id_of(&placed, MARRIAGE, "party", 1), lin_party);
     let state = feed(&hub).await;

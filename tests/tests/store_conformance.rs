@@ -276,7 +276,7 @@ fn rejected(source_id: &str, version: i64, payload: &str) -> (Submission, Envelo
         source_id: source_id.to_owned(),
         source_version: version,
         deleted: false,
-        payload: payload.to_owned(),
+        payload: payload.as_bytes().to_vec(),
     };
     let errors = vec![
         RecordError::payload("", "payload.invalid_json", "the payload is not JSON"),
@@ -404,7 +404,7 @@ async fn same_version_with_other_content_is_a_quarantined_conflict(fixture: &imp
     assert_eq!(Some(&entries[0].id), changed.quarantine_id.as_ref());
     assert_eq!(Some(&entries[1].id), undeleted.quarantine_id.as_ref());
     assert_eq!(
-        entries[0].envelope.payload, r#"{"a":2}"#,
+        entries[0].envelope.payload, br#"{"a":2}"#,
         "the refused copy is what is quarantined"
     );
     assert!(entries[1].envelope.deleted);

@@ -38,7 +38,8 @@ fn batch(number: usize) -> (pb::PushRequest, Vec<String>) {
                 "djxh": id, "nsrsbh": "370687198001010019", "nsrmc": "王伟", "nsrlx": "3", "zjlx_dm": "201",
                 "zcdz": "海阳市", "djrq": "20190516", "nsrzt_dm": "03", "swjg_dm": "13706870000"
             })
-            .to_string(),
+            .to_string()
+            .into(),
         })
         .collect();
     (
@@ -233,7 +234,7 @@ async fn the_push_connector_resends_what_was_unavailable() {
                 "record_type": envelope.record_type,
                 "source_id": format!("7{n:019}"),
                 "source_version": 1,
-                "payload": serde_json::from_str::<serde_json::Value>(&envelope.payload).expect("json"),
+                "payload": serde_json::from_slice::<serde_json::Value>(&envelope.payload).expect("json"),
             })
             .to_string()
         })

@@ -1,6 +1,8 @@
-//! Maps tonic's answer to an oversized unary request (OUT_OF_RANGE, produced before our
-//! handler runs) to RESOURCE_EXHAUSTED with error details, as the contract promises.
-//! Streaming calls see the same error inside the handler and map it there.
+//! Maps tonic's answer to a unary request it could not take, produced before our handler
+//! runs, to the contract's status (see [`from_inbound`]): an oversized message
+//! (OUT_OF_RANGE) becomes RESOURCE_EXHAUSTED, an undecodable one (INTERNAL)
+//! INVALID_ARGUMENT, both with error details. Streaming calls see the same errors inside
+//! the handler and map them there.
 
 use std::task::{Context, Poll};
 
@@ -53,15 +55,16 @@ where
             // An error before the handler is a trailers-only response: the status is in
             // the headers.
             if let Some(status) = Status::from_header_map(response.headers()) {
-                if status.code() == tonic::Code::OutOfRange {
+                let code = status.code();
+                if matches!(code, tonic::Code::OutOfRange | tonic::Code::Internal) {
                     let mapped = from_inbound(status, limit);
-                    if mapped.code() != tonic::Code::OutOfRange {
+                    if mapped.code() != code {
                         let headers = response.headers_mut();
                         headers.remove("grpc-status");
                         headers.remove("grpc-message");
                         headers.remove("grpc-status-details-bin");
                         if let Err(e) = mapped.add_header(headers) {
-                            tracing::warn!(error = %e, "could not rewrite an oversized-message status");
+                            tracing::warn!(error = %e, "could not rewrite the status of a refused message");
                         }
                     }
                 }

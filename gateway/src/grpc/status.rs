@@ -246,17 +246,37 @@ pub fn message_too_large(found: Option<&str>, limit: usize) -> Status {
     )
 }
 
-/// tonic reports an over-limit inbound message as OUT_OF_RANGE; gRPC's convention, and
-/// our contract, is RESOURCE_EXHAUSTED. Other statuses pass through.
+/// The statuses tonic gives an inbound message it could not take, made the contract's:
+/// - over the size limit: OUT_OF_RANGE from tonic, RESOURCE_EXHAUSTED by gRPC's
+///   convention and our contract;
+/// - not decodable (not protobuf, or a `string` field that is not UTF-8): INTERNAL from
+///   tonic, as if the hub were at fault; it is the caller's message, so
+///   INVALID_ARGUMENT, with prost's account of what is wrong and where.
+///
+/// Other statuses pass through.
 pub fn from_inbound(status: Status, limit: usize) -> Status {
     const TONIC_TOO_LARGE: &str = "decoded message length too large";
-    if status.code() == Code::OutOfRange && status.message().contains(TONIC_TOO_LARGE) {
-        let found = status
-            .message()
-            .split("found ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next());
-        return message_too_large(found, limit);
+    const TONIC_UNDECODABLE: &str = "failed to decode Protobuf message: ";
+    match status.code() {
+        Code::OutOfRange if status.message().contains(TONIC_TOO_LARGE) => {
+            let found = status
+                .message()
+                .split("found ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next());
+            message_too_large(found, limit)
+        }
+        Code::Internal if status.message().starts_with(TONIC_UNDECODABLE) => {
+            let detail = &status.message()[TONIC_UNDECODABLE.len()..];
+            Status::with_error_details(
+                Code::InvalidArgument,
+                format!(
+                    "the message is not a valid tongban.v1 message ({detail}); nothing of it was stored. \
+                     Every text field but the payload must be UTF-8"
+                ),
+                ErrorDetails::with_error_info("MALFORMED_MESSAGE", ERROR_DOMAIN, HashMap::new()),
+            )
+        }
+        _ => status,
     }
-    status
 }

@@ -99,7 +99,22 @@ impl Validator {
             ));
             return Err(errors);
         }
-        let payload: Value = match serde_json::from_str(&envelope.payload) {
+        let text = match std::str::from_utf8(&envelope.payload) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(RecordError::payload(
+                    "",
+                    "payload.not_utf8",
+                    format!(
+                        "the payload is not UTF-8 text: the bytes from offset {} are not a UTF-8 \
+                         sequence; send the JSON text in UTF-8 (convert a GBK or GB18030 export first)",
+                        e.valid_up_to()
+                    ),
+                ));
+                return Err(errors);
+            }
+        };
+        let payload: Value = match serde_json::from_str(text) {
             Ok(value) => value,
             Err(e) => {
                 errors.push(RecordError::payload(
@@ -226,7 +241,7 @@ mod tests {
             source_id: "1".to_owned(),
             source_version: 1,
             deleted: false,
-            payload: payload.to_owned(),
+            payload: payload.as_bytes().to_vec(),
         }
     }
 
@@ -284,6 +299,19 @@ mod tests {
     }
 
     #[test]
+    fn payload_that_is_not_utf8_is_rejected_with_the_offset() {
+        let validator = Validator::new(1024).expect("schemas");
+        let mut gbk = envelope("tax.taxpayer", "");
+        // "{"nsrmc":"王伟"}" as a GBK export writes it.
+        gbk.payload = b"{\"nsrmc\":\"\xcd\xf5\xce\xb0\"}".to_vec();
+        let errors = rejection(validator.check(gbk));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].code, "payload.not_utf8");
+        assert_eq!(errors[0].pointer, "");
+        assert!(errors[0].message.contains("offset 10"), "{}", errors[0].message);
+    }
+
+    #[test]
     fn a_missing_property_is_explained_with_its_description() {
         let validator = Validator::new(1 << 20).expect("schemas");
         let errors = rejection(validator.check(envelope("tax.taxpayer", "{}")));
@@ -306,7 +334,7 @@ mod tests {
             source_id: record.source_id.clone(),
             source_version: record.source_version,
             deleted: record.deleted,
-            payload: record.payload.to_string(),
+            payload: record.payload.to_string().into_bytes(),
         }
     }
 

@@ -142,7 +142,7 @@ pub fn envelope(record: &tongban_adapters::synth::SyntheticRecord) -> tongban_pr
         source_id: record.source_id.clone(),
         source_version: record.source_version,
         deleted: record.deleted,
-        payload: record.payload.to_string(),
+        payload: record.payload.to_string().into(),
     }
 }
 

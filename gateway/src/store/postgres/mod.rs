@@ -857,7 +857,7 @@ async fn insert_quarantine(
                 &without_nul(&envelope.source_id),
                 &envelope.source_version,
                 &envelope.deleted,
-                &envelope.payload.as_bytes(),
+                &envelope.payload,
                 &errors_to_json(errors)?,
             ],
         )
@@ -887,7 +887,6 @@ fn stored_version(row: &tokio_postgres::Row) -> Result<StoredVersion, StoreError
 
 fn quarantine_entry(row: &tokio_postgres::Row) -> Result<QuarantineEntry, StoreError> {
     let id: i64 = row.try_get("id").map_err(classify)?;
-    let payload: Vec<u8> = row.try_get("payload").map_err(classify)?;
     let errors: String = row.try_get("errors").map_err(classify)?;
     let errors = errors_from_json(&errors)?;
     Ok(QuarantineEntry {
@@ -899,8 +898,7 @@ fn quarantine_entry(row: &tokio_postgres::Row) -> Result<QuarantineEntry, StoreE
             source_id: row.try_get("source_id").map_err(classify)?,
             source_version: row.try_get("source_version").map_err(classify)?,
             deleted: row.try_get("deleted").map_err(classify)?,
-            payload: String::from_utf8(payload)
-                .map_err(|e| StoreError::Internal(format!("quarantine entry {id} holds a non-UTF-8 payload: {e}")))?,
+            payload: row.try_get("payload").map_err(classify)?,
         },
         errors,
     })
