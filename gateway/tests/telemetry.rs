@@ -408,6 +408,20 @@ async fn serve_exports_traces_and_metrics_without_personal_data() {
         );
     }
 
+    // A caller over its limits is counted: the platform holds open every feed it may,
+    // and one more is refused.
+    let mut feeds = UnifiedClient::new(client(dir.path(), port, &Identity::Platform).await);
+    let follow = || pb::ChangesRequest {
+        follow: true,
+        ..Default::default()
+    };
+    let mut held = Vec::new();
+    for _ in 0..tongban_gateway::config::Limits::default().max_streams_per_identity {
+        held.push(feeds.changes(follow()).await.expect("a feed within the limit"));
+    }
+    let over = feeds.changes(follow()).await.expect_err("a feed over the limit");
+    assert_eq!(over.code(), tonic::Code::ResourceExhausted, "{over:?}");
+
     // Prometheus: counts match what was pushed.
     let text = scrape(admin_port);
     let parsed =
@@ -447,6 +461,16 @@ async fn serve_exports_traces_and_metrics_without_personal_data() {
         sample(&parsed, "tongban_stage_duration_seconds_count", &[("stage", "commit")]) >= 2.0,
         "{text}"
     );
+    assert_eq!(
+        sample(
+            &parsed,
+            "tongban_requests_limited_total",
+            &[("identity", "platform"), ("reason", "too_many_streams")]
+        ),
+        1.0,
+        "the feed refused over the stream limit"
+    );
+    drop(held);
     assert_eq!(
         sample(&parsed, "tongban_store_pool_connections", &[("state", "max")]),
         3.0,
