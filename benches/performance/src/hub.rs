@@ -140,6 +140,31 @@ impl Hub {
         self.dir.path().join("store").join("tongban.db")
     }
 
+    /// What the store takes on disk, in bytes: the database's size, or the SQLite file
+    /// with its write-ahead log.
+    pub async fn store_bytes(&self) -> anyhow::Result<u64> {
+        match &self.database {
+            Some(database) => {
+                let size: i64 = database
+                    .connect()
+                    .await?
+                    .query_one("SELECT pg_database_size(current_database())", &[])
+                    .await
+                    .context("the hub database's size")?
+                    .get(0);
+                Ok(u64::try_from(size).unwrap_or_default())
+            }
+            None => {
+                let folder = self.dir.path().join("store");
+                let mut bytes = 0;
+                for entry in std::fs::read_dir(&folder).with_context(|| format!("reading {}", folder.display()))? {
+                    bytes += entry?.metadata()?.len();
+                }
+                Ok(bytes)
+            }
+        }
+    }
+
     /// The highest resident set the hub has had so far, in bytes (VmHWM).
     pub fn peak_rss(&self) -> anyhow::Result<u64> {
         let pid = self.child.as_ref().map(Child::id).context("the hub is not running")?;

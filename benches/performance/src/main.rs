@@ -299,6 +299,10 @@ async fn run_store(
     let feed_file = city.dir.join(format!("unified-{store}.jsonl"));
     let ingest = ingest::run(&hub, city, args.batch_size, &feed_file).await?;
     let peak_rss_after_ingest = hub.peak_rss()?;
+    let store_bytes_after_ingest = hub.store_bytes().await?;
+    let feed_file_bytes = std::fs::metadata(&feed_file)
+        .with_context(|| format!("reading {}", feed_file.display()))?
+        .len();
     eprintln!(
         "bench:   {:.0} records/s ({:.1} s; {} accepted, {} rejected); published in {:.1} s; hub peak RSS {:.0} MiB",
         ingest.rate,
@@ -307,6 +311,11 @@ async fn run_store(
         ingest.rejected,
         ingest.published_seconds,
         peak_rss_after_ingest as f64 / MIB
+    );
+    eprintln!(
+        "bench:   store {:.0} MiB on disk, the platform's feed file {:.0} MiB",
+        store_bytes_after_ingest as f64 / MIB,
+        feed_file_bytes as f64 / MIB
     );
     let identifiers = {
         let (path, seed) = (feed_file.clone(), args.seed);
@@ -404,6 +413,8 @@ async fn run_store(
         lookup,
         latency,
         insert_baseline,
+        store_bytes_after_ingest,
+        feed_file_bytes,
         peak_rss_after_ingest,
         peak_rss,
     })

@@ -55,6 +55,9 @@ pub struct StoreRun {
     pub lookup: Summary,
     pub latency: Latency,
     pub insert_baseline: Summary,
+    /// The store on disk after the ingest, and the feed the platform wrote, bytes.
+    pub store_bytes_after_ingest: u64,
+    pub feed_file_bytes: u64,
     /// VmHWM after the ingest and at the end of the run, bytes.
     pub peak_rss_after_ingest: u64,
     pub peak_rss: u64,
