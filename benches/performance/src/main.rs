@@ -105,8 +105,9 @@ struct Args {
 }
 
 /// People of the city whose records the single-record pushes send (never part of the
-/// ingested city): ~50,000 records, enough for 30 s at ~1,700 pushes a second.
-const LATENCY_PEOPLE: usize = 15_000;
+/// ingested city): ~89,000 records, enough for both phases while the hub takes up to
+/// ~4,400 pushes a second (10 s at the most, 20 s at half of it).
+const LATENCY_PEOPLE: usize = 40_000;
 /// Identifiers drawn from the feed for the lookups.
 const LOOKUP_IDENTIFIERS: usize = 10_000;
 
