@@ -180,12 +180,17 @@ fn save(
     };
     out.flush().map_err(file_error(&options.out))?;
     out.get_ref().sync_data().map_err(file_error(&options.out))?;
+    *unsaved = 0;
+    if cursor.is_empty() {
+        // Nothing read yet (a follow stopped before the first change): no cursor to
+        // keep, and an empty cursor file would be refused by the next pull.
+        return Ok(());
+    }
     let mut temporary = options.cursor_file.clone().into_os_string();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
     std::fs::write(&temporary, format!("{cursor}\n")).map_err(file_error(&temporary))?;
     std::fs::rename(&temporary, &options.cursor_file).map_err(file_error(&options.cursor_file))?;
-    *unsaved = 0;
     Ok(())
 }
 
@@ -231,4 +236,33 @@ pub async fn get(
         })
         .await?;
     Ok(response.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pull_stopped_before_its_first_change_leaves_no_cursor_the_next_pull_refuses() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let options = PullOptions::new("https://127.0.0.1:1", dir.path().join("unified.jsonl"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&options.out)
+            .expect("output file");
+        let mut out = std::io::BufWriter::new(file);
+        let mut unsaved = 3;
+        save(&mut out, &options, "", &mut unsaved).expect("saved");
+        assert_eq!(unsaved, 0);
+        assert_eq!(read_cursor(&options.cursor_file).expect("readable"), "");
+        save(&mut out, &options, "42", &mut unsaved).expect("saved");
+        assert_eq!(read_cursor(&options.cursor_file).expect("readable"), "42");
+        // A cursor file that is not a position is still refused.
+        std::fs::write(&options.cursor_file, "\n").expect("written");
+        assert!(matches!(
+            read_cursor(&options.cursor_file),
+            Err(PullError::BadCursor { .. })
+        ));
+    }
 }

@@ -1,5 +1,7 @@
 //! Writes `construction.permit` records about a synthetic city.
 
+use std::collections::{HashMap, HashSet};
+
 use fastrand::Rng;
 use serde_json::{json, Value};
 
@@ -32,6 +34,7 @@ pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
     if developers.is_empty() || builders.is_empty() || supervisors.is_empty() || managers.is_empty() {
         return records;
     }
+    let staff = staff_by_employer(city, &managers);
     let count = (city.persons.len() / 20).max(1);
     for index in 0..count {
         let builder_index = pick(rng, &builders, 0);
@@ -44,7 +47,7 @@ pub(crate) fn write(city: &City, rng: &mut Rng) -> Vec<SyntheticRecord> {
         ) else {
             continue;
         };
-        let manager_index = project_manager(rng, city, builder_index, &managers);
+        let manager_index = project_manager(rng, &staff, builder_index, &managers);
         let Some(manager) = city.person(manager_index) else {
             continue;
         };
@@ -91,18 +94,22 @@ fn by_trade(city: &City, trade: Trade, local_only: bool) -> Vec<usize> {
 }
 
 /// Someone employed by the builder, or any adult of working age.
-fn project_manager(rng: &mut Rng, city: &City, builder: usize, managers: &[usize]) -> usize {
-    let staff: Vec<usize> = city
-        .jobs
-        .iter()
-        .filter(|j| j.current && j.org == builder)
-        .map(|j| j.person)
-        .filter(|p| managers.contains(p))
-        .collect();
-    if staff.is_empty() {
-        pick(rng, managers, 0)
-    } else {
-        pick(rng, &staff, 0)
+/// The people of `managers` currently working for each organisation, in the order of
+/// the city's jobs; built once, not once per permit (a million people's city has
+/// 50,000 permits and 600,000 jobs).
+fn staff_by_employer(city: &City, managers: &[usize]) -> HashMap<usize, Vec<usize>> {
+    let managers: HashSet<usize> = managers.iter().copied().collect();
+    let mut staff: HashMap<usize, Vec<usize>> = HashMap::new();
+    for job in city.jobs.iter().filter(|j| j.current && managers.contains(&j.person)) {
+        staff.entry(job.org).or_default().push(job.person);
+    }
+    staff
+}
+
+fn project_manager(rng: &mut Rng, staff: &HashMap<usize, Vec<usize>>, builder: usize, managers: &[usize]) -> usize {
+    match staff.get(&builder) {
+        Some(staff) if !staff.is_empty() => pick(rng, staff, 0),
+        _ => pick(rng, managers, 0),
     }
 }
 

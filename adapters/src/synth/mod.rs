@@ -177,13 +177,19 @@ impl SyntheticRecord {
 /// `deleted: true` (registrations entered in error and withdrawn). Source ids are
 /// unique within each record type. An empty city (`people: 0`) exports nothing.
 pub fn city(config: &CityConfig) -> Vec<SyntheticRecord> {
+    city_by_department(config).flat_map(|(_, records)| records).collect()
+}
+
+/// The records of [`city`], in the same order, one department at a time: a large
+/// city's exports can be written without holding all of them at once (the city model
+/// itself is kept until the last department is written).
+pub fn city_by_department(config: &CityConfig) -> impl Iterator<Item = (Department, Vec<SyntheticRecord>)> {
     let town = City::generate(config);
-    let mut records = Vec::new();
-    for department in Department::ALL {
-        let mut rng = stream(config.seed, department_salt(department));
-        records.extend(write_department(department, &town, &mut rng));
-    }
-    records
+    let seed = config.seed;
+    Department::ALL.into_iter().map(move |department| {
+        let mut rng = stream(seed, department_salt(department));
+        (department, write_department(department, &town, &mut rng))
+    })
 }
 
 /// The ground truth of `records`: one line of JSON per true mention of every record

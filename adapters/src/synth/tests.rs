@@ -18,6 +18,20 @@ fn the_same_seed_gives_the_same_city() {
 }
 
 #[test]
+fn the_city_by_department_is_the_city() {
+    let config = CityConfig { people: 120, seed: 5 };
+    let mut departments = Vec::new();
+    let mut records = Vec::new();
+    for (department, written) in city_by_department(&config) {
+        assert!(written.iter().all(|r| r.record_type.department() == department));
+        departments.push(department);
+        records.extend(written);
+    }
+    assert_eq!(departments, Department::ALL);
+    assert_eq!(records, city(&config));
+}
+
+#[test]
 fn every_record_type_is_present() {
     let records = default_city();
     for record_type in RecordType::ALL {

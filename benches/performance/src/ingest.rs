@@ -1,0 +1,144 @@
+//! The city's ingest end to end: the seven departments push their files at once with
+//! the real connector (`push_file`: mutual TLS, PushStream, resending), the hub
+//! validates, adapts, resolves (with probabilistic matching) and commits, while the
+//! platform follows the feed with the real `pull` into a JSON-lines file.
+//!
+//! Ingest time: from the first push until every department's last batch is
+//! acknowledged (acknowledged means committed). Published time: until the platform has
+//! read every change up to the feed's head after the pushes finished — the city
+//! unified, committed and delivered.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use tongban_gateway::client::{push_file, PushOptions};
+use tongban_gateway::identity::Identity;
+use tongban_gateway::platform::{pull, PullOptions};
+
+use crate::city::CityFiles;
+use crate::hub::Hub;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ingest {
+    pub records: u64,
+    pub accepted: u64,
+    pub unchanged: u64,
+    pub stale: u64,
+    pub rejected: u64,
+    pub mentions: u64,
+    pub ingest_seconds: f64,
+    /// Records per second, first push to last acknowledgement.
+    pub rate: f64,
+    pub published_seconds: f64,
+    /// Changes the platform read while following and when draining.
+    pub changes_followed: u64,
+    pub changes_drained: u64,
+}
+
+pub async fn run(hub: &Hub, city: &CityFiles, batch_size: usize, feed_out: &Path) -> anyhow::Result<Ingest> {
+    let platform = hub.identity(&Identity::Platform)?;
+    let mut follow = PullOptions::new(hub.endpoint.clone(), feed_out);
+    follow.follow = true;
+    let drain = PullOptions::new(hub.endpoint.clone(), feed_out);
+    let mut pushes = Vec::new();
+    for (department, file) in &city.files {
+        let identity = hub.identity(&Identity::Department(*department))?;
+        let mut options = PushOptions::new(hub.endpoint.clone());
+        options.show_progress = false;
+        options.batch_size = batch_size;
+        pushes.push(async move { (department, push_file(file, &identity, &options).await) });
+    }
+    let (pushed_tx, pushed_rx) = tokio::sync::oneshot::channel::<()>();
+    let started = Instant::now();
+    let follower = tokio::spawn(async move {
+        let followed = pull(&platform, &follow, async {
+            let _ = pushed_rx.await;
+        })
+        .await?;
+        // A pull that does not follow ends at the head it found: everything the
+        // acknowledged pushes committed.
+        let drained = pull(&platform, &drain, std::future::pending()).await?;
+        anyhow::Ok((followed.changes, drained.changes, started.elapsed()))
+    });
+    let reports = futures_util::future::join_all(pushes).await;
+    let ingest = started.elapsed();
+    let _ = pushed_tx.send(());
+    let mut result = Ingest {
+        records: 0,
+        accepted: 0,
+        unchanged: 0,
+        stale: 0,
+        rejected: 0,
+        mentions: 0,
+        ingest_seconds: ingest.as_secs_f64(),
+        rate: 0.0,
+        published_seconds: 0.0,
+        changes_followed: 0,
+        changes_drained: 0,
+    };
+    for (department, report) in reports {
+        let report = report.with_context(|| format!("{department}: push"))?;
+        if let Some(failure) = &report.failure {
+            bail!(
+                "{department}: the push failed: {failure}; the hub's log ends:\n{}",
+                hub.log_tail()
+            );
+        }
+        if !report.is_complete() {
+            bail!("{department}: {} records were not delivered", report.not_delivered);
+        }
+        result.records += report.lines;
+        result.accepted += report.accepted;
+        result.unchanged += report.unchanged;
+        result.stale += report.stale;
+        result.rejected += report.rejected;
+        result.mentions += report.mentions;
+    }
+    let (followed, drained, published) = follower
+        .await
+        .context("the platform's follower")?
+        .context("the platform's pull")?;
+    result.rate = result.records as f64 / result.ingest_seconds.max(1e-9);
+    result.published_seconds = published.as_secs_f64();
+    result.changes_followed = followed;
+    result.changes_drained = drained;
+    Ok(result)
+}
+
+/// Up to `n` resident identity numbers (keys of person records) drawn evenly from the
+/// feed the platform wrote: what the lookup benchmark asks for.
+pub fn sample_identifiers(feed: &Path, n: usize, seed: u64) -> anyhow::Result<Vec<String>> {
+    let file = std::fs::File::open(feed).with_context(|| format!("opening {}", feed.display()))?;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut sample = Vec::with_capacity(n);
+    let mut seen = 0usize;
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.with_context(|| format!("reading {}", feed.display()))?;
+        let change: serde_json::Value = serde_json::from_str(&line).context("a feed line that is not JSON")?;
+        if change.get("kind").and_then(|k| k.as_str()) != Some("person") {
+            continue;
+        }
+        let identifiers = change.get("identifiers").and_then(|i| i.as_array());
+        for identifier in identifiers.into_iter().flatten() {
+            let is_key = identifier.get("key").and_then(|k| k.as_bool()) == Some(true);
+            let scheme = identifier.get("scheme").and_then(|s| s.as_str());
+            let Some(value) = identifier.get("value").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            if !is_key || scheme != Some("resident_id") {
+                continue;
+            }
+            // Reservoir sampling: every identifier seen is equally likely to be kept.
+            seen += 1;
+            if sample.len() < n {
+                sample.push(value.to_owned());
+            } else if let Some(slot) = sample.get_mut(rng.usize(..seen)) {
+                *slot = value.to_owned();
+            }
+        }
+    }
+    Ok(sample)
+}

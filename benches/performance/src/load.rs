@@ -1,0 +1,208 @@
+//! Driving calls and measuring them: a closed loop (N callers, each sending its next
+//! call when the last one is answered: the most a system serves) and an open loop
+//! (calls started on a fixed schedule whatever the answers do; each latency is taken
+//! from the call's scheduled start, so a stall counts against every call it delayed —
+//! no coordinated omission). Percentiles by nearest rank over every call's latency.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+/// What one call came to.
+pub enum Step {
+    Done,
+    Failed(String),
+    /// Nothing left to send (the prepared records ran out): the caller stops.
+    Exhausted,
+}
+
+/// The calls of one phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub calls: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub seconds: f64,
+    /// Successful calls per second.
+    pub rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// The phase ended early: no more records to send.
+    pub exhausted: bool,
+}
+
+#[derive(Default)]
+struct Tally {
+    micros: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+    exhausted: bool,
+}
+
+impl Tally {
+    fn add(&mut self, latency: Duration, step: Step) {
+        match step {
+            Step::Done => self.micros.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
+            Step::Failed(error) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(error);
+            }
+            Step::Exhausted => self.exhausted = true,
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.micros.extend(other.micros);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.exhausted |= other.exhausted;
+    }
+
+    fn summary(mut self, elapsed: Duration) -> Summary {
+        self.micros.sort_unstable();
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        let at = |p: f64| percentile(&self.micros, p);
+        Summary {
+            calls: self.micros.len() as u64,
+            errors: self.errors,
+            first_error: self.first_error.clone(),
+            seconds,
+            rate: self.micros.len() as f64 / seconds,
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            p999_ms: at(0.999),
+            max_ms: self.micros.last().map_or(0.0, |&m| m as f64 / 1000.0),
+            exhausted: self.exhausted,
+        }
+    }
+}
+
+/// The `p` quantile (nearest rank) of sorted microseconds, in milliseconds.
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    let index = rank.clamp(1, sorted.len()) - 1;
+    sorted.get(index).map_or(0.0, |&m| m as f64 / 1000.0)
+}
+
+/// `callers` tasks call `call(caller)` back to back for `duration` (or until the work
+/// is exhausted).
+pub async fn closed_loop<F, Fut>(callers: usize, duration: Duration, call: F) -> Summary
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Step> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = JoinSet::new();
+    for caller in 0..callers {
+        let call = call.clone();
+        tasks.spawn(async move {
+            let mut tally = Tally::default();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let step = call(caller).await;
+                let exhausted = matches!(step, Step::Exhausted);
+                tally.add(sent.elapsed(), step);
+                if exhausted {
+                    break;
+                }
+            }
+            tally
+        });
+    }
+    let mut tally = Tally::default();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(caller) => tally.merge(caller),
+            Err(e) => tally.add(Duration::ZERO, Step::Failed(format!("a caller task failed: {e}"))),
+        }
+    }
+    tally.summary(started.elapsed())
+}
+
+/// Calls `call(n)` for n = 0, 1, 2, … at `rate` calls a second for `duration`, each
+/// started at its scheduled time whether earlier calls were answered or not, at most
+/// `available` calls.
+pub async fn open_loop<F, Fut>(rate: f64, duration: Duration, available: u64, call: F) -> Summary
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = Step> + Send + 'static,
+{
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+    let mut tasks = JoinSet::new();
+    let mut tally = Tally::default();
+    let mut n = 0u64;
+    loop {
+        let scheduled = started + interval.mul_f64(n as f64);
+        if scheduled >= started + duration {
+            break;
+        }
+        if n >= available {
+            tally.exhausted = true;
+            break;
+        }
+        tokio::time::sleep_until(scheduled.into()).await;
+        let call = call(n);
+        tasks.spawn(async move {
+            let step = call.await;
+            (scheduled.elapsed(), step)
+        });
+        n += 1;
+        // Collect what is answered as we go, so the set does not grow.
+        while let Some(done) = tasks.try_join_next() {
+            add_joined(&mut tally, done);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        add_joined(&mut tally, done);
+    }
+    tally.summary(started.elapsed())
+}
+
+fn add_joined(tally: &mut Tally, done: Result<(Duration, Step), tokio::task::JoinError>) {
+    match done {
+        Ok((latency, step)) => tally.add(latency, step),
+        Err(e) => tally.add(Duration::ZERO, Step::Failed(format!("a call task failed: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let micros: Vec<u64> = (1..=1000).map(|i| i * 1000).collect();
+        assert_eq!(percentile(&micros, 0.5), 500.0);
+        assert_eq!(percentile(&micros, 0.99), 990.0);
+        assert_eq!(percentile(&micros, 0.999), 999.0);
+        assert_eq!(percentile(&[7000], 0.999), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[tokio::test]
+    async fn the_open_loop_keeps_its_schedule_and_counts_from_it() {
+        // Calls that take 30 ms, at 200 a second: a closed loop would send one at a time;
+        // the open loop keeps sending, and each latency is about 30 ms.
+        let summary = open_loop(200.0, Duration::from_millis(300), u64::MAX, |_| async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Step::Done
+        })
+        .await;
+        assert_eq!(summary.calls, 60);
+        assert!(summary.p50_ms >= 30.0 && summary.p50_ms < 80.0, "{summary:?}");
+        let limited = open_loop(1000.0, Duration::from_secs(10), 5, |_| async { Step::Done }).await;
+        assert_eq!(limited.calls, 5);
+        assert!(limited.exhausted);
+    }
+}
