@@ -1151,11 +1151,78 @@ async fn embedded_migrations_run_once() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn upgrading_the_quarantine_to_bytes_keeps_every_entry_and_never_reuses_an_id() {
+    let fixture = Embedded::new();
+    let (first, ..) = rejected("Q-1", 1, r#"{"a": "王伟"#);
+    let (second, ..) = rejected("Q-2", 1, "not json");
+    let (third, ..) = rejected("Q-3", 1, "[");
+    commit(&fixture.store, vec![first, second, third]).await;
+    // The quarantine as schema version 7 kept it: payloads as text. The third entry is
+    // gone (as if removed by hand), but its id was handed out.
+    let connection = rusqlite::Connection::open(&fixture.path).unwrap();
+    connection
+        .execute_batch(
+            "CREATE TABLE quarantine_text (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT, received_at INTEGER NOT NULL,
+                 identity TEXT NOT NULL, record_type TEXT NOT NULL, source_id TEXT NOT NULL,
+                 source_version INTEGER NOT NULL, deleted INTEGER NOT NULL CHECK (deleted IN (0, 1)),
+                 payload TEXT NOT NULL, errors TEXT NOT NULL
+             ) STRICT;
+             INSERT INTO quarantine_text
+                 SELECT id, received_at, identity, record_type, source_id, source_version, deleted,
+                        CAST(payload AS TEXT), errors
+                   FROM quarantine WHERE source_id <> 'Q-3';
+             DROP TABLE quarantine;
+             ALTER TABLE quarantine_text RENAME TO quarantine;
+             UPDATE sqlite_sequence SET seq = 3 WHERE name = 'quarantine';
+             CREATE INDEX quarantine_identity_id ON quarantine (identity, id);
+             DELETE FROM schema_migrations WHERE version = 8;",
+        )
+        .unwrap();
+    let text: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM quarantine WHERE typeof(payload) = 'text'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(text, 2);
+    drop(connection);
+
+    let store = fixture.reopen().await;
+    let entries = quarantine(&store, None).await;
+    let kept: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|e| (e.envelope.source_id.as_str(), e.envelope.payload.as_slice()))
+        .collect();
+    assert_eq!(
+        kept,
+        [("Q-1", r#"{"a": "王伟"#.as_bytes()), ("Q-2", b"not json".as_slice())]
+    );
+    let (fourth, ..) = rejected("Q-4", 1, "]");
+    let results = commit(&store, vec![fourth]).await;
+    assert_eq!(
+        results[0].quarantine_id.as_deref(),
+        Some("4"),
+        "id 3 was handed out once"
+    );
+    let connection = rusqlite::Connection::open(&fixture.path).unwrap();
+    let blobs: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM quarantine WHERE typeof(payload) = 'blob'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(blobs, 3, "every payload is kept as bytes");
 }
 
 #[tokio::test]

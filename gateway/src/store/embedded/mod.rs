@@ -15,7 +15,6 @@ mod traffic;
 mod unified;
 
 use futures_util::FutureExt;
-use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 use tongban_adapters::model::EntityKind;
 
@@ -168,6 +167,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 7,
         sql: include_str!("../migrations/embedded/0007_audit_trace.sql"),
+    },
+    Migration {
+        version: 8,
+        sql: include_str!("../migrations/embedded/0008_quarantine_bytes.sql"),
     },
 ];
 
@@ -732,10 +735,7 @@ fn insert_quarantine(
                     envelope.source_id,
                     envelope.source_version,
                     envelope.deleted,
-                    // Bound as text without the UTF-8 check `&str` would need: a payload
-                    // rejected for not being UTF-8 is kept byte for byte (SQLite does not
-                    // validate text), and older entries stay readable as text.
-                    ToSqlOutput::Borrowed(ValueRef::Text(&envelope.payload)),
+                    envelope.payload,
                     errors,
                 ],
                 |row| row.get(0),
@@ -777,7 +777,7 @@ impl QuarantineRow {
                     source_id: row.get(4)?,
                     source_version: row.get(5)?,
                     deleted: row.get(6)?,
-                    payload: row.get_ref(7)?.as_bytes()?.to_vec(),
+                    payload: row.get(7)?,
                 },
                 errors: Vec::new(),
             },
