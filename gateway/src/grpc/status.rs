@@ -266,14 +266,19 @@ pub fn from_inbound(status: Status, limit: usize) -> Status {
                 .and_then(|rest| rest.split(' ').next());
             message_too_large(found, limit)
         }
+        // Only tonic's decoder words an INTERNAL this way: the hub's own INTERNAL (a store
+        // failure, above) has a fixed message of its own, so no handler's error is taken
+        // for the caller's.
         Code::Internal if status.message().starts_with(TONIC_UNDECODABLE) => {
             let detail = &status.message()[TONIC_UNDECODABLE.len()..];
+            let hint = if detail.contains("UTF-8") {
+                "; every text field but an envelope's payload must be UTF-8"
+            } else {
+                ""
+            };
             Status::with_error_details(
                 Code::InvalidArgument,
-                format!(
-                    "the message is not a valid tongban.v1 message ({detail}); nothing of it was stored. \
-                     Every text field but the payload must be UTF-8"
-                ),
+                format!("the message is not a valid tongban.v1 message ({detail}); nothing of it was stored{hint}"),
                 ErrorDetails::with_error_info("MALFORMED_MESSAGE", ERROR_DOMAIN, HashMap::new()),
             )
         }
