@@ -222,7 +222,7 @@ async fn malformed_payloads_are_rejected_beside_good_records(kind: StoreKind) {
         .into_iter()
         .map(|(payload, pointer, code)| (payload.into_bytes(), pointer, code))
         .collect();
-    // GBK, as an export not converted to UTF-8 carries it: 王伟 is D5 F5 CE B0.
+    // GBK, as an export not converted to UTF-8 carries it: 王伟 is CD F5 CE B0.
     let mut gbk = good.to_string().into_bytes();
     let name = "\"nsrmc\":\"".as_bytes();
     let at = gbk
@@ -230,7 +230,7 @@ async fn malformed_payloads_are_rejected_beside_good_records(kind: StoreKind) {
         .position(|w| w == name)
         .expect("nsrmc in the fixture")
         + name.len();
-    gbk.splice(at..at, [0xD5, 0xF5, 0xCE, 0xB0]);
+    gbk.splice(at..at, [0xCD, 0xF5, 0xCE, 0xB0]);
     assert!(std::str::from_utf8(&gbk).is_err());
     cases.push((gbk, "", "payload.not_utf8"));
     // The good records first, last, and in between.
@@ -324,7 +324,7 @@ async fn a_message_the_decoder_refuses_gets_invalid_argument(kind: StoreKind) {
             RawEnvelope {
                 record_type: record_type.clone(),
                 // 王伟 in GBK: a key typed into a system that stores GBK.
-                source_id: vec![0xD5, 0xF5, 0xCE, 0xB0],
+                source_id: vec![0xCD, 0xF5, 0xCE, 0xB0],
                 source_version: version,
                 deleted: false,
                 payload: good.to_string().into_bytes(),
