@@ -2,7 +2,8 @@
 //! call when the last one is answered: the most a system serves) and an open loop
 //! (calls started on a fixed schedule whatever the answers do; each latency is taken
 //! from the call's scheduled start, so a stall counts against every call it delayed —
-//! no coordinated omission). Percentiles by nearest rank over every call's latency.
+//! no coordinated omission). Percentiles by nearest rank over every call's latency,
+//! failed calls included (a call that fails fast must not make the tail look better).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -21,7 +22,11 @@ pub enum Step {
 /// The calls of one phase.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    /// Calls answered, failed ones included: the latencies behind the percentiles.
     pub calls: u64,
+    /// Of those, the successful ones.
+    pub done: u64,
+    /// Failed calls (answered with an error, or whose task died).
     pub errors: u64,
     pub first_error: Option<String>,
     pub seconds: f64,
@@ -37,26 +42,39 @@ pub struct Summary {
 
 #[derive(Default)]
 struct Tally {
+    /// Every answered call's latency, failed or not.
     micros: Vec<u64>,
+    done: u64,
     errors: u64,
     first_error: Option<String>,
     exhausted: bool,
 }
 
 impl Tally {
+    /// A call's outcome; a failure's latency runs to the failure, like a success's.
     fn add(&mut self, latency: Duration, step: Step) {
         match step {
-            Step::Done => self.micros.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
+            Step::Done => {
+                self.micros.push(micros(latency));
+                self.done += 1;
+            }
             Step::Failed(error) => {
-                self.errors += 1;
-                self.first_error.get_or_insert(error);
+                self.micros.push(micros(latency));
+                self.fail(error);
             }
             Step::Exhausted => self.exhausted = true,
         }
     }
 
+    /// A failure with no latency: the call's task died, its time is unknown.
+    fn fail(&mut self, error: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(error);
+    }
+
     fn merge(&mut self, other: Tally) {
         self.micros.extend(other.micros);
+        self.done += other.done;
         self.errors += other.errors;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
@@ -70,10 +88,11 @@ impl Tally {
         let at = |p: f64| percentile(&self.micros, p);
         Summary {
             calls: self.micros.len() as u64,
+            done: self.done,
             errors: self.errors,
             first_error: self.first_error.clone(),
             seconds,
-            rate: self.micros.len() as f64 / seconds,
+            rate: self.done as f64 / seconds,
             p50_ms: at(0.50),
             p99_ms: at(0.99),
             p999_ms: at(0.999),
@@ -81,6 +100,10 @@ impl Tally {
             exhausted: self.exhausted,
         }
     }
+}
+
+fn micros(latency: Duration) -> u64 {
+    u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The `p` quantile (nearest rank) of sorted microseconds, in milliseconds.
@@ -123,7 +146,7 @@ where
     while let Some(done) = tasks.join_next().await {
         match done {
             Ok(caller) => tally.merge(caller),
-            Err(e) => tally.add(Duration::ZERO, Step::Failed(format!("a caller task failed: {e}"))),
+            Err(e) => tally.fail(format!("a caller task failed: {e}")),
         }
     }
     tally.summary(started.elapsed())
@@ -172,7 +195,7 @@ where
 fn add_joined(tally: &mut Tally, done: Result<(Duration, Step), tokio::task::JoinError>) {
     match done {
         Ok((latency, step)) => tally.add(latency, step),
-        Err(e) => tally.add(Duration::ZERO, Step::Failed(format!("a call task failed: {e}"))),
+        Err(e) => tally.fail(format!("a call task failed: {e}")),
     }
 }
 
@@ -204,5 +227,27 @@ mod tests {
         let limited = open_loop(1000.0, Duration::from_secs(10), 5, |_| async { Step::Done }).await;
         assert_eq!(limited.calls, 5);
         assert!(limited.exhausted);
+    }
+
+    #[tokio::test]
+    async fn failed_calls_count_in_the_percentiles_not_in_the_rate() {
+        // Every other call fails at once, the others take 20 ms: the failures' latencies
+        // are there (p50 is a fast failure), and only the successes make the rate.
+        let summary = open_loop(100.0, Duration::from_millis(200), u64::MAX, |n| async move {
+            if n % 2 == 0 {
+                return Step::Failed("refused".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Step::Done
+        })
+        .await;
+        assert_eq!(
+            (summary.calls, summary.done, summary.errors),
+            (20, 10, 10),
+            "{summary:?}"
+        );
+        assert!(summary.p50_ms < 20.0, "{summary:?}");
+        assert!(summary.p99_ms >= 20.0, "{summary:?}");
+        assert_eq!(summary.first_error.as_deref(), Some("refused"));
     }
 }
