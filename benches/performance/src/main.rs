@@ -379,8 +379,13 @@ async fn run_store(
     )
     .await?;
     eprintln!(
-        "bench:   at {:.0} /s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {} errors",
-        latency.half_rate, latency.half.p50_ms, latency.half.p99_ms, latency.half.p999_ms, latency.half.errors
+        "bench:   at {:.0} /s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {} errors; send lag p99 {:.2} ms",
+        latency.half_rate,
+        latency.half.p50_ms,
+        latency.half.p99_ms,
+        latency.half.p999_ms,
+        latency.half.errors,
+        latency.half.send_lag_p99_ms.unwrap_or_default()
     );
     warn_errors("push", &latency.max);
     warn_errors("push", &latency.half);
@@ -396,8 +401,11 @@ async fn run_store(
     )
     .await?;
     eprintln!(
-        "bench:   p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
-        insert_baseline.p50_ms, insert_baseline.p99_ms, insert_baseline.p999_ms
+        "bench:   p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; send lag p99 {:.2} ms",
+        insert_baseline.p50_ms,
+        insert_baseline.p99_ms,
+        insert_baseline.p999_ms,
+        insert_baseline.send_lag_p99_ms.unwrap_or_default()
     );
     warn_errors("INSERT", &insert_baseline);
 
