@@ -275,6 +275,7 @@ async fn run_size(
         records: city.records,
         file_bytes: city.bytes,
         copy_in,
+        lookup_callers: args.lookup_callers,
         lookup_baseline,
         splink,
         stores: runs,

@@ -41,6 +41,8 @@ pub struct SizeRun {
     pub records: u64,
     pub file_bytes: u64,
     pub copy_in: Copied,
+    /// Lookup callers of the hub, and connections of its baseline (`--lookup-callers`).
+    pub lookup_callers: usize,
     pub lookup_baseline: Summary,
     pub splink: Option<SplinkTime>,
     pub stores: Vec<StoreRun>,
@@ -254,14 +256,15 @@ pub fn rows(sizes: &[SizeRun]) -> Vec<Row> {
                 Some(Target::RatioAtLeast(0.5)),
             ));
             let lookup_errors = (run.lookup.errors, size.lookup_baseline.errors);
+            let callers = size.lookup_callers;
             rows.push(
                 row(
                     s,
                     n,
-                    "lookup by identifier, 64 callers",
+                    &format!("lookup by identifier, {callers} callers"),
                     "requests/s",
                     run.lookup.rate,
-                    Some(("PK SELECT, 64 conns, /s", size.lookup_baseline.rate)),
+                    Some((&format!("PK SELECT, {callers} conns, /s"), size.lookup_baseline.rate)),
                     Better::Higher,
                     None,
                 )
