@@ -274,7 +274,7 @@ pub fn rows(sizes: &[SizeRun]) -> Vec<Row> {
                 row(
                     s,
                     n,
-                    "lookup p99",
+                    &format!("lookup p99 at saturation ({callers} callers)"),
                     "ms",
                     run.lookup.p99_ms,
                     Some(("PK SELECT p99, ms", size.lookup_baseline.p99_ms)),
