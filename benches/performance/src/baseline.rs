@@ -4,7 +4,7 @@
 //!   one connection, timed from the first line read to the commit;
 //! - feed: `COPY (SELECT …) TO STDOUT` of the feed's rows, in feed order;
 //! - latency: a durable single-row INSERT (autocommit) per record, at the rate the hub
-//!   was measured at, from a pool as large as the hub's;
+//!   was measured at, from a pool as large as the hub's on PostgreSQL;
 //! - lookup: primary-key SELECTs from many connections at once.
 
 use std::io::{BufRead, BufReader};
@@ -31,9 +31,6 @@ const SOURCE_TABLE: &str = "CREATE TABLE source_records (
     source_version bigint NOT NULL,
     payload        text   NOT NULL,
     PRIMARY KEY (record_type, source_id))";
-
-/// The hub's connection pool size (`store.pool_size`'s default).
-const HUB_POOL_SIZE: usize = 16;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Copied {
@@ -250,10 +247,14 @@ pub async fn lookup(database: &Database, callers: usize, duration: Duration) -> 
 }
 
 /// A durable single-row INSERT per record (autocommit, `synchronous_commit` as the
-/// server has it) at `rate` a second for `duration`, from a pool as large as the hub's.
+/// server has it) at `rate` a second for `duration`, from `pool_size` connections: the
+/// hub's pool on PostgreSQL. The same pool serves as the embedded store's baseline,
+/// which does all its work on one SQLite connection: there the baseline is what a
+/// durable write on this machine costs at that rate, not a model of the store.
 pub async fn insert_latency(
     database: &Database,
     records: Arc<Vec<(tongban_adapters::Department, pb::Envelope)>>,
+    pool_size: usize,
     rate: f64,
     duration: Duration,
 ) -> anyhow::Result<Summary> {
@@ -271,7 +272,7 @@ pub async fn insert_latency(
         },
     );
     let pool = deadpool_postgres::Pool::builder(manager)
-        .max_size(HUB_POOL_SIZE)
+        .max_size(pool_size)
         .build()
         .context("the baseline's connection pool")?;
     let summary = load::open_loop(rate, duration, records.len() as u64, |n| {

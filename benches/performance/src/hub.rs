@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tongban_gateway::client::ClientIdentity;
+use tongban_gateway::config::StoreConfig;
 use tongban_gateway::identity::Identity;
 use tongban_gateway::pki::PkiLayout;
 
@@ -231,6 +232,19 @@ pub fn peak_rss_of(status_file: &str) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
+/// The connection pool of the hub on PostgreSQL as the benchmark runs it: read back
+/// from the configuration `tongban serve` is given, so it is the gateway's default
+/// (`store.pool_size`) and follows it. (The embedded store has no pool: one SQLite
+/// connection does all its work.)
+pub fn postgres_pool_size() -> anyhow::Result<usize> {
+    let text = config(&PkiLayout::new("pki"), StoreKind::Postgres, Path::new("."), 7443)?;
+    let parsed = tongban_gateway::config::Config::parse(&text).context("the hub's configuration")?;
+    match parsed.store {
+        StoreConfig::Postgres(postgres) => Ok(postgres.pool_size),
+        StoreConfig::Embedded(_) => bail!("the PostgreSQL configuration came out embedded"),
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -276,6 +290,18 @@ mod tests {
             let parsed = tongban_gateway::config::Config::parse(&text).expect("parses");
             assert_eq!(parsed.listen.port(), 7443);
         }
+    }
+
+    #[test]
+    fn the_pool_size_is_the_gateways_default() {
+        let default = tongban_gateway::config::Config::parse(
+            "[tls]\nclient_ca = \"a\"\ncert = \"b\"\nkey = \"c\"\n[store]\nkind = \"postgres\"\n",
+        )
+        .expect("a minimal configuration");
+        let StoreConfig::Postgres(postgres) = default.store else {
+            panic!("not PostgreSQL");
+        };
+        assert_eq!(postgres_pool_size().expect("the pool size"), postgres.pool_size);
     }
 
     #[test]

@@ -372,9 +372,11 @@ async fn run_store(
         "bench: [{store}] single-record pushes: the most for {} s, then half of it for {} s",
         args.max_rate_seconds, args.latency_seconds
     );
+    let pool_size = hub::postgres_pool_size()?;
     let latency = latency::run(
         &hub,
         fresh.clone(),
+        pool_size,
         seconds(args.max_rate_seconds),
         seconds(args.latency_seconds),
     )
@@ -397,6 +399,7 @@ async fn run_store(
     let insert_baseline = baseline::insert_latency(
         baselines,
         fresh.clone(),
+        pool_size,
         latency.half_rate,
         seconds(args.latency_seconds),
     )

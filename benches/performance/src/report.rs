@@ -211,7 +211,7 @@ pub fn rows(sizes: &[SizeRun]) -> Vec<Row> {
                 row(
                     s,
                     n,
-                    "single-record push, max",
+                    &format!("single-record push, max, {} callers", latency.max_callers),
                     "pushes/s",
                     latency.max.rate,
                     None,
