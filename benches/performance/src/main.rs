@@ -91,14 +91,14 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     lookup_callers: usize,
     /// Seconds of lookups.
-    #[arg(long, default_value_t = 10.0)]
-    lookup_seconds: f64,
+    #[arg(long, default_value = "10", value_parser = phase_seconds)]
+    lookup_seconds: Duration,
     /// Seconds of single-record pushes at the most the hub takes.
-    #[arg(long, default_value_t = 10.0)]
-    max_rate_seconds: f64,
+    #[arg(long, default_value = "10", value_parser = phase_seconds)]
+    max_rate_seconds: Duration,
     /// Seconds of single-record pushes at half that rate (the latency measured).
-    #[arg(long, default_value_t = 20.0)]
-    latency_seconds: f64,
+    #[arg(long, default_value = "20", value_parser = phase_seconds)]
+    latency_seconds: Duration,
     /// The commit measured, recorded in the JSON.
     #[arg(long)]
     commit: Option<String>,
@@ -240,10 +240,10 @@ async fn run_size(
     let copy_in = baseline::copy_in(baselines, &city).await?;
     eprintln!("bench:   {:.0} rows/s ({:.1} s)", copy_in.rate, copy_in.seconds);
     eprintln!(
-        "bench: baseline: primary-key SELECTs from {} connections for {} s",
+        "bench: baseline: primary-key SELECTs from {} connections for {:?}",
         args.lookup_callers, args.lookup_seconds
     );
-    let lookup_baseline = baseline::lookup(baselines, args.lookup_callers, seconds(args.lookup_seconds)).await?;
+    let lookup_baseline = baseline::lookup(baselines, args.lookup_callers, args.lookup_seconds).await?;
     eprintln!(
         "bench:   {:.0} /s, p99 {:.2} ms",
         lookup_baseline.rate, lookup_baseline.p99_ms
@@ -358,10 +358,10 @@ async fn run_store(
     }
 
     eprintln!(
-        "bench: [{store}] lookup: {} callers by identifier for {} s",
+        "bench: [{store}] lookup: {} callers by identifier for {:?}",
         args.lookup_callers, args.lookup_seconds
     );
-    let lookup = lookup::run(&hub, identifiers, args.lookup_callers, seconds(args.lookup_seconds)).await?;
+    let lookup = lookup::run(&hub, identifiers, args.lookup_callers, args.lookup_seconds).await?;
     eprintln!(
         "bench:   {:.0} /s, p99 {:.2} ms, {} errors",
         lookup.rate, lookup.p99_ms, lookup.errors
@@ -369,7 +369,7 @@ async fn run_store(
     warn_errors("lookup", &lookup);
 
     eprintln!(
-        "bench: [{store}] single-record pushes: the most for {} s, then half of it for {} s",
+        "bench: [{store}] single-record pushes: the most for {:?}, then half of it for {:?}",
         args.max_rate_seconds, args.latency_seconds
     );
     let pool_size = hub::postgres_pool_size()?;
@@ -377,8 +377,8 @@ async fn run_store(
         &hub,
         fresh.clone(),
         pool_size,
-        seconds(args.max_rate_seconds),
-        seconds(args.latency_seconds),
+        args.max_rate_seconds,
+        args.latency_seconds,
     )
     .await?;
     eprintln!(
@@ -401,7 +401,7 @@ async fn run_store(
         fresh.clone(),
         pool_size,
         latency.half_rate,
-        seconds(args.latency_seconds),
+        args.latency_seconds,
     )
     .await?;
     eprintln!(
@@ -433,8 +433,16 @@ async fn run_store(
     })
 }
 
-fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.1))
+/// The length of a timed phase: a finite number of seconds, at least 0.1.
+fn phase_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("not a number of seconds: {e}"))?;
+    if seconds.is_nan() || seconds < 0.1 {
+        return Err(format!("{text} s: a phase takes at least 0.1 s"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text} s: {e}"))
 }
 
 fn warn_errors(what: &str, summary: &load::Summary) {
@@ -446,5 +454,28 @@ fn warn_errors(what: &str, summary: &load::Summary) {
     }
     if summary.exhausted {
         eprintln!("bench: warning: the {what} phase ran out of records before its time was up");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_lengths_are_finite_seconds() {
+        assert_eq!(phase_seconds("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(phase_seconds("0.5"), Ok(Duration::from_millis(500)));
+        for bad in ["inf", "NaN", "-1", "0", "0.01", "1e300", "ten"] {
+            assert!(phase_seconds(bad).is_err(), "{bad}");
+        }
+        let parsed = Args::try_parse_from([
+            "tongban-bench",
+            "--tongban",
+            "t",
+            "--skip-splink",
+            "--lookup-seconds",
+            "inf",
+        ]);
+        assert!(parsed.is_err(), "inf is refused with a message, not a panic");
     }
 }
