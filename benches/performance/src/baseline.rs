@@ -24,6 +24,10 @@ use crate::city::CityFiles;
 use crate::database::{connect, Database};
 use crate::load::{self, Step, Summary};
 
+/// The single-record baseline's statement.
+const INSERT: &str = "INSERT INTO single_records (record_type, source_id, source_version, payload) \
+                      VALUES ($1, $2, $3, $4)";
+
 /// The baseline's table of source records: the hub's key of a current record.
 const SOURCE_TABLE: &str = "CREATE TABLE source_records (
     record_type    text   NOT NULL,
@@ -275,6 +279,17 @@ pub async fn insert_latency(
         .max_size(pool_size)
         .build()
         .context("the baseline's connection pool")?;
+    // Every connection opened and the statement prepared on each before the clock
+    // starts (all held at once, so that they are distinct): the latencies are of
+    // INSERTs, not of connecting, as the hub's are (its max-rate phase, just before its
+    // open loop, kept every pooled connection busy).
+    let warm = futures_util::future::try_join_all((0..pool_size).map(|_| async {
+        let client = pool.get().await.context("opening the baseline's pooled connections")?;
+        client.prepare_cached(INSERT).await.context("preparing the INSERT")?;
+        anyhow::Ok(client)
+    }))
+    .await?;
+    drop(warm);
     let summary = load::open_loop(rate, duration, records.len() as u64, |n| {
         let (pool, records) = (pool.clone(), records.clone());
         async move {
@@ -285,13 +300,8 @@ pub async fn insert_latency(
                 Ok(client) => client,
                 Err(e) => return Step::Failed(e.to_string()),
             };
-            let statement = match client
-                .prepare_cached(
-                    "INSERT INTO single_records (record_type, source_id, source_version, payload) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .await
-            {
+            // Prepared while warming: found in the connection's cache, no round trip.
+            let statement = match client.prepare_cached(INSERT).await {
                 Ok(statement) => statement,
                 Err(e) => return Step::Failed(e.to_string()),
             };
