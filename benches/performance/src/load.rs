@@ -4,6 +4,14 @@
 //! from the call's scheduled start, so a stall counts against every call it delayed —
 //! no coordinated omission). Percentiles by nearest rank over every call's latency,
 //! failed calls included (a call that fails fast must not make the tail look better).
+//!
+//! Rates: the successful calls over the time from the phase's start to the last answer.
+//! A closed loop sends no call after its deadline but waits for those in flight, and
+//! counts them; its time runs to the last of them rather than to the deadline. Counting
+//! them over the deadline alone would credit the rate with work done after it; leaving
+//! them out would drop work done before it. Dividing by the time all the counted work
+//! took is the figure that claims nothing that was not done (the tail, where fewer
+//! callers are busy, lowers it by at most the callers' last calls).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -29,8 +37,9 @@ pub struct Summary {
     /// Failed calls (answered with an error, or whose task died).
     pub errors: u64,
     pub first_error: Option<String>,
+    /// From the start to the last answer.
     pub seconds: f64,
-    /// Successful calls per second.
+    /// Successful calls per second: `done` over `seconds`.
     pub rate: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -55,11 +64,17 @@ struct Tally {
     errors: u64,
     first_error: Option<String>,
     exhausted: bool,
+    last_answer: Option<Instant>,
 }
 
 impl Tally {
-    /// A call's outcome; a failure's latency runs to the failure, like a success's.
-    fn add(&mut self, latency: Duration, step: Step) {
+    /// A call's outcome, started at `start` (or scheduled then) and answered at
+    /// `answered`; a failure's latency runs to the failure, like a success's.
+    fn add(&mut self, start: Instant, answered: Instant, step: Step) {
+        let latency = answered.saturating_duration_since(start);
+        if !matches!(step, Step::Exhausted) {
+            self.last_answer = self.last_answer.max(Some(answered));
+        }
         match step {
             Step::Done => {
                 self.micros.push(micros(latency));
@@ -88,9 +103,14 @@ impl Tally {
             self.first_error = other.first_error;
         }
         self.exhausted |= other.exhausted;
+        self.last_answer = self.last_answer.max(other.last_answer);
     }
 
-    fn summary(mut self, elapsed: Duration) -> Summary {
+    /// The phase's figures; it started at `started`.
+    fn summary(mut self, started: Instant) -> Summary {
+        let elapsed = self
+            .last_answer
+            .map_or(Duration::ZERO, |last| last.saturating_duration_since(started));
         self.micros.sort_unstable();
         self.lag_micros.sort_unstable();
         let lag = |p: f64| (!self.lag_micros.is_empty()).then(|| percentile(&self.lag_micros, p));
@@ -146,7 +166,7 @@ where
                 let sent = Instant::now();
                 let step = call(caller).await;
                 let exhausted = matches!(step, Step::Exhausted);
-                tally.add(sent.elapsed(), step);
+                tally.add(sent, Instant::now(), step);
                 if exhausted {
                     break;
                 }
@@ -161,7 +181,7 @@ where
             Err(e) => tally.fail(format!("a caller task failed: {e}")),
         }
     }
-    tally.summary(started.elapsed())
+    tally.summary(started)
 }
 
 /// Calls `call(n)` for n = 0, 1, 2, … at `rate` calls a second for `duration`, each
@@ -193,7 +213,7 @@ where
         tasks.spawn(async move {
             let lag = scheduled.elapsed();
             let step = call.await;
-            (lag, scheduled.elapsed(), step)
+            (scheduled, lag, Instant::now(), step)
         });
         n += 1;
         // Collect what is answered as we go, so the set does not grow.
@@ -204,14 +224,17 @@ where
     while let Some(done) = tasks.join_next().await {
         add_joined(&mut tally, done);
     }
-    tally.summary(started.elapsed())
+    tally.summary(started)
 }
 
-fn add_joined(tally: &mut Tally, done: Result<(Duration, Duration, Step), tokio::task::JoinError>) {
+type Answer = (Instant, Duration, Instant, Step);
+
+/// A joined open-loop call: (scheduled, send lag, answered, step).
+fn add_joined(tally: &mut Tally, done: Result<Answer, tokio::task::JoinError>) {
     match done {
-        Ok((lag, latency, step)) => {
+        Ok((scheduled, lag, answered, step)) => {
             tally.lag_micros.push(micros(lag));
-            tally.add(latency, step);
+            tally.add(scheduled, answered, step);
         }
         Err(e) => tally.fail(format!("a call task failed: {e}")),
     }
@@ -247,6 +270,22 @@ mod tests {
         let limited = open_loop(1000.0, Duration::from_secs(10), 5, |_| async { Step::Done }).await;
         assert_eq!(limited.calls, 5);
         assert!(limited.exhausted);
+    }
+
+    #[tokio::test]
+    async fn a_closed_loop_rate_is_its_calls_over_the_time_they_took() {
+        // 4 callers, calls of 250 ms, 300 ms: each sends two calls (at 0 and 250 ms),
+        // the last answered at ~500 ms: 8 calls in ~0.5 s, 16 a second, which is what
+        // four callers at 250 ms a call do.
+        let summary = closed_loop(4, Duration::from_millis(300), |_| async {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            Step::Done
+        })
+        .await;
+        assert_eq!(summary.done, 8, "{summary:?}");
+        assert!(summary.seconds >= 0.5 && summary.seconds < 0.6, "{summary:?}");
+        assert!(summary.rate > 13.0 && summary.rate <= 16.0, "{summary:?}");
+        assert_eq!(summary.send_lag_p99_ms, None);
     }
 
     #[tokio::test]
