@@ -325,8 +325,14 @@ async fn run_store(
             .await
             .context("sampling identifiers")??
     };
+    // A feed with no changes leaves no cursor file (pull writes none before the first).
     for path in [feed_file.clone(), feed_file.with_extension("jsonl.cursor")] {
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", path.display()));
+            }
+            _ => {}
+        }
     }
 
     eprintln!("bench: [{store}] feed: Changes from the start");
