@@ -25,6 +25,9 @@ use crate::hub::Hub;
 #[derive(Debug, Clone, Serialize)]
 pub struct Ingest {
     pub records: u64,
+    /// Every record of the city is new and valid, so every one should be ACCEPTED;
+    /// false when some were not (the figures are then not of the city's ingest).
+    pub all_accepted: bool,
     pub accepted: u64,
     pub unchanged: u64,
     pub stale: u64,
@@ -37,6 +40,13 @@ pub struct Ingest {
     /// Changes the platform read while following and when draining.
     pub changes_followed: u64,
     pub changes_drained: u64,
+}
+
+impl Ingest {
+    /// Records answered otherwise than ACCEPTED.
+    pub fn not_accepted(&self) -> u64 {
+        self.unchanged + self.stale + self.rejected
+    }
 }
 
 pub async fn run(hub: &Hub, city: &CityFiles, batch_size: usize, feed_out: &Path) -> anyhow::Result<Ingest> {
@@ -69,6 +79,7 @@ pub async fn run(hub: &Hub, city: &CityFiles, batch_size: usize, feed_out: &Path
     let _ = pushed_tx.send(());
     let mut result = Ingest {
         records: 0,
+        all_accepted: false,
         accepted: 0,
         unchanged: 0,
         stale: 0,
@@ -102,6 +113,7 @@ pub async fn run(hub: &Hub, city: &CityFiles, batch_size: usize, feed_out: &Path
         .await
         .context("the platform's follower")?
         .context("the platform's pull")?;
+    result.all_accepted = result.not_accepted() == 0 && result.accepted == result.records;
     result.rate = result.records as f64 / result.ingest_seconds.max(1e-9);
     result.published_seconds = published.as_secs_f64();
     result.changes_followed = followed;

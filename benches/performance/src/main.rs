@@ -300,6 +300,13 @@ async fn run_store(
     );
     let feed_file = city.dir.join(format!("unified-{store}.jsonl"));
     let ingest = ingest::run(&hub, city, args.batch_size, &feed_file).await?;
+    if !ingest.all_accepted {
+        eprintln!(
+            "bench: warning: of {} records, {} were accepted, {} rejected, {} stale, {} unchanged: \
+             the city's records should all be accepted; its ingest rows are marked FAIL",
+            ingest.records, ingest.accepted, ingest.rejected, ingest.stale, ingest.unchanged
+        );
+    }
     let peak_rss_after_ingest = hub.peak_rss()?;
     let store_bytes_after_ingest = hub.store_bytes().await?;
     let feed_file_bytes = std::fs::metadata(&feed_file)

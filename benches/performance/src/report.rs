@@ -79,8 +79,8 @@ pub struct Row {
     pub target: Option<Target>,
     /// Whether the target holds: false whatever the value when `errors` > 0.
     pub pass: Option<bool>,
-    /// Calls of the figure's phase that failed: a target row with any fails, since
-    /// its figure is not of the work asked for.
+    /// Calls of the figure's phase that failed (for the ingest: records not ACCEPTED):
+    /// a target row with any fails, since its figure is not of the work asked for.
     pub errors: u64,
     /// Calls of the baseline's phase that failed (shown; the target is the hub's).
     pub baseline_errors: u64,
@@ -168,43 +168,54 @@ pub fn rows(sizes: &[SizeRun]) -> Vec<Row> {
         for run in &size.stores {
             let s = &run.store.to_string();
             let (ingest, latency) = (&run.ingest, &run.latency);
-            rows.push(row(
-                s,
-                n,
-                "ingest",
-                "records/s",
-                ingest.rate,
-                Some(("COPY FROM, rows/s", size.copy_in.rate)),
-                Better::Higher,
-                Some(Target::RatioAtLeast(0.2)),
-            ));
-            rows.push(row(
-                s,
-                n,
-                "city unified and published",
-                "s",
-                ingest.published_seconds,
-                size.splink
-                    .as_ref()
-                    .map(|sp| ("Splink dedupe incl. training, s", sp.seconds)),
-                Better::Lower,
-                Some(Target::RatioAtLeast(if n <= 100_000 { 1.5 } else { 1.0 })),
-            ));
+            // The ingest's errors: records not ACCEPTED (a push that fails stops the run).
+            let not_accepted = ingest.not_accepted();
+            rows.push(
+                row(
+                    s,
+                    n,
+                    "ingest",
+                    "records/s",
+                    ingest.rate,
+                    Some(("COPY FROM, rows/s", size.copy_in.rate)),
+                    Better::Higher,
+                    Some(Target::RatioAtLeast(0.2)),
+                )
+                .with_errors(not_accepted, 0),
+            );
+            rows.push(
+                row(
+                    s,
+                    n,
+                    "city unified and published",
+                    "s",
+                    ingest.published_seconds,
+                    size.splink
+                        .as_ref()
+                        .map(|sp| ("Splink dedupe incl. training, s", sp.seconds)),
+                    Better::Lower,
+                    Some(Target::RatioAtLeast(if n <= 100_000 { 1.5 } else { 1.0 })),
+                )
+                .with_errors(not_accepted, 0),
+            );
             if let Some(reference) = smallest.filter(|r| r.people < n) {
                 if let Some(base) = reference.stores.iter().find(|r| r.store == run.store) {
-                    rows.push(row(
-                        s,
-                        n,
-                        "scale: ingest rate",
-                        "records/s",
-                        ingest.rate,
-                        Some((
-                            &format!("ingest rate at {}", number(reference.people as f64, 0)),
-                            base.ingest.rate,
-                        )),
-                        Better::Higher,
-                        Some(Target::RatioAtLeast(0.8)),
-                    ));
+                    rows.push(
+                        row(
+                            s,
+                            n,
+                            "scale: ingest rate",
+                            "records/s",
+                            ingest.rate,
+                            Some((
+                                &format!("ingest rate at {}", number(reference.people as f64, 0)),
+                                base.ingest.rate,
+                            )),
+                            Better::Higher,
+                            Some(Target::RatioAtLeast(0.8)),
+                        )
+                        .with_errors(not_accepted, base.ingest.not_accepted()),
+                    );
                 }
             }
             rows.push(
