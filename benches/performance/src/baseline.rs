@@ -131,15 +131,26 @@ pub async fn copy_out(client: &tokio_postgres::Client, select: &str) -> anyhow::
     })
 }
 
-/// The feed's rows up to position `head`, in feed order: the same select on the hub's
-/// `changes` table and on the copy of the embedded store's.
-pub fn feed_select(table: &str, head: i64) -> String {
-    format!("SELECT position, entity_id, kind, version, record FROM {table} WHERE position <= {head} ORDER BY position")
+/// The first `changes` rows of the feed, in feed order: as many as the feed delivered
+/// (its cursors are opaque, so not compared with positions); the same select on the
+/// hub's `changes` table and on the copy of the embedded store's.
+pub fn feed_select(table: &str, changes: u64) -> String {
+    format!("SELECT position, entity_id, kind, version, record FROM {table} ORDER BY position LIMIT {changes}")
 }
 
-/// Loads the embedded store's feed rows up to `head` into `changes` of `database`
-/// (not timed: this only puts the same rows where COPY can read them).
-pub async fn load_embedded_feed(sqlite: &Path, head: i64, database: &Database) -> anyhow::Result<u64> {
+/// Rows of `table`, counted untimed: what the feed should have delivered.
+pub async fn count_rows(client: &tokio_postgres::Client, table: &str) -> anyhow::Result<u64> {
+    let count: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .with_context(|| format!("counting {table}"))?
+        .get(0);
+    Ok(u64::try_from(count).unwrap_or_default())
+}
+
+/// Loads the embedded store's feed rows into `changes` of `database` and returns how
+/// many (not timed: this only puts the same rows where COPY can read them).
+pub async fn load_embedded_feed(sqlite: &Path, database: &Database) -> anyhow::Result<u64> {
     let client = database.connect().await?;
     client
         .batch_execute(
@@ -155,10 +166,9 @@ pub async fn load_embedded_feed(sqlite: &Path, head: i64, database: &Database) -
     let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let db = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening {}", path.display()))?;
-        let mut statement = db.prepare(
-            "SELECT position, entity_id, kind, version, record FROM changes WHERE position <= ?1 ORDER BY position",
-        )?;
-        let mut rows = statement.query([head])?;
+        let mut statement =
+            db.prepare("SELECT position, entity_id, kind, version, record FROM changes ORDER BY position")?;
+        let mut rows = statement.query([])?;
         let mut batch = Vec::with_capacity(1000);
         while let Some(row) = rows.next()? {
             batch.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?));
