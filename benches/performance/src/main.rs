@@ -42,10 +42,10 @@ use clap::Parser;
 use tongban_adapters::Department;
 use tongban_proto::v1 as pb;
 
-use crate::city::{CityFiles, MIB};
+use crate::city::CityFiles;
 use crate::database::{Database, Server};
 use crate::hub::{Hub, StoreKind};
-use crate::report::{Results, SizeRun, StoreRun};
+use crate::report::{Results, SizeRun, StoreRun, MIB};
 
 /// The performance benchmark of the hub; see benches/performance/README.md.
 #[derive(Debug, Parser)]

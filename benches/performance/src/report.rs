@@ -12,13 +12,15 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::baseline::Copied;
-use crate::city::MIB;
 use crate::feed::FeedRead;
 use crate::hub::StoreKind;
 use crate::ingest::Ingest;
 use crate::latency::Latency;
 use crate::load::Summary;
 use crate::splink::SplinkTime;
+
+/// Bytes in a mebibyte: sizes are reported in MiB.
+pub const MIB: f64 = 1024.0 * 1024.0;
 
 /// Everything measured.
 #[derive(Debug, Serialize)]
