@@ -1,7 +1,8 @@
 //! The hub under test: `tongban serve` (the release binary) as a child process with a
 //! development PKI, on a fresh PostgreSQL database or an embedded store in a temporary
 //! folder. Its peak RSS is read from `/proc/<pid>/status` (VmHWM) just before it is
-//! stopped with SIGTERM; a hub dropped without stopping (an error, Ctrl-C) is killed.
+//! stopped with SIGTERM; a hub dropped without stopping (an error, Ctrl-C, SIGTERM) is
+//! killed, and a driver killed outright takes the hub with it (PR_SET_PDEATHSIG).
 
 use std::fmt;
 use std::net::TcpListener;
@@ -16,6 +17,7 @@ use tongban_gateway::identity::Identity;
 use tongban_gateway::pki::PkiLayout;
 
 use crate::database::{Database, Server};
+use crate::process::die_with_driver;
 
 /// Which store the hub runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
@@ -81,6 +83,7 @@ impl Hub {
         if let Some(database) = &database {
             command.env("TONGBAN_DATABASE_URL", &database.url);
         }
+        die_with_driver(&mut command);
         let child = command
             .spawn()
             .with_context(|| format!("starting {} serve", binary.display()))?;

@@ -13,6 +13,7 @@
 //!   single-row INSERTs, primary-key SELECTs).
 //! - [`splink`]: Splink's deduplication of the same person mentions (Python).
 //! - [`hub`]: `tongban serve` as a child process on either store, its peak RSS.
+//! - [`process`]: child processes that never outlive the driver.
 //! - [`ingest`]: seven departments pushing at once while the platform follows the feed.
 //! - [`feed`]: the feed read from the start.
 //! - [`lookup`]: lookups by identifier from many callers.
@@ -29,6 +30,7 @@ mod ingest;
 mod latency;
 mod load;
 mod lookup;
+mod process;
 mod report;
 mod splink;
 
@@ -108,6 +110,8 @@ struct Args {
 /// ingested city): ~89,000 records, enough for both phases while the hub takes up to
 /// ~4,400 pushes a second (10 s at the most, 20 s at half of it).
 const LATENCY_PEOPLE: usize = 40_000;
+/// How long the end of the run waits for blocking work still running.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Identifiers drawn from the feed for the lookups.
 const LOOKUP_IDENTIFIERS: usize = 10_000;
 
@@ -122,12 +126,22 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        // `run` is polled here, on the main thread: the children it starts die with
+        // this thread (see process::die_with_driver).
         tokio::select! {
             result = run(args) => result,
-            // Dropping the run kills the hub, drops the databases, removes the folders.
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            // Dropping the run kills the hub and Splink, drops the databases, removes
+            // the folders.
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
+            _ = terminate.recv() => Err(anyhow::anyhow!("terminated (SIGTERM)")),
         }
     });
+    // Blocking work cannot be cancelled (a city being generated, a million people's
+    // taking minutes): after an interruption it is abandoned, not waited for. Its
+    // folder is already gone.
+    runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -253,10 +267,7 @@ async fn run_size(
     let splink = match (&args.python, args.skip_splink) {
         (Some(python), false) => {
             eprintln!("bench: Splink: dedupe of the city's person mentions, training included");
-            let (python, path) = (python.clone(), dir.path().to_owned());
-            let time = tokio::task::spawn_blocking(move || splink::time(&python, &path))
-                .await
-                .context("running Splink")??;
+            let time = splink::time(python, dir.path()).await?;
             eprintln!("bench:   {:.1} s for {} mentions", time.seconds, time.mentions);
             Some(time)
         }

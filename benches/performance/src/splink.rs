@@ -1,13 +1,16 @@
 //! Splink's batch deduplication of the same person mentions, training included:
 //! `splink_time.py` (beside this crate) reads the department files, extracts the
 //! person mentions as benches/quality does, runs benches/quality's city model, and
-//! prints its seconds as JSON on its last line of output.
+//! prints its seconds as JSON on its last line of output. Python runs as a child the
+//! run waits for: an interrupted run kills it, and it dies with the driver.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+
+use crate::process::{die_with_driver, Running};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/splink_time.py");
 
@@ -24,18 +27,29 @@ pub struct SplinkTime {
 }
 
 /// Runs Splink on the department files in `dir` with `python` (the benchmark's venv).
-pub fn time(python: &Path, dir: &Path) -> anyhow::Result<SplinkTime> {
-    let output = Command::new(python)
+/// Its output goes to a file in `dir` (a pipe would need a reader beside the wait).
+pub async fn time(python: &Path, dir: &Path) -> anyhow::Result<SplinkTime> {
+    let out_path = dir.join("splink-output.txt");
+    let out = std::fs::File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?;
+    let mut command = Command::new(python);
+    command
         .arg(SCRIPT)
         .arg(dir)
         .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
+        .stdout(out)
+        .stderr(Stdio::inherit());
+    die_with_driver(&mut command);
+    let child = command
+        .spawn()
         .with_context(|| format!("running {} {SCRIPT}", python.display()))?;
-    if !output.status.success() {
-        bail!("{SCRIPT} exited with {}", output.status);
+    let status = Running::new(child)
+        .wait()
+        .await
+        .with_context(|| format!("waiting for {SCRIPT}"))?;
+    if !status.success() {
+        bail!("{SCRIPT} exited with {status}");
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = std::fs::read_to_string(&out_path).with_context(|| format!("reading {}", out_path.display()))?;
     let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     serde_json::from_str(last).with_context(|| format!("{SCRIPT} printed no result: {last:?}"))
 }
