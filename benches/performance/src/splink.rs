@@ -53,3 +53,47 @@ pub async fn time(python: &Path, dir: &Path) -> anyhow::Result<SplinkTime> {
     let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     serde_json::from_str(last).with_context(|| format!("{SCRIPT} printed no result: {last:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A stand-in for Python: prints progress and then the result line.
+    fn fake_python(dir: &Path, body: &str) -> std::path::PathBuf {
+        let path = dir.join("python");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("writing the stand-in");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("making it executable");
+        path
+    }
+
+    #[tokio::test]
+    async fn the_result_is_the_last_line_printed() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let python = fake_python(
+            dir.path(),
+            r#"echo "linking..."; echo '{"seconds": 1.5, "mentions": 10, "extract_seconds": 0.1, "clusters": 4, "splink_version": "4.0.17"}'; echo"#,
+        );
+        let measured = time(&python, dir.path()).await.expect("a result");
+        assert_eq!((measured.seconds, measured.mentions, measured.clusters), (1.5, 10, 4));
+        let failing = fake_python(dir.path(), "exit 3");
+        let error = time(&failing, dir.path()).await.expect_err("exit 3 is a failure");
+        assert!(format!("{error:#}").contains("exit status: 3"), "{error:#}");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_run_kills_python() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let pid_file = dir.path().join("pid");
+        let python = fake_python(dir.path(), &format!("echo $$ > {}; exec sleep 30", pid_file.display()));
+        let abandoned = tokio::time::timeout(Duration::from_millis(500), time(&python, dir.path())).await;
+        assert!(abandoned.is_err(), "still running when dropped");
+        let pid = std::fs::read_to_string(&pid_file).expect("the child wrote its pid");
+        assert!(
+            !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+            "the child was killed and reaped"
+        );
+    }
+}
