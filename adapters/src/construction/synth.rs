@@ -93,10 +93,10 @@ fn by_trade(city: &City, trade: Trade, local_only: bool) -> Vec<usize> {
         .collect()
 }
 
-/// Someone employed by the builder, or any adult of working age.
 /// The people of `managers` currently working for each organisation, in the order of
 /// the city's jobs; built once, not once per permit (a million people's city has
-/// 50,000 permits and 600,000 jobs).
+/// 50,000 permits and 600,000 jobs). Only organisations with such staff are keys, so
+/// every vector holds someone.
 fn staff_by_employer(city: &City, managers: &[usize]) -> HashMap<usize, Vec<usize>> {
     let managers: HashSet<usize> = managers.iter().copied().collect();
     let mut staff: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -106,10 +106,11 @@ fn staff_by_employer(city: &City, managers: &[usize]) -> HashMap<usize, Vec<usiz
     staff
 }
 
+/// Someone employed by the builder, or any adult of working age.
 fn project_manager(rng: &mut Rng, staff: &HashMap<usize, Vec<usize>>, builder: usize, managers: &[usize]) -> usize {
     match staff.get(&builder) {
-        Some(staff) if !staff.is_empty() => pick(rng, staff, 0),
-        _ => pick(rng, managers, 0),
+        Some(employees) => pick(rng, employees, 0),
+        None => pick(rng, managers, 0),
     }
 }
 

@@ -4,7 +4,7 @@
 //!   one connection, timed from the first line read to the commit;
 //! - feed: `COPY (SELECT …) TO STDOUT` of the feed's rows, in feed order;
 //! - latency: a durable single-row INSERT (autocommit) per record, at the rate the hub
-//!   was measured at, from a pool as large as the hub's;
+//!   was measured at, from a pool as large as the hub's on PostgreSQL;
 //! - lookup: primary-key SELECTs from many connections at once.
 
 use std::io::{BufRead, BufReader};
@@ -24,6 +24,10 @@ use crate::city::CityFiles;
 use crate::database::{connect, Database};
 use crate::load::{self, Step, Summary};
 
+/// The single-record baseline's statement.
+const INSERT: &str = "INSERT INTO single_records (record_type, source_id, source_version, payload) \
+                      VALUES ($1, $2, $3, $4)";
+
 /// The baseline's table of source records: the hub's key of a current record.
 const SOURCE_TABLE: &str = "CREATE TABLE source_records (
     record_type    text   NOT NULL,
@@ -31,9 +35,6 @@ const SOURCE_TABLE: &str = "CREATE TABLE source_records (
     source_version bigint NOT NULL,
     payload        text   NOT NULL,
     PRIMARY KEY (record_type, source_id))";
-
-/// The hub's connection pool size (`store.pool_size`'s default).
-const HUB_POOL_SIZE: usize = 16;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Copied {
@@ -130,15 +131,26 @@ pub async fn copy_out(client: &tokio_postgres::Client, select: &str) -> anyhow::
     })
 }
 
-/// The feed's rows up to position `head`, in feed order: the same select on the hub's
-/// `changes` table and on the copy of the embedded store's.
-pub fn feed_select(table: &str, head: i64) -> String {
-    format!("SELECT position, entity_id, kind, version, record FROM {table} WHERE position <= {head} ORDER BY position")
+/// The first `changes` rows of the feed, in feed order: as many as the feed delivered
+/// (its cursors are opaque, so not compared with positions); the same select on the
+/// hub's `changes` table and on the copy of the embedded store's.
+pub fn feed_select(table: &str, changes: u64) -> String {
+    format!("SELECT position, entity_id, kind, version, record FROM {table} ORDER BY position LIMIT {changes}")
 }
 
-/// Loads the embedded store's feed rows up to `head` into `changes` of `database`
-/// (not timed: this only puts the same rows where COPY can read them).
-pub async fn load_embedded_feed(sqlite: &Path, head: i64, database: &Database) -> anyhow::Result<u64> {
+/// Rows of `table`, counted untimed: what the feed should have delivered.
+pub async fn count_rows(client: &tokio_postgres::Client, table: &str) -> anyhow::Result<u64> {
+    let count: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .with_context(|| format!("counting {table}"))?
+        .get(0);
+    Ok(u64::try_from(count).unwrap_or_default())
+}
+
+/// Loads the embedded store's feed rows into `changes` of `database` and returns how
+/// many (not timed: this only puts the same rows where COPY can read them).
+pub async fn load_embedded_feed(sqlite: &Path, database: &Database) -> anyhow::Result<u64> {
     let client = database.connect().await?;
     client
         .batch_execute(
@@ -154,10 +166,9 @@ pub async fn load_embedded_feed(sqlite: &Path, head: i64, database: &Database) -
     let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let db = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening {}", path.display()))?;
-        let mut statement = db.prepare(
-            "SELECT position, entity_id, kind, version, record FROM changes WHERE position <= ?1 ORDER BY position",
-        )?;
-        let mut rows = statement.query([head])?;
+        let mut statement =
+            db.prepare("SELECT position, entity_id, kind, version, record FROM changes ORDER BY position")?;
+        let mut rows = statement.query([])?;
         let mut batch = Vec::with_capacity(1000);
         while let Some(row) = rows.next()? {
             batch.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?));
@@ -250,10 +261,14 @@ pub async fn lookup(database: &Database, callers: usize, duration: Duration) -> 
 }
 
 /// A durable single-row INSERT per record (autocommit, `synchronous_commit` as the
-/// server has it) at `rate` a second for `duration`, from a pool as large as the hub's.
+/// server has it) at `rate` a second for `duration`, from `pool_size` connections: the
+/// hub's pool on PostgreSQL. The same pool serves as the embedded store's baseline,
+/// which does all its work on one SQLite connection: there the baseline is what a
+/// durable write on this machine costs at that rate, not a model of the store.
 pub async fn insert_latency(
     database: &Database,
     records: Arc<Vec<(tongban_adapters::Department, pb::Envelope)>>,
+    pool_size: usize,
     rate: f64,
     duration: Duration,
 ) -> anyhow::Result<Summary> {
@@ -271,9 +286,20 @@ pub async fn insert_latency(
         },
     );
     let pool = deadpool_postgres::Pool::builder(manager)
-        .max_size(HUB_POOL_SIZE)
+        .max_size(pool_size)
         .build()
         .context("the baseline's connection pool")?;
+    // Every connection opened and the statement prepared on each before the clock
+    // starts (all held at once, so that they are distinct): the latencies are of
+    // INSERTs, not of connecting, as the hub's are (its max-rate phase, just before its
+    // open loop, kept every pooled connection busy).
+    let warm = futures_util::future::try_join_all((0..pool_size).map(|_| async {
+        let client = pool.get().await.context("opening the baseline's pooled connections")?;
+        client.prepare_cached(INSERT).await.context("preparing the INSERT")?;
+        anyhow::Ok(client)
+    }))
+    .await?;
+    drop(warm);
     let summary = load::open_loop(rate, duration, records.len() as u64, |n| {
         let (pool, records) = (pool.clone(), records.clone());
         async move {
@@ -284,13 +310,8 @@ pub async fn insert_latency(
                 Ok(client) => client,
                 Err(e) => return Step::Failed(e.to_string()),
             };
-            let statement = match client
-                .prepare_cached(
-                    "INSERT INTO single_records (record_type, source_id, source_version, payload) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .await
-            {
+            // Prepared while warming: found in the connection's cache, no round trip.
+            let statement = match client.prepare_cached(INSERT).await {
                 Ok(statement) => statement,
                 Err(e) => return Step::Failed(e.to_string()),
             };

@@ -14,6 +14,8 @@ use anyhow::Context;
 use tongban_adapters::synth::{self, CityConfig};
 use tongban_adapters::Department;
 
+use crate::report::MIB;
+
 /// The department files of one city.
 #[derive(Debug, Clone)]
 pub struct CityFiles {
@@ -55,5 +57,3 @@ pub fn write(dir: &Path, people: usize, seed: u64) -> anyhow::Result<CityFiles> 
     );
     Ok(city)
 }
-
-pub const MIB: f64 = 1024.0 * 1024.0;

@@ -1,5 +1,7 @@
 //! The feed read from the start: `Unified.Changes` as the platform, not following,
 //! until the hub has sent every change; changes counted, nothing else done with them.
+//! Cursors are opaque (unified.proto): the last one is kept as given, never parsed;
+//! the baseline reads as many rows as the feed delivered changes.
 
 use std::time::Instant;
 
@@ -17,8 +19,8 @@ pub struct FeedRead {
     pub changes: u64,
     pub seconds: f64,
     pub rate: f64,
-    /// The position of the last change read.
-    pub head: i64,
+    /// The cursor of the last change read, as the hub gave it.
+    pub last_cursor: String,
 }
 
 pub async fn read_from_start(hub: &Hub) -> anyhow::Result<FeedRead> {
@@ -43,17 +45,10 @@ pub async fn read_from_start(hub: &Hub) -> anyhow::Result<FeedRead> {
         last_cursor = change.cursor;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let head = if last_cursor.is_empty() {
-        0
-    } else {
-        last_cursor
-            .parse()
-            .with_context(|| format!("a cursor that is not a position: {last_cursor:?}"))?
-    };
     Ok(FeedRead {
         changes,
         seconds,
         rate: changes as f64 / seconds.max(1e-9),
-        head,
+        last_cursor,
     })
 }

@@ -1,7 +1,8 @@
 //! The hub under test: `tongban serve` (the release binary) as a child process with a
 //! development PKI, on a fresh PostgreSQL database or an embedded store in a temporary
 //! folder. Its peak RSS is read from `/proc/<pid>/status` (VmHWM) just before it is
-//! stopped with SIGTERM; a hub dropped without stopping (an error, Ctrl-C) is killed.
+//! stopped with SIGTERM; a hub dropped without stopping (an error, Ctrl-C, SIGTERM) is
+//! killed, and a driver killed outright takes the hub with it (PR_SET_PDEATHSIG).
 
 use std::fmt;
 use std::net::TcpListener;
@@ -11,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tongban_gateway::client::ClientIdentity;
+use tongban_gateway::config::StoreConfig;
 use tongban_gateway::identity::Identity;
 use tongban_gateway::pki::PkiLayout;
 
 use crate::database::{Database, Server};
+use crate::process::die_with_driver;
 
 /// Which store the hub runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
@@ -80,6 +83,7 @@ impl Hub {
         if let Some(database) = &database {
             command.env("TONGBAN_DATABASE_URL", &database.url);
         }
+        die_with_driver(&mut command);
         let child = command
             .spawn()
             .with_context(|| format!("starting {} serve", binary.display()))?;
@@ -231,6 +235,19 @@ pub fn peak_rss_of(status_file: &str) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
+/// The connection pool of the hub on PostgreSQL as the benchmark runs it: read back
+/// from the configuration `tongban serve` is given, so it is the gateway's default
+/// (`store.pool_size`) and follows it. (The embedded store has no pool: one SQLite
+/// connection does all its work.)
+pub fn postgres_pool_size() -> anyhow::Result<usize> {
+    let text = config(&PkiLayout::new("pki"), StoreKind::Postgres, Path::new("."), 7443)?;
+    let parsed = tongban_gateway::config::Config::parse(&text).context("the hub's configuration")?;
+    match parsed.store {
+        StoreConfig::Postgres(postgres) => Ok(postgres.pool_size),
+        StoreConfig::Embedded(_) => bail!("the PostgreSQL configuration came out embedded"),
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -276,6 +293,18 @@ mod tests {
             let parsed = tongban_gateway::config::Config::parse(&text).expect("parses");
             assert_eq!(parsed.listen.port(), 7443);
         }
+    }
+
+    #[test]
+    fn the_pool_size_is_the_gateways_default() {
+        let default = tongban_gateway::config::Config::parse(
+            "[tls]\nclient_ca = \"a\"\ncert = \"b\"\nkey = \"c\"\n[store]\nkind = \"postgres\"\n",
+        )
+        .expect("a minimal configuration");
+        let StoreConfig::Postgres(postgres) = default.store else {
+            panic!("not PostgreSQL");
+        };
+        assert_eq!(postgres_pool_size().expect("the pool size"), postgres.pool_size);
     }
 
     #[test]

@@ -24,10 +24,6 @@ use tonic::transport::Channel;
 use crate::hub::Hub;
 use crate::load::{self, Step, Summary};
 
-/// Callers pushing at once to find the most the hub takes: twice its connection pool,
-/// so that the store always has the next push waiting.
-const MAX_RATE_CALLERS: usize = 32;
-
 /// Records of a city the hub has not seen, one department's at a time, as envelopes.
 pub fn fresh_records(people: usize, seed: u64) -> Vec<(Department, pb::Envelope)> {
     let mut records = Vec::new();
@@ -52,6 +48,10 @@ pub fn fresh_records(people: usize, seed: u64) -> Vec<(Department, pb::Envelope)
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
+    /// Callers of the closed loop: twice the hub's pool on PostgreSQL, so that the
+    /// store always has the next push waiting; as many on the embedded store, for
+    /// the same load (its one connection is never idle either).
+    pub max_callers: usize,
     /// The closed loop: its rate is the most the hub took.
     pub max: Summary,
     /// The open loop at half of it.
@@ -64,9 +64,11 @@ pub struct Latency {
 pub async fn run(
     hub: &Hub,
     records: Arc<Vec<(Department, pb::Envelope)>>,
+    pool_size: usize,
     max_seconds: Duration,
     half_seconds: Duration,
 ) -> anyhow::Result<Latency> {
+    let max_callers = 2 * pool_size;
     let mut clients = HashMap::new();
     for department in Department::ALL {
         let identity = hub.identity(&Identity::Department(department))?;
@@ -79,7 +81,7 @@ pub async fn run(
     let next = Arc::new(AtomicUsize::new(0));
     let max = {
         let (clients, records, next) = (clients.clone(), records.clone(), next.clone());
-        load::closed_loop(MAX_RATE_CALLERS, max_seconds, move |_| {
+        load::closed_loop(max_callers, max_seconds, move |_| {
             let n = next.fetch_add(1, Ordering::Relaxed);
             push(clients.clone(), records.clone(), n)
         })
@@ -89,7 +91,7 @@ pub async fn run(
     eprintln!(
         "bench:   max rate {:.0} pushes/s ({} callers, p50 {:.1} ms, {} errors{})",
         max.rate,
-        MAX_RATE_CALLERS,
+        max_callers,
         max.p50_ms,
         max.errors,
         if max.exhausted { ", records ran out" } else { "" }
@@ -100,7 +102,12 @@ pub async fn run(
         push(clients.clone(), records.clone(), used + n as usize)
     })
     .await;
-    Ok(Latency { max, half, half_rate })
+    Ok(Latency {
+        max_callers,
+        max,
+        half,
+        half_rate,
+    })
 }
 
 async fn push(

@@ -13,6 +13,7 @@
 //!   single-row INSERTs, primary-key SELECTs).
 //! - [`splink`]: Splink's deduplication of the same person mentions (Python).
 //! - [`hub`]: `tongban serve` as a child process on either store, its peak RSS.
+//! - [`process`]: child processes that never outlive the driver.
 //! - [`ingest`]: seven departments pushing at once while the platform follows the feed.
 //! - [`feed`]: the feed read from the start.
 //! - [`lookup`]: lookups by identifier from many callers.
@@ -29,6 +30,7 @@ mod ingest;
 mod latency;
 mod load;
 mod lookup;
+mod process;
 mod report;
 mod splink;
 
@@ -42,10 +44,10 @@ use clap::Parser;
 use tongban_adapters::Department;
 use tongban_proto::v1 as pb;
 
-use crate::city::{CityFiles, MIB};
+use crate::city::CityFiles;
 use crate::database::{Database, Server};
 use crate::hub::{Hub, StoreKind};
-use crate::report::{Results, SizeRun, StoreRun};
+use crate::report::{Results, SizeRun, StoreRun, MIB};
 
 /// The performance benchmark of the hub; see benches/performance/README.md.
 #[derive(Debug, Parser)]
@@ -91,14 +93,14 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     lookup_callers: usize,
     /// Seconds of lookups.
-    #[arg(long, default_value_t = 10.0)]
-    lookup_seconds: f64,
+    #[arg(long, default_value = "10", value_parser = phase_seconds)]
+    lookup_seconds: Duration,
     /// Seconds of single-record pushes at the most the hub takes.
-    #[arg(long, default_value_t = 10.0)]
-    max_rate_seconds: f64,
+    #[arg(long, default_value = "10", value_parser = phase_seconds)]
+    max_rate_seconds: Duration,
     /// Seconds of single-record pushes at half that rate (the latency measured).
-    #[arg(long, default_value_t = 20.0)]
-    latency_seconds: f64,
+    #[arg(long, default_value = "20", value_parser = phase_seconds)]
+    latency_seconds: Duration,
     /// The commit measured, recorded in the JSON.
     #[arg(long)]
     commit: Option<String>,
@@ -108,6 +110,8 @@ struct Args {
 /// ingested city): ~89,000 records, enough for both phases while the hub takes up to
 /// ~4,400 pushes a second (10 s at the most, 20 s at half of it).
 const LATENCY_PEOPLE: usize = 40_000;
+/// How long the end of the run waits for blocking work still running.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Identifiers drawn from the feed for the lookups.
 const LOOKUP_IDENTIFIERS: usize = 10_000;
 
@@ -122,12 +126,22 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        // `run` is polled here, on the main thread: the children it starts die with
+        // this thread (see process::die_with_driver).
         tokio::select! {
             result = run(args) => result,
-            // Dropping the run kills the hub, drops the databases, removes the folders.
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            // Dropping the run kills the hub and Splink, drops the databases, removes
+            // the folders.
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
+            _ = terminate.recv() => Err(anyhow::anyhow!("terminated (SIGTERM)")),
         }
     });
+    // Blocking work cannot be cancelled (a city being generated, a million people's
+    // taking minutes): after an interruption it is abandoned, not waited for. Its
+    // folder is already gone.
+    runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -240,10 +254,10 @@ async fn run_size(
     let copy_in = baseline::copy_in(baselines, &city).await?;
     eprintln!("bench:   {:.0} rows/s ({:.1} s)", copy_in.rate, copy_in.seconds);
     eprintln!(
-        "bench: baseline: primary-key SELECTs from {} connections for {} s",
+        "bench: baseline: primary-key SELECTs from {} connections for {:?}",
         args.lookup_callers, args.lookup_seconds
     );
-    let lookup_baseline = baseline::lookup(baselines, args.lookup_callers, seconds(args.lookup_seconds)).await?;
+    let lookup_baseline = baseline::lookup(baselines, args.lookup_callers, args.lookup_seconds).await?;
     eprintln!(
         "bench:   {:.0} /s, p99 {:.2} ms",
         lookup_baseline.rate, lookup_baseline.p99_ms
@@ -253,10 +267,7 @@ async fn run_size(
     let splink = match (&args.python, args.skip_splink) {
         (Some(python), false) => {
             eprintln!("bench: Splink: dedupe of the city's person mentions, training included");
-            let (python, path) = (python.clone(), dir.path().to_owned());
-            let time = tokio::task::spawn_blocking(move || splink::time(&python, &path))
-                .await
-                .context("running Splink")??;
+            let time = splink::time(python, dir.path()).await?;
             eprintln!("bench:   {:.1} s for {} mentions", time.seconds, time.mentions);
             Some(time)
         }
@@ -275,6 +286,7 @@ async fn run_size(
         records: city.records,
         file_bytes: city.bytes,
         copy_in,
+        lookup_callers: args.lookup_callers,
         lookup_baseline,
         splink,
         stores: runs,
@@ -299,6 +311,13 @@ async fn run_store(
     );
     let feed_file = city.dir.join(format!("unified-{store}.jsonl"));
     let ingest = ingest::run(&hub, city, args.batch_size, &feed_file).await?;
+    if !ingest.all_accepted {
+        eprintln!(
+            "bench: warning: of {} records, {} were accepted, {} rejected, {} stale, {} unchanged: \
+             the city's records should all be accepted; its ingest rows are marked FAIL",
+            ingest.records, ingest.accepted, ingest.rejected, ingest.stale, ingest.unchanged
+        );
+    }
     let peak_rss_after_ingest = hub.peak_rss()?;
     let store_bytes_after_ingest = hub.store_bytes().await?;
     let feed_file_bytes = std::fs::metadata(&feed_file)
@@ -324,27 +343,43 @@ async fn run_store(
             .await
             .context("sampling identifiers")??
     };
+    // A feed with no changes leaves no cursor file (pull writes none before the first).
     for path in [feed_file.clone(), feed_file.with_extension("jsonl.cursor")] {
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", path.display()));
+            }
+            _ => {}
+        }
     }
 
     eprintln!("bench: [{store}] feed: Changes from the start");
     let feed = feed::read_from_start(&hub).await?;
     eprintln!("bench:   {:.0} changes/s ({} changes)", feed.rate, feed.changes);
-    let feed_baseline = match hub.database() {
+    // Nothing writes to the feed between its reading and the COPY: the store holds
+    // exactly the rows the feed should have delivered.
+    let (feed_baseline, stored) = match hub.database() {
         Some(database) => {
             let client = database.connect().await?;
-            baseline::copy_out(&client, &baseline::feed_select("changes", feed.head)).await?
+            let stored = baseline::count_rows(&client, "changes").await?;
+            let copied = baseline::copy_out(&client, &baseline::feed_select("changes", feed.changes)).await?;
+            (copied, stored)
         }
         None => {
-            let loaded = baseline::load_embedded_feed(&hub.sqlite_path(), feed.head, baselines).await?;
+            let loaded = baseline::load_embedded_feed(&hub.sqlite_path(), baselines).await?;
             eprintln!("bench:   (the embedded store's {loaded} feed rows loaded into PostgreSQL for COPY TO)");
             let client = baselines.connect().await?;
-            let copied = baseline::copy_out(&client, &baseline::feed_select("changes", feed.head)).await?;
+            let copied = baseline::copy_out(&client, &baseline::feed_select("changes", feed.changes)).await?;
             baseline::drop_table(baselines, "changes").await?;
-            copied
+            (copied, loaded)
         }
     };
+    if stored != feed.changes {
+        eprintln!(
+            "bench: warning: the store holds {stored} changes, the feed delivered {}",
+            feed.changes
+        );
+    }
     eprintln!(
         "bench:   baseline COPY TO: {:.0} rows/s ({} rows)",
         feed_baseline.rate, feed_baseline.rows
@@ -357,10 +392,10 @@ async fn run_store(
     }
 
     eprintln!(
-        "bench: [{store}] lookup: {} callers by identifier for {} s",
+        "bench: [{store}] lookup: {} callers by identifier for {:?}",
         args.lookup_callers, args.lookup_seconds
     );
-    let lookup = lookup::run(&hub, identifiers, args.lookup_callers, seconds(args.lookup_seconds)).await?;
+    let lookup = lookup::run(&hub, identifiers, args.lookup_callers, args.lookup_seconds).await?;
     eprintln!(
         "bench:   {:.0} /s, p99 {:.2} ms, {} errors",
         lookup.rate, lookup.p99_ms, lookup.errors
@@ -368,19 +403,26 @@ async fn run_store(
     warn_errors("lookup", &lookup);
 
     eprintln!(
-        "bench: [{store}] single-record pushes: the most for {} s, then half of it for {} s",
+        "bench: [{store}] single-record pushes: the most for {:?}, then half of it for {:?}",
         args.max_rate_seconds, args.latency_seconds
     );
+    let pool_size = hub::postgres_pool_size()?;
     let latency = latency::run(
         &hub,
         fresh.clone(),
-        seconds(args.max_rate_seconds),
-        seconds(args.latency_seconds),
+        pool_size,
+        args.max_rate_seconds,
+        args.latency_seconds,
     )
     .await?;
     eprintln!(
-        "bench:   at {:.0} /s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {} errors",
-        latency.half_rate, latency.half.p50_ms, latency.half.p99_ms, latency.half.p999_ms, latency.half.errors
+        "bench:   at {:.0} /s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {} errors; send lag p99 {:.2} ms",
+        latency.half_rate,
+        latency.half.p50_ms,
+        latency.half.p99_ms,
+        latency.half.p999_ms,
+        latency.half.errors,
+        latency.half.send_lag_p99_ms.unwrap_or_default()
     );
     warn_errors("push", &latency.max);
     warn_errors("push", &latency.half);
@@ -391,13 +433,17 @@ async fn run_store(
     let insert_baseline = baseline::insert_latency(
         baselines,
         fresh.clone(),
+        pool_size,
         latency.half_rate,
-        seconds(args.latency_seconds),
+        args.latency_seconds,
     )
     .await?;
     eprintln!(
-        "bench:   p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
-        insert_baseline.p50_ms, insert_baseline.p99_ms, insert_baseline.p999_ms
+        "bench:   p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; send lag p99 {:.2} ms",
+        insert_baseline.p50_ms,
+        insert_baseline.p99_ms,
+        insert_baseline.p999_ms,
+        insert_baseline.send_lag_p99_ms.unwrap_or_default()
     );
     warn_errors("INSERT", &insert_baseline);
 
@@ -421,8 +467,16 @@ async fn run_store(
     })
 }
 
-fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.1))
+/// The length of a timed phase: a finite number of seconds, at least 0.1.
+fn phase_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("not a number of seconds: {e}"))?;
+    if seconds.is_nan() || seconds < 0.1 {
+        return Err(format!("{text} s: a phase takes at least 0.1 s"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text} s: {e}"))
 }
 
 fn warn_errors(what: &str, summary: &load::Summary) {
@@ -434,5 +488,28 @@ fn warn_errors(what: &str, summary: &load::Summary) {
     }
     if summary.exhausted {
         eprintln!("bench: warning: the {what} phase ran out of records before its time was up");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_lengths_are_finite_seconds() {
+        assert_eq!(phase_seconds("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(phase_seconds("0.5"), Ok(Duration::from_millis(500)));
+        for bad in ["inf", "NaN", "-1", "0", "0.01", "1e300", "ten"] {
+            assert!(phase_seconds(bad).is_err(), "{bad}");
+        }
+        let parsed = Args::try_parse_from([
+            "tongban-bench",
+            "--tongban",
+            "t",
+            "--skip-splink",
+            "--lookup-seconds",
+            "inf",
+        ]);
+        assert!(parsed.is_err(), "inf is refused with a message, not a panic");
     }
 }

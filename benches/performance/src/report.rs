@@ -12,13 +12,15 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::baseline::Copied;
-use crate::city::MIB;
 use crate::feed::FeedRead;
 use crate::hub::StoreKind;
 use crate::ingest::Ingest;
 use crate::latency::Latency;
 use crate::load::Summary;
 use crate::splink::SplinkTime;
+
+/// Bytes in a mebibyte: sizes are reported in MiB.
+pub const MIB: f64 = 1024.0 * 1024.0;
 
 /// Everything measured.
 #[derive(Debug, Serialize)]
@@ -41,6 +43,8 @@ pub struct SizeRun {
     pub records: u64,
     pub file_bytes: u64,
     pub copy_in: Copied,
+    /// Lookup callers of the hub, and connections of its baseline (`--lookup-callers`).
+    pub lookup_callers: usize,
     pub lookup_baseline: Summary,
     pub splink: Option<SplinkTime>,
     pub stores: Vec<StoreRun>,
@@ -75,7 +79,24 @@ pub struct Row {
     pub baseline_value: Option<f64>,
     pub ratio: Option<f64>,
     pub target: Option<Target>,
+    /// Whether the target holds: false whatever the value when `errors` > 0.
     pub pass: Option<bool>,
+    /// Calls of the figure's phase that failed (for the ingest: records not ACCEPTED):
+    /// a target row with any fails, since its figure is not of the work asked for.
+    pub errors: u64,
+    /// Calls of the baseline's phase that failed (shown; the target is the hub's).
+    pub baseline_errors: u64,
+}
+
+impl Row {
+    fn with_errors(mut self, errors: u64, baseline_errors: u64) -> Row {
+        self.errors = errors;
+        self.baseline_errors = baseline_errors;
+        if errors > 0 {
+            self.pass = self.pass.map(|_| false);
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -134,6 +155,8 @@ fn row(
         ratio,
         target,
         pass: target.and_then(|t| t.holds(value, ratio)),
+        errors: 0,
+        baseline_errors: 0,
     }
 }
 
@@ -147,55 +170,69 @@ pub fn rows(sizes: &[SizeRun]) -> Vec<Row> {
         for run in &size.stores {
             let s = &run.store.to_string();
             let (ingest, latency) = (&run.ingest, &run.latency);
-            rows.push(row(
-                s,
-                n,
-                "ingest",
-                "records/s",
-                ingest.rate,
-                Some(("COPY FROM, rows/s", size.copy_in.rate)),
-                Better::Higher,
-                Some(Target::RatioAtLeast(0.2)),
-            ));
-            rows.push(row(
-                s,
-                n,
-                "city unified and published",
-                "s",
-                ingest.published_seconds,
-                size.splink
-                    .as_ref()
-                    .map(|sp| ("Splink dedupe incl. training, s", sp.seconds)),
-                Better::Lower,
-                Some(Target::RatioAtLeast(if n <= 100_000 { 1.5 } else { 1.0 })),
-            ));
+            // The ingest's errors: records not ACCEPTED (a push that fails stops the run).
+            let not_accepted = ingest.not_accepted();
+            rows.push(
+                row(
+                    s,
+                    n,
+                    "ingest",
+                    "records/s",
+                    ingest.rate,
+                    Some(("COPY FROM, rows/s", size.copy_in.rate)),
+                    Better::Higher,
+                    Some(Target::RatioAtLeast(0.2)),
+                )
+                .with_errors(not_accepted, 0),
+            );
+            rows.push(
+                row(
+                    s,
+                    n,
+                    "city unified and published",
+                    "s",
+                    ingest.published_seconds,
+                    size.splink
+                        .as_ref()
+                        .map(|sp| ("Splink dedupe incl. training, s", sp.seconds)),
+                    Better::Lower,
+                    Some(Target::RatioAtLeast(if n <= 100_000 { 1.5 } else { 1.0 })),
+                )
+                .with_errors(not_accepted, 0),
+            );
             if let Some(reference) = smallest.filter(|r| r.people < n) {
                 if let Some(base) = reference.stores.iter().find(|r| r.store == run.store) {
-                    rows.push(row(
-                        s,
-                        n,
-                        "scale: ingest rate",
-                        "records/s",
-                        ingest.rate,
-                        Some((
-                            &format!("ingest rate at {}", number(reference.people as f64, 0)),
-                            base.ingest.rate,
-                        )),
-                        Better::Higher,
-                        Some(Target::RatioAtLeast(0.8)),
-                    ));
+                    rows.push(
+                        row(
+                            s,
+                            n,
+                            "scale: ingest rate",
+                            "records/s",
+                            ingest.rate,
+                            Some((
+                                &format!("ingest rate at {}", number(reference.people as f64, 0)),
+                                base.ingest.rate,
+                            )),
+                            Better::Higher,
+                            Some(Target::RatioAtLeast(0.8)),
+                        )
+                        .with_errors(not_accepted, base.ingest.not_accepted()),
+                    );
                 }
             }
-            rows.push(row(
-                s,
-                n,
-                "single-record push, max",
-                "pushes/s",
-                latency.max.rate,
-                None,
-                Better::Higher,
-                None,
-            ));
+            rows.push(
+                row(
+                    s,
+                    n,
+                    &format!("single-record push, max, {} callers", latency.max_callers),
+                    "pushes/s",
+                    latency.max.rate,
+                    None,
+                    Better::Higher,
+                    None,
+                )
+                .with_errors(latency.max.errors, 0),
+            );
             let insert = &run.insert_baseline;
             for (name, hub, base, target) in [
                 ("p50", latency.half.p50_ms, insert.p50_ms, None),
@@ -207,16 +244,19 @@ pub fn rows(sizes: &[SizeRun]) -> Vec<Row> {
                 ),
                 ("p99.9", latency.half.p999_ms, insert.p999_ms, None),
             ] {
-                rows.push(row(
-                    s,
-                    n,
-                    &format!("push {name} at {} /s", number(latency.half_rate, 0)),
-                    "ms",
-                    hub,
-                    Some((&format!("INSERT+commit {name}, ms"), base)),
-                    Better::Lower,
-                    target,
-                ));
+                rows.push(
+                    row(
+                        s,
+                        n,
+                        &format!("push {name} at {} /s", number(latency.half_rate, 0)),
+                        "ms",
+                        hub,
+                        Some((&format!("INSERT+commit {name}, ms"), base)),
+                        Better::Lower,
+                        target,
+                    )
+                    .with_errors(latency.half.errors, insert.errors),
+                );
             }
             rows.push(row(
                 s,
@@ -228,26 +268,34 @@ pub fn rows(sizes: &[SizeRun]) -> Vec<Row> {
                 Better::Higher,
                 Some(Target::RatioAtLeast(0.5)),
             ));
-            rows.push(row(
-                s,
-                n,
-                "lookup by identifier, 64 callers",
-                "requests/s",
-                run.lookup.rate,
-                Some(("PK SELECT, 64 conns, /s", size.lookup_baseline.rate)),
-                Better::Higher,
-                None,
-            ));
-            rows.push(row(
-                s,
-                n,
-                "lookup p99",
-                "ms",
-                run.lookup.p99_ms,
-                Some(("PK SELECT p99, ms", size.lookup_baseline.p99_ms)),
-                Better::Lower,
-                None,
-            ));
+            let lookup_errors = (run.lookup.errors, size.lookup_baseline.errors);
+            let callers = size.lookup_callers;
+            rows.push(
+                row(
+                    s,
+                    n,
+                    &format!("lookup by identifier, {callers} callers"),
+                    "requests/s",
+                    run.lookup.rate,
+                    Some((&format!("PK SELECT, {callers} conns, /s"), size.lookup_baseline.rate)),
+                    Better::Higher,
+                    None,
+                )
+                .with_errors(lookup_errors.0, lookup_errors.1),
+            );
+            rows.push(
+                row(
+                    s,
+                    n,
+                    &format!("lookup p99 at saturation ({callers} callers)"),
+                    "ms",
+                    run.lookup.p99_ms,
+                    Some(("PK SELECT p99, ms", size.lookup_baseline.p99_ms)),
+                    Better::Lower,
+                    None,
+                )
+                .with_errors(lookup_errors.0, lookup_errors.1),
+            );
             rows.push(row(
                 s,
                 n,
@@ -281,11 +329,7 @@ pub fn table(rows: &[Row]) -> String {
             r.baseline_value.map_or_else(|| "—".to_owned(), |v| number(v, decimals)),
             r.ratio.map_or_else(|| "—".to_owned(), ratio_text),
             r.target.map_or_else(|| "—".to_owned(), |t| t.text(r.unit)),
-            match r.pass {
-                Some(true) => "pass".to_owned(),
-                Some(false) => "FAIL".to_owned(),
-                None => String::new(),
-            },
+            result(r),
         ]);
     }
     let mut widths = [0usize; 10];
@@ -315,6 +359,25 @@ pub fn table(rows: &[Row]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `pass`, `FAIL`, and the failed calls behind the figure and its baseline, if any:
+/// `FAIL, 12 errors`, `3 errors, baseline 1 error`.
+fn result(r: &Row) -> String {
+    let errors = |n: u64| format!("{n} error{}", if n == 1 { "" } else { "s" });
+    let mut parts = Vec::new();
+    match r.pass {
+        Some(true) => parts.push("pass".to_owned()),
+        Some(false) => parts.push("FAIL".to_owned()),
+        None => {}
+    }
+    if r.errors > 0 {
+        parts.push(errors(r.errors));
+    }
+    if r.baseline_errors > 0 {
+        parts.push(format!("baseline {}", errors(r.baseline_errors)));
+    }
+    parts.join(", ")
 }
 
 /// Two significant digits at least: `0.0028`, `0.36`, `1.52`, `12.40`.
@@ -441,5 +504,28 @@ mod tests {
             Some(Target::ValueAtMost(512.0)),
         );
         assert_eq!(rss.pass, Some(false));
+    }
+
+    #[test]
+    fn a_target_row_with_failed_calls_fails() {
+        let fast = || {
+            row(
+                "p",
+                1,
+                "push p99",
+                "ms",
+                2.0,
+                Some(("b", 5.0)),
+                Better::Lower,
+                Some(Target::ValueAtMost(10.0)),
+            )
+        };
+        assert_eq!(fast().pass, Some(true));
+        let failing = fast().with_errors(3, 1);
+        assert_eq!(failing.pass, Some(false));
+        assert_eq!(result(&failing), "FAIL, 3 errors, baseline 1 error");
+        let untargeted = row("p", 1, "x", "/s", 1.0, None, Better::Higher, None).with_errors(2, 0);
+        assert_eq!((untargeted.pass, result(&untargeted)), (None, "2 errors".to_owned()));
+        assert_eq!(result(&fast().with_errors(0, 2)), "pass, baseline 2 errors");
     }
 }
