@@ -44,6 +44,19 @@ pub struct Copied {
     pub rate: f64,
 }
 
+impl Copied {
+    /// `rows` and `bytes` copied in the time since `started`.
+    fn since(started: Instant, rows: u64, bytes: u64) -> Copied {
+        let seconds = started.elapsed().as_secs_f64();
+        Copied {
+            rows,
+            bytes,
+            seconds,
+            rate: rows as f64 / seconds.max(1e-9),
+        }
+    }
+}
+
 /// One line of a department file; the payload kept as its text.
 #[derive(Deserialize)]
 struct Line<'a> {
@@ -99,13 +112,7 @@ pub async fn copy_in(database: &Database, city: &CityFiles) -> anyhow::Result<Co
     }
     writer.finish().await.context("finishing COPY")?;
     transaction.commit().await.context("committing COPY")?;
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(Copied {
-        rows,
-        bytes,
-        seconds,
-        rate: rows as f64 / seconds.max(1e-9),
-    })
+    Ok(Copied::since(started, rows, bytes))
 }
 
 /// COPY of the rows of `select` to the client, counted (text format: one line a row).
@@ -122,13 +129,7 @@ pub async fn copy_out(client: &tokio_postgres::Client, select: &str) -> anyhow::
         bytes += chunk.len() as u64;
         rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(Copied {
-        rows,
-        bytes,
-        seconds,
-        rate: rows as f64 / seconds.max(1e-9),
-    })
+    Ok(Copied::since(started, rows, bytes))
 }
 
 /// The first `changes` rows of the feed, in feed order: as many as the feed delivered
