@@ -38,6 +38,18 @@ fn envelope(record_type: &str, source_id: String) -> pb::Envelope {
     }
 }
 
+/// The taxpayers numbered `numbers` are held by the hub.
+async fn assert_stored(hub: &TestHub, numbers: std::ops::Range<usize>, what: &str) {
+    for n in numbers {
+        let held = hub
+            .store
+            .current("tax.taxpayer", &tax_source_id(n))
+            .await
+            .expect("store");
+        assert!(held.is_some(), "{what} ({n}) is stored");
+    }
+}
+
 fn tax_source_id(n: usize) -> String {
     format!("8{n:019}")
 }
@@ -176,16 +188,7 @@ async fn a_push_stream_is_limited_batch_by_batch() {
         delay > Duration::ZERO && delay <= Duration::from_millis(1001),
         "{delay:?}"
     );
-    for n in 0..answered {
-        assert!(
-            hub.store
-                .current("tax.taxpayer", &tax_source_id(n))
-                .await
-                .expect("store")
-                .is_some(),
-            "answered batch {n} is stored"
-        );
-    }
+    assert_stored(&hub, 0..answered, "an answered batch").await;
     assert!(
         hub.store
             .current("tax.taxpayer", &tax_source_id(answered))
@@ -318,14 +321,5 @@ async fn the_push_connector_honours_the_retry_delays() {
     assert!(report.throttled >= 1, "the connector was limited and waited");
     assert_eq!((report.lines, report.accepted), (RECORDS as u64, RECORDS as u64));
     assert_eq!(report.rejected + report.unchanged + report.stale, 0, "each record once");
-    for n in 0..RECORDS {
-        assert!(
-            hub.store
-                .current("tax.taxpayer", &tax_source_id(n))
-                .await
-                .expect("store")
-                .is_some(),
-            "{n}"
-        );
-    }
+    assert_stored(&hub, 0..RECORDS, "a record the connector sent").await;
 }
