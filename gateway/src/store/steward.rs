@@ -102,11 +102,19 @@ pub(crate) async fn act<T: UnifyTx>(
             let mut rebuild: BTreeSet<EntityId> = BTreeSet::from([from.clone()]);
             rebuild.extend(tx.related_entities(std::slice::from_ref(&from)).await?);
             let standing = lock_standing(tx, rebuild.clone()).await?;
-            let mentions = tx.entity_mentions(&from).await?;
+            let mentions = tx
+                .entity_mentions(std::slice::from_ref(&from))
+                .await?
+                .remove(&from)
+                .unwrap_or_default();
             if mentions.len() < 2 {
                 return Err(StoreError::Refused(format!("the mention is the only source of {from}")));
             }
-            let created = tx.create_entity(kind).await?;
+            let created = tx
+                .create_entities(&[kind])
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::Internal("no entity created for the split".to_owned()))?;
             tx.move_mention(
                 mention,
                 &created,
@@ -119,14 +127,13 @@ pub(crate) async fn act<T: UnifyTx>(
             tx.set_apart(&from, &created, true).await?;
             // Keys only the split mention carried follow it.
             let staying = keys_of_mentions(mentions.iter().filter(|m| &m.source != mention).map(|m| &m.mention));
-            let leaving: Vec<Key> =
+            let leaving: Vec<(Key, EntityId)> =
                 keys_of_mentions(mentions.iter().filter(|m| &m.source == mention).map(|m| &m.mention))
                     .into_iter()
                     .filter(|k| !staying.contains(k))
+                    .map(|k| (k, created.clone()))
                     .collect();
-            for key in &leaving {
-                tx.point_key(key, &created).await?;
-            }
+            tx.point_keys(&leaving).await?;
             rebuild.insert(created.clone());
             publish(tx, &rebuild, &[], &standing, settings).await?;
             StewardOutcome {

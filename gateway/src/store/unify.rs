@@ -39,6 +39,13 @@ pub(crate) struct EntityRow {
     pub record: String,
 }
 
+/// An entity's match profile and the blocking keys it is found under, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ProfileRow {
+    pub profile: Profile,
+    pub blocks: Vec<String>,
+}
+
 /// A pair the resolver queued for a steward, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct QueuedReview {
@@ -76,21 +83,25 @@ pub(crate) trait UnifyTx {
     async fn related_entities(&self, ids: &[EntityId]) -> Result<Vec<EntityId>, StoreError>;
     /// Locks the rows of these entities (given sorted) until commit and returns them.
     async fn lock_entities(&self, ids: &[EntityId]) -> Result<Vec<EntityRow>, StoreError>;
-    /// Creates an entity with a new ID, version 0 and an empty record.
-    async fn create_entity(&self, kind: EntityKind) -> Result<EntityId, StoreError>;
+    /// Creates one entity per kind, each with a new ID (in order), version 0 and an empty
+    /// record.
+    async fn create_entities(&self, kinds: &[EntityKind]) -> Result<Vec<EntityId>, StoreError>;
     /// Moves the mentions and keys of `absorbed` to `survivor` and redirects `absorbed`
     /// (and whatever redirected to it) to `survivor`.
     async fn merge(&self, absorbed: &EntityId, survivor: &EntityId) -> Result<(), StoreError>;
-    async fn delete_mentions(&self, record_type: &str, source_id: &str) -> Result<(), StoreError>;
-    async fn insert_mention(&self, entity: &EntityId, mention: &KeptMention) -> Result<(), StoreError>;
-    /// Points `key` at `entity`, whoever owned it.
-    async fn point_key(&self, key: &Key, entity: &EntityId) -> Result<(), StoreError>;
-    /// The current mentions of an entity, each with its placement and contradictions.
-    async fn entity_mentions(&self, id: &EntityId) -> Result<Vec<KeptMention>, StoreError>;
-    /// Replaces a current mention's contradictions with authorities.
-    async fn set_contradictions(&self, mention: &MentionRef, flags: &[QualityFlag]) -> Result<(), StoreError>;
-    /// Removes the keys of `entity` that are not in `keep`.
-    async fn prune_keys(&self, entity: &EntityId, keep: &[Key]) -> Result<(), StoreError>;
+    /// Removes the current mentions of these records `(record_type, source_id)`.
+    async fn delete_mentions(&self, records: &[(String, String)]) -> Result<(), StoreError>;
+    /// Keeps each mention in its entity (no mention of these is held).
+    async fn insert_mentions(&self, mentions: &[(EntityId, KeptMention)]) -> Result<(), StoreError>;
+    /// Points each key at its entity, whoever owned it (each key named once).
+    async fn point_keys(&self, keys: &[(Key, EntityId)]) -> Result<(), StoreError>;
+    /// The current mentions of each of these entities (an entity without any is absent),
+    /// each with its placement and contradictions.
+    async fn entity_mentions(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, Vec<KeptMention>>, StoreError>;
+    /// Replaces current mentions' contradictions with authorities.
+    async fn set_contradictions(&self, mentions: &[(MentionRef, Vec<QualityFlag>)]) -> Result<(), StoreError>;
+    /// Removes, for each entity, its keys that are not in the list beside it.
+    async fn prune_keys(&self, keep: &[(EntityId, Vec<Key>)]) -> Result<(), StoreError>;
     /// The survivors of those of `ids` that were merged away.
     async fn redirects(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, EntityId>, StoreError>;
     /// Stores each record as its entity's current state (version, record, redirect).
@@ -113,9 +124,9 @@ pub(crate) trait UnifyTx {
     async fn name_counts(&self, keys: &[String]) -> Result<HashMap<String, u64>, StoreError>;
     /// Entity IDs handed out so far: the population name frequencies are relative to.
     async fn population(&self) -> Result<u64, StoreError>;
-    /// Replaces an entity's profile and blocking keys; `None` removes them (an entity
-    /// without mentions, or merged away, is nobody's candidate).
-    async fn write_profile(&self, id: &EntityId, profile: Option<(&Profile, &[String])>) -> Result<(), StoreError>;
+    /// Replaces each entity's profile and blocking keys (each entity named once); `None`
+    /// removes them (an entity without mentions, or merged away, is nobody's candidate).
+    async fn write_profiles(&self, profiles: &[(EntityId, Option<ProfileRow>)]) -> Result<(), StoreError>;
     async fn queue_review(&self, review: &QueuedReview) -> Result<(), StoreError>;
 
     // Stewardship.
@@ -240,10 +251,14 @@ async fn resolve_and_keep<T: UnifyTx>(
     }
     let standing = lock_standing(tx, existing).await?;
 
-    // 4. Apply.
-    let mut created = Vec::with_capacity(plan.new_entities.len());
-    for kind in &plan.new_entities {
-        created.push(tx.create_entity(*kind).await?);
+    // 4. Apply, a statement per kind of row rather than per row.
+    let created = tx.create_entities(&plan.new_entities).await?;
+    if created.len() != plan.new_entities.len() {
+        return Err(StoreError::Internal(format!(
+            "{} entities created of the {} planned",
+            created.len(),
+            plan.new_entities.len()
+        )));
     }
     let id_of = |target: &Target| -> Result<EntityId, StoreError> {
         match target {
@@ -260,9 +275,7 @@ async fn resolve_and_keep<T: UnifyTx>(
         tx.merge(absorbed, &survivor).await?;
         merges.push((absorbed.clone(), survivor));
     }
-    for (record_type, source_id) in &records {
-        tx.delete_mentions(record_type, source_id).await?;
-    }
+    tx.delete_mentions(&records).await?;
     let mut assigned: HashMap<&MentionRef, (EntityId, bool, &Placement)> = HashMap::new();
     for assignment in &plan.assignments {
         assigned.insert(
@@ -275,6 +288,7 @@ async fn resolve_and_keep<T: UnifyTx>(
         );
     }
     let mut resolutions: HashMap<usize, Vec<Resolution>> = HashMap::new();
+    let mut kept = Vec::new();
     for record in current {
         let incoming = &record.incoming;
         let slots: HashMap<Slot, EntityId> = incoming
@@ -289,28 +303,34 @@ async fn resolve_and_keep<T: UnifyTx>(
             let Some((entity, matched_existing, placement)) = assigned.get(&source).cloned() else {
                 return Err(StoreError::Internal(format!("mention {source:?} was not planned")));
             };
-            let kept = KeptMention {
-                relations: kept_relations(incoming, mention.slot, &slots),
-                source,
-                source_version: incoming.source_version,
-                mention: mention.clone(),
-                placement: Some(placement.clone()),
-                // Worked out when its entity is rebuilt, below.
-                contradictions: Vec::new(),
-            };
-            tx.insert_mention(&entity, &kept).await?;
             out.push(Resolution {
                 slot: mention.slot,
-                unified_id: entity,
+                unified_id: entity.clone(),
                 matched_existing,
                 resolved_by: placement.kind(),
             });
+            kept.push((
+                entity,
+                KeptMention {
+                    relations: kept_relations(incoming, mention.slot, &slots),
+                    source,
+                    source_version: incoming.source_version,
+                    mention: mention.clone(),
+                    placement: Some(placement.clone()),
+                    // Worked out when its entity is rebuilt, below.
+                    contradictions: Vec::new(),
+                },
+            ));
         }
         resolutions.insert(record.item, out);
     }
-    for (key, target) in &plan.keys {
-        tx.point_key(key, &id_of(target)?).await?;
-    }
+    tx.insert_mentions(&kept).await?;
+    let keys = plan
+        .keys
+        .iter()
+        .map(|(key, target)| Ok((key.clone(), id_of(target)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    tx.point_keys(&keys).await?;
     for review in &plan.reviews {
         tx.queue_review(&QueuedReview {
             mention: review.mention.clone(),
@@ -352,40 +372,45 @@ pub(crate) async fn publish<T: UnifyTx>(
     standing: &HashMap<EntityId, EntityRow>,
     settings: &Settings,
 ) -> Result<(), StoreError> {
-    let mut rebuilt = Vec::new();
     let ids: Vec<EntityId> = rebuild.iter().cloned().collect();
     let mut apart: HashMap<EntityId, Vec<EntityId>> = HashMap::new();
     for (id, other) in tx.apart(&ids).await? {
         apart.entry(id).or_default().push(other);
     }
+    let mut mentions_of = tx.entity_mentions(&ids).await?;
+    let related: Vec<EntityId> = mentions_of
+        .values()
+        .flatten()
+        .flat_map(|m| m.relations.iter().filter_map(|r| r.other.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let redirects = tx.redirects(&related).await?;
+
+    let mut rebuilt = Vec::new();
+    let mut keys_kept = Vec::new();
+    let mut profiles = Vec::with_capacity(rebuild.len() + merges.len());
+    let mut contradicting = Vec::new();
     for id in rebuild {
         let kind = kind_of_id(id).ok_or_else(|| StoreError::Internal(format!("malformed entity id {id:?}")))?;
-        let mentions = tx.entity_mentions(id).await?;
-        // A key stays with an entity while one of its mentions carries it: a corrected
-        // identity number must not keep pointing at the entity the typo led to. An entity
-        // left without mentions keeps its keys, so the person it was finds it again.
-        if !mentions.is_empty() {
+        let mentions = mentions_of.remove(id).unwrap_or_default();
+        if mentions.is_empty() {
+            // An entity left without mentions keeps its keys, so the person it was finds
+            // it again; it is nobody's candidate.
+            profiles.push((id.clone(), None));
+        } else {
+            // A key stays with an entity while one of its mentions carries it: a corrected
+            // identity number must not keep pointing at the entity the typo led to.
             let keep: Vec<Key> = resolve::keys_of_mentions(mentions.iter().map(|m| &m.mention))
                 .into_iter()
                 .collect();
-            tx.prune_keys(id, &keep).await?;
-        }
-        if mentions.is_empty() {
-            tx.write_profile(id, None).await?;
-        } else {
+            keys_kept.push((id.clone(), keep));
             let profile = Profile::of_mentions(mentions.iter().map(|m| &m.mention));
             let mut blocks = profile.blocks(kind);
             blocks.extend(profile.names.iter().map(|name| name_frequency_key(kind, name)));
             let blocks: Vec<String> = blocks.into_iter().collect();
-            tx.write_profile(id, Some((&profile, &blocks))).await?;
+            profiles.push((id.clone(), Some(ProfileRow { profile, blocks })));
         }
-        let related: Vec<EntityId> = mentions
-            .iter()
-            .flat_map(|m| m.relations.iter().filter_map(|r| r.other.clone()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let redirects = tx.redirects(&related).await?;
         let before = standing.get(id);
         let mut record = survivorship::unify(
             id,
@@ -403,7 +428,7 @@ pub(crate) async fn publish<T: UnifyTx>(
         for mention in &mentions {
             let now = contradictions.remove(&mention.source).unwrap_or_default();
             if now != mention.contradictions {
-                tx.set_contradictions(&mention.source, &now).await?;
+                contradicting.push((mention.source.clone(), now));
             }
         }
         // A record resolved again to the same unified record changes nothing: no new
@@ -422,9 +447,12 @@ pub(crate) async fn publish<T: UnifyTx>(
         let kind =
             kind_of_id(absorbed).ok_or_else(|| StoreError::Internal(format!("malformed entity id {absorbed:?}")))?;
         let version = standing.get(absorbed).map_or(0, |row| row.version) + 1;
-        tx.write_profile(absorbed, None).await?;
+        profiles.push((absorbed.clone(), None));
         rebuilt.push(UnifiedRecord::merged(absorbed.clone(), kind, version, survivor.clone()));
     }
+    tx.prune_keys(&keys_kept).await?;
+    tx.write_profiles(&profiles).await?;
+    tx.set_contradictions(&contradicting).await?;
     tx.write_entities(&rebuilt).await?;
     tx.append_changes(&rebuilt).await?;
     Ok(())

@@ -15,7 +15,7 @@ use crate::audit::{self, ChainedEntry};
 use crate::resolve::matching::Profile;
 use crate::resolve::{Key, Placement, Previous};
 use crate::stewardship::{Explanation, ReviewPair};
-use crate::store::unify::{EntityRow, QueuedReview, ReviewRow, UnifyTx};
+use crate::store::unify::{EntityRow, ProfileRow, QueuedReview, ReviewRow, UnifyTx};
 use crate::store::{flags_from_json, flags_to_json, placement_from, placement_to, sql_limit, AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
 
@@ -147,21 +147,23 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         Ok(rows)
     }
 
-    async fn create_entity(&self, kind: EntityKind) -> Result<EntityId, StoreError> {
-        let number: i64 = self
+    async fn create_entities(&self, kinds: &[EntityKind]) -> Result<Vec<EntityId>, StoreError> {
+        let mut next = self
             .tx
-            .query_row(
-                "UPDATE entity_numbers SET last = last + 1 WHERE id = 1 RETURNING last",
-                [],
-                |row| row.get(0),
-            )
+            .prepare_cached("UPDATE entity_numbers SET last = last + 1 WHERE id = 1 RETURNING last")
             .map_err(classify)?;
-        let id = entity_id(kind, number);
-        self.tx
+        let mut insert = self
+            .tx
             .prepare_cached("INSERT INTO entities (id, kind, version, record) VALUES (?1, ?2, 0, '{}')")
-            .and_then(|mut s| s.execute(params![id, kind.as_str()]))
             .map_err(classify)?;
-        Ok(id)
+        let mut ids = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            let number: i64 = next.query_row([], |row| row.get(0)).map_err(classify)?;
+            let id = entity_id(*kind, number);
+            insert.execute(params![id, kind.as_str()]).map_err(classify)?;
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     async fn merge(&self, absorbed: &EntityId, survivor: &EntityId) -> Result<(), StoreError> {
@@ -190,27 +192,33 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         Ok(())
     }
 
-    async fn delete_mentions(&self, record_type: &str, source_id: &str) -> Result<(), StoreError> {
-        self.tx
+    async fn delete_mentions(&self, records: &[(String, String)]) -> Result<(), StoreError> {
+        let mut delete = self
+            .tx
             .prepare_cached("DELETE FROM mentions WHERE record_type = ?1 AND source_id = ?2")
-            .and_then(|mut s| s.execute(params![record_type, source_id]))
             .map_err(classify)?;
+        for (record_type, source_id) in records {
+            delete.execute(params![record_type, source_id]).map_err(classify)?;
+        }
         Ok(())
     }
 
-    async fn insert_mention(&self, entity: &EntityId, mention: &KeptMention) -> Result<(), StoreError> {
-        let text = serde_json::to_string(mention).map_err(|e| json_error("a mention", e))?;
-        let placement = placement_to(mention.placement.as_ref())?;
-        let flags = flags_to_json(&mention.mention.flags)?;
-        let contradictions = flags_to_json(&mention.contradictions)?;
-        self.tx
+    async fn insert_mentions(&self, mentions: &[(EntityId, KeptMention)]) -> Result<(), StoreError> {
+        let mut insert = self
+            .tx
             .prepare_cached(
                 "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention, match_name,
                                        placement, flags, contradictions)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
-            .and_then(|mut s| {
-                s.execute(params![
+            .map_err(classify)?;
+        for (entity, mention) in mentions {
+            let text = serde_json::to_string(mention).map_err(|e| json_error("a mention", e))?;
+            let placement = placement_to(mention.placement.as_ref())?;
+            let flags = flags_to_json(&mention.mention.flags)?;
+            let contradictions = flags_to_json(&mention.contradictions)?;
+            insert
+                .execute(params![
                     mention.source.record_type,
                     mention.source.source_id,
                     mention.source.role,
@@ -223,88 +231,110 @@ impl UnifyTx for SqliteUnify<'_, '_> {
                     flags,
                     contradictions
                 ])
-            })
-            .map_err(classify)?;
+                .map_err(classify)?;
+        }
         Ok(())
     }
 
-    async fn point_key(&self, (scheme, value): &Key, entity: &EntityId) -> Result<(), StoreError> {
-        self.tx
+    async fn point_keys(&self, keys: &[(Key, EntityId)]) -> Result<(), StoreError> {
+        let mut upsert = self
+            .tx
             .prepare_cached(
                 "INSERT INTO entity_keys (scheme, value, entity_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (scheme, value) DO UPDATE SET entity_id = excluded.entity_id",
+                 ON CONFLICT (scheme, value) DO UPDATE SET entity_id = excluded.entity_id
+                 WHERE entity_keys.entity_id <> excluded.entity_id",
             )
-            .and_then(|mut s| s.execute(params![scheme.as_str(), value, entity]))
             .map_err(classify)?;
+        for ((scheme, value), entity) in keys {
+            upsert.execute(params![scheme.as_str(), value, entity]).map_err(classify)?;
+        }
         Ok(())
     }
 
-    async fn entity_mentions(&self, id: &EntityId) -> Result<Vec<KeptMention>, StoreError> {
+    async fn entity_mentions(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, Vec<KeptMention>>, StoreError> {
         let mut statement = self
             .tx
-            .prepare_cached("SELECT mention, placement, contradictions FROM mentions WHERE entity_id = ?1")
+            .prepare_cached(
+                "SELECT mention, placement, contradictions FROM mentions WHERE entity_id = ?1
+                 ORDER BY record_type, source_id, role, idx",
+            )
             .map_err(classify)?;
-        let rows = statement
-            .query_map([id], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, Option<String>>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(classify)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(classify)?;
-        rows.into_iter()
-            .map(|(text, placement, contradictions)| {
-                let mut kept: KeptMention = serde_json::from_str(&text).map_err(|e| json_error("a kept mention", e))?;
-                kept.placement = placement_from(placement)?;
-                kept.contradictions = flags_from_json(&contradictions)?;
-                Ok(kept)
-            })
-            .collect()
+        let mut out = HashMap::new();
+        for id in ids {
+            let rows = statement
+                .query_map([id], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(classify)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(classify)?;
+            if rows.is_empty() {
+                continue;
+            }
+            let mentions = rows
+                .into_iter()
+                .map(|(text, placement, contradictions)| {
+                    let mut kept: KeptMention =
+                        serde_json::from_str(&text).map_err(|e| json_error("a kept mention", e))?;
+                    kept.placement = placement_from(placement)?;
+                    kept.contradictions = flags_from_json(&contradictions)?;
+                    Ok(kept)
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            out.insert(id.clone(), mentions);
+        }
+        Ok(out)
     }
 
-    async fn set_contradictions(&self, mention: &MentionRef, flags: &[QualityFlag]) -> Result<(), StoreError> {
-        let flags = flags_to_json(flags)?;
-        self.tx
+    async fn set_contradictions(&self, mentions: &[(MentionRef, Vec<QualityFlag>)]) -> Result<(), StoreError> {
+        let mut update = self
+            .tx
             .prepare_cached(
                 "UPDATE mentions SET contradictions = ?5
                  WHERE record_type = ?1 AND source_id = ?2 AND role = ?3 AND idx = ?4",
             )
-            .and_then(|mut s| {
-                s.execute(params![
+            .map_err(classify)?;
+        for (mention, flags) in mentions {
+            let flags = flags_to_json(flags)?;
+            update
+                .execute(params![
                     mention.record_type,
                     mention.source_id,
                     mention.role,
                     mention.index,
                     flags
                 ])
-            })
-            .map_err(classify)?;
+                .map_err(classify)?;
+        }
         Ok(())
     }
 
-    async fn prune_keys(&self, entity: &EntityId, keep: &[Key]) -> Result<(), StoreError> {
-        let held: Vec<(String, String)> = self
+    async fn prune_keys(&self, keep: &[(EntityId, Vec<Key>)]) -> Result<(), StoreError> {
+        let mut held_of = self
             .tx
             .prepare_cached("SELECT scheme, value FROM entity_keys WHERE entity_id = ?1")
-            .and_then(|mut s| {
-                s.query_map([entity], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect::<Result<Vec<_>, _>>()
-            })
             .map_err(classify)?;
-        let keep: std::collections::HashSet<(&str, &str)> = keep
-            .iter()
-            .map(|(scheme, value)| (scheme.as_str(), value.as_str()))
-            .collect();
         let mut delete = self
             .tx
             .prepare_cached("DELETE FROM entity_keys WHERE scheme = ?1 AND value = ?2 AND entity_id = ?3")
             .map_err(classify)?;
-        for (scheme, value) in &held {
-            if !keep.contains(&(scheme.as_str(), value.as_str())) {
-                delete.execute(params![scheme, value, entity]).map_err(classify)?;
+        for (entity, keep) in keep {
+            let held: Vec<(String, String)> = held_of
+                .query_map([entity], |row| Ok((row.get(0)?, row.get(1)?)))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(classify)?;
+            let keep: std::collections::HashSet<(&str, &str)> = keep
+                .iter()
+                .map(|(scheme, value)| (scheme.as_str(), value.as_str()))
+                .collect();
+            for (scheme, value) in &held {
+                if !keep.contains(&(scheme.as_str(), value.as_str())) {
+                    delete.execute(params![scheme, value, entity]).map_err(classify)?;
+                }
             }
         }
         Ok(())
@@ -434,32 +464,57 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn write_profile(&self, id: &EntityId, profile: Option<(&Profile, &[String])>) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached("DELETE FROM match_blocks WHERE entity_id = ?1")
-            .and_then(|mut s| s.execute([id]))
+    async fn write_profiles(&self, profiles: &[(EntityId, Option<ProfileRow>)]) -> Result<(), StoreError> {
+        let mut held_of = self
+            .tx
+            .prepare_cached("SELECT block FROM match_blocks WHERE entity_id = ?1")
             .map_err(classify)?;
-        let Some((profile, blocks)) = profile else {
-            self.tx
-                .prepare_cached("DELETE FROM match_profiles WHERE entity_id = ?1")
-                .and_then(|mut s| s.execute([id]))
-                .map_err(classify)?;
-            return Ok(());
-        };
-        let text = serde_json::to_string(profile).map_err(|e| json_error("a match profile", e))?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO match_profiles (entity_id, profile) VALUES (?1, ?2)
-                 ON CONFLICT (entity_id) DO UPDATE SET profile = excluded.profile",
-            )
-            .and_then(|mut s| s.execute(params![id, text]))
+        let mut delete_block = self
+            .tx
+            .prepare_cached("DELETE FROM match_blocks WHERE block = ?1 AND entity_id = ?2")
             .map_err(classify)?;
-        let mut insert = self
+        let mut insert_block = self
             .tx
             .prepare_cached("INSERT OR IGNORE INTO match_blocks (block, entity_id) VALUES (?1, ?2)")
             .map_err(classify)?;
-        for block in blocks {
-            insert.execute(params![block, id]).map_err(classify)?;
+        let mut delete_profile = self
+            .tx
+            .prepare_cached("DELETE FROM match_profiles WHERE entity_id = ?1")
+            .map_err(classify)?;
+        let mut upsert_profile = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO match_profiles (entity_id, profile) VALUES (?1, ?2)
+                 ON CONFLICT (entity_id) DO UPDATE SET profile = excluded.profile
+                 WHERE match_profiles.profile <> excluded.profile",
+            )
+            .map_err(classify)?;
+        for (id, row) in profiles {
+            // Only what changed is written: most rebuilds keep most blocking keys.
+            let held: std::collections::HashSet<String> = held_of
+                .query_map([id], |row| row.get(0))
+                .and_then(|rows| rows.collect::<Result<_, _>>())
+                .map_err(classify)?;
+            let wanted: std::collections::HashSet<&str> = row
+                .iter()
+                .flat_map(|row| row.blocks.iter().map(String::as_str))
+                .collect();
+            for block in &held {
+                if !wanted.contains(block.as_str()) {
+                    delete_block.execute(params![block, id]).map_err(classify)?;
+                }
+            }
+            let Some(row) = row else {
+                delete_profile.execute([id]).map_err(classify)?;
+                continue;
+            };
+            let text = serde_json::to_string(&row.profile).map_err(|e| json_error("a match profile", e))?;
+            upsert_profile.execute(params![id, text]).map_err(classify)?;
+            for block in &row.blocks {
+                if !held.contains(block) {
+                    insert_block.execute(params![block, id]).map_err(classify)?;
+                }
+            }
         }
         Ok(())
     }

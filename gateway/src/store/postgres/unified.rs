@@ -17,7 +17,7 @@ use crate::audit::{self, ChainedEntry};
 use crate::resolve::matching::Profile;
 use crate::resolve::{Key, Placement, Previous};
 use crate::stewardship::{Explanation, ReviewPair};
-use crate::store::unify::{EntityRow, QueuedReview, ReviewRow, UnifyTx};
+use crate::store::unify::{EntityRow, ProfileRow, QueuedReview, ReviewRow, UnifyTx};
 use crate::store::{flags_from_json, flags_to_json, placement_from, placement_to, AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
 
@@ -167,30 +167,35 @@ impl UnifyTx for PgUnify<'_, '_> {
             .collect()
     }
 
-    async fn create_entity(&self, kind: EntityKind) -> Result<EntityId, StoreError> {
+    async fn create_entities(&self, kinds: &[EntityKind]) -> Result<Vec<EntityId>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = i64::try_from(kinds.len()).map_err(|_| StoreError::Internal("too many entities".to_owned()))?;
         let statement = self
             .tx
-            .prepare_cached("SELECT nextval('entity_numbers')")
+            .prepare_cached("SELECT nextval('entity_numbers') FROM generate_series(1, $1::bigint)")
             .await
             .map_err(classify)?;
-        let number: i64 = self
-            .tx
-            .query_one(&statement, &[])
-            .await
-            .map_err(classify)?
-            .try_get(0)
-            .map_err(classify)?;
-        let id = entity_id(kind, number);
+        let rows = self.tx.query(&statement, &[&count]).await.map_err(classify)?;
+        // Handed out in plan order, so that an earlier-planned entity has the older ID.
+        let mut numbers = rows
+            .iter()
+            .map(|row| row.try_get::<_, i64>(0).map_err(classify))
+            .collect::<Result<Vec<_>, _>>()?;
+        numbers.sort_unstable();
+        let ids: Vec<EntityId> = numbers.into_iter().zip(kinds).map(|(n, kind)| entity_id(*kind, n)).collect();
+        let kind_names: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
         let insert = self
             .tx
-            .prepare_cached("INSERT INTO entities (id, kind, version, record) VALUES ($1, $2, 0, '{}')")
+            .prepare_cached(
+                "INSERT INTO entities (id, kind, version, record)
+                 SELECT id, kind, 0, '{}' FROM unnest($1::text[], $2::text[]) AS n(id, kind)",
+            )
             .await
             .map_err(classify)?;
-        self.tx
-            .execute(&insert, &[&id, &kind.as_str()])
-            .await
-            .map_err(classify)?;
-        Ok(id)
+        self.tx.execute(&insert, &[&ids, &kind_names]).await.map_err(classify)?;
+        Ok(ids)
     }
 
     async fn merge(&self, absorbed: &EntityId, survivor: &EntityId) -> Result<(), StoreError> {
@@ -223,121 +228,170 @@ impl UnifyTx for PgUnify<'_, '_> {
         Ok(())
     }
 
-    async fn delete_mentions(&self, record_type: &str, source_id: &str) -> Result<(), StoreError> {
+    async fn delete_mentions(&self, records: &[(String, String)]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (types, ids): (Vec<&str>, Vec<&str>) = records.iter().map(|(t, s)| (t.as_str(), s.as_str())).unzip();
         let statement = self
             .tx
-            .prepare_cached("DELETE FROM mentions WHERE record_type = $1 AND source_id = $2")
+            .prepare_cached(
+                "DELETE FROM mentions m USING unnest($1::text[], $2::text[]) AS r(t, s)
+                 WHERE m.record_type = r.t AND m.source_id = r.s",
+            )
             .await
             .map_err(classify)?;
-        self.tx
-            .execute(&statement, &[&record_type, &source_id])
-            .await
-            .map_err(classify)?;
+        self.tx.execute(&statement, &[&types, &ids]).await.map_err(classify)?;
         Ok(())
     }
 
-    async fn insert_mention(&self, entity: &EntityId, mention: &KeptMention) -> Result<(), StoreError> {
-        let text = serde_json::to_string(mention).map_err(|e| json_error("a mention", e))?;
-        let index = i32::try_from(mention.source.index)
-            .map_err(|_| StoreError::Internal(format!("mention index {} too large", mention.source.index)))?;
+    async fn insert_mentions(&self, mentions: &[(EntityId, KeptMention)]) -> Result<(), StoreError> {
+        if mentions.is_empty() {
+            return Ok(());
+        }
+        let mut columns = MentionColumns::with_capacity(mentions.len());
+        for (entity, mention) in mentions {
+            columns.push(entity, mention)?;
+        }
         let statement = self
             .tx
             .prepare_cached(
                 "INSERT INTO mentions (record_type, source_id, role, idx, entity_id, source_version, mention, match_name,
                                        placement, flags, contradictions)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::bigint[],
+                                      $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])",
             )
             .await
             .map_err(classify)?;
-        let placement = placement_to(mention.placement.as_ref())?;
-        let flags = flags_to_json(&mention.mention.flags)?;
-        let contradictions = flags_to_json(&mention.contradictions)?;
         let params: [&(dyn ToSql + Sync); 11] = [
-            &mention.source.record_type,
-            &mention.source.source_id,
-            &mention.source.role,
-            &index,
-            entity,
-            &mention.source_version,
-            &text,
-            &mention.mention.match_name,
-            &placement,
-            &flags,
-            &contradictions,
+            &columns.record_types,
+            &columns.source_ids,
+            &columns.roles,
+            &columns.indexes,
+            &columns.entities,
+            &columns.source_versions,
+            &columns.texts,
+            &columns.match_names,
+            &columns.placements,
+            &columns.flags,
+            &columns.contradictions,
         ];
         self.tx.execute(&statement, &params).await.map_err(classify)?;
         Ok(())
     }
 
-    async fn point_key(&self, (scheme, value): &Key, entity: &EntityId) -> Result<(), StoreError> {
+    async fn point_keys(&self, keys: &[(Key, EntityId)]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut schemes = Vec::with_capacity(keys.len());
+        let mut values = Vec::with_capacity(keys.len());
+        let mut entities = Vec::with_capacity(keys.len());
+        for ((scheme, value), entity) in keys {
+            schemes.push(scheme.as_str());
+            values.push(value.as_str());
+            entities.push(entity.as_str());
+        }
+        // A key already pointing at its entity is left as it is: no dead row.
         let statement = self
             .tx
             .prepare_cached(
-                "INSERT INTO entity_keys (scheme, value, entity_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (scheme, value) DO UPDATE SET entity_id = EXCLUDED.entity_id",
+                "INSERT INTO entity_keys (scheme, value, entity_id)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+                 ON CONFLICT (scheme, value) DO UPDATE SET entity_id = EXCLUDED.entity_id
+                 WHERE entity_keys.entity_id <> EXCLUDED.entity_id",
             )
             .await
             .map_err(classify)?;
         self.tx
-            .execute(&statement, &[&scheme.as_str(), value, entity])
+            .execute(&statement, &[&schemes, &values, &entities])
             .await
             .map_err(classify)?;
         Ok(())
     }
 
-    async fn entity_mentions(&self, id: &EntityId) -> Result<Vec<KeptMention>, StoreError> {
-        let statement = self
-            .tx
-            .prepare_cached("SELECT mention, placement, contradictions FROM mentions WHERE entity_id = $1")
-            .await
-            .map_err(classify)?;
-        let rows = self.tx.query(&statement, &[id]).await.map_err(classify)?;
-        rows.iter()
-            .map(|row| {
-                let text: String = row.try_get(0).map_err(classify)?;
-                let mut kept: KeptMention = serde_json::from_str(&text).map_err(|e| json_error("a kept mention", e))?;
-                kept.placement = placement_from(row.try_get(1).map_err(classify)?)?;
-                kept.contradictions = flags_from_json(&row.try_get::<_, String>(2).map_err(classify)?)?;
-                Ok(kept)
-            })
-            .collect()
-    }
-
-    async fn set_contradictions(&self, mention: &MentionRef, flags: &[QualityFlag]) -> Result<(), StoreError> {
-        let index = i32::try_from(mention.index)
-            .map_err(|_| StoreError::Internal(format!("mention index {} too large", mention.index)))?;
-        let flags = flags_to_json(flags)?;
+    async fn entity_mentions(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, Vec<KeptMention>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let statement = self
             .tx
             .prepare_cached(
-                "UPDATE mentions SET contradictions = $5
-                 WHERE record_type = $1 AND source_id = $2 AND role = $3 AND idx = $4",
+                "SELECT entity_id, mention, placement, contradictions FROM mentions WHERE entity_id = ANY($1)
+                 ORDER BY entity_id, record_type, source_id, role, idx",
+            )
+            .await
+            .map_err(classify)?;
+        let rows = self.tx.query(&statement, &[&ids]).await.map_err(classify)?;
+        let mut out: HashMap<EntityId, Vec<KeptMention>> = HashMap::new();
+        for row in rows {
+            let text: String = row.try_get(1).map_err(classify)?;
+            let mut kept: KeptMention = serde_json::from_str(&text).map_err(|e| json_error("a kept mention", e))?;
+            kept.placement = placement_from(row.try_get(2).map_err(classify)?)?;
+            kept.contradictions = flags_from_json(&row.try_get::<_, String>(3).map_err(classify)?)?;
+            out.entry(row.try_get(0).map_err(classify)?).or_default().push(kept);
+        }
+        Ok(out)
+    }
+
+    async fn set_contradictions(&self, mentions: &[(MentionRef, Vec<QualityFlag>)]) -> Result<(), StoreError> {
+        if mentions.is_empty() {
+            return Ok(());
+        }
+        let mut types = Vec::with_capacity(mentions.len());
+        let mut ids = Vec::with_capacity(mentions.len());
+        let mut roles = Vec::with_capacity(mentions.len());
+        let mut indexes = Vec::with_capacity(mentions.len());
+        let mut flags = Vec::with_capacity(mentions.len());
+        for (mention, now) in mentions {
+            types.push(mention.record_type.as_str());
+            ids.push(mention.source_id.as_str());
+            roles.push(mention.role.as_str());
+            indexes.push(mention_index(mention)?);
+            flags.push(flags_to_json(now)?);
+        }
+        let statement = self
+            .tx
+            .prepare_cached(
+                "UPDATE mentions m SET contradictions = c.flags
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[]) AS c(t, s, r, i, flags)
+                 WHERE m.record_type = c.t AND m.source_id = c.s AND m.role = c.r AND m.idx = c.i",
             )
             .await
             .map_err(classify)?;
         self.tx
-            .execute(
-                &statement,
-                &[&mention.record_type, &mention.source_id, &mention.role, &index, &flags],
-            )
+            .execute(&statement, &[&types, &ids, &roles, &indexes, &flags])
             .await
             .map_err(classify)?;
         Ok(())
     }
 
-    async fn prune_keys(&self, entity: &EntityId, keep: &[Key]) -> Result<(), StoreError> {
-        let (schemes, values) = key_columns(keep);
+    async fn prune_keys(&self, keep: &[(EntityId, Vec<Key>)]) -> Result<(), StoreError> {
+        if keep.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = keep.iter().map(|(id, _)| id.as_str()).collect();
+        let mut kept_entities = Vec::new();
+        let mut schemes = Vec::new();
+        let mut values = Vec::new();
+        for (id, keys) in keep {
+            for (scheme, value) in keys {
+                kept_entities.push(id.as_str());
+                schemes.push(scheme.as_str());
+                values.push(value.as_str());
+            }
+        }
         let statement = self
             .tx
             .prepare_cached(
-                "DELETE FROM entity_keys k WHERE k.entity_id = $1
-                 AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS kept(s, v)
-                                 WHERE kept.s = k.scheme AND kept.v = k.value)",
+                "DELETE FROM entity_keys k WHERE k.entity_id = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[], $4::text[]) AS kept(e, s, v)
+                                 WHERE kept.e = k.entity_id AND kept.s = k.scheme AND kept.v = k.value)",
             )
             .await
             .map_err(classify)?;
         self.tx
-            .execute(&statement, &[entity, &schemes, &values])
+            .execute(&statement, &[&ids, &kept_entities, &schemes, &values])
             .await
             .map_err(classify)?;
         Ok(())
@@ -359,21 +413,26 @@ impl UnifyTx for PgUnify<'_, '_> {
     }
 
     async fn write_entities(&self, records: &[UnifiedRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let columns = RecordColumns::of(records)?;
         let statement = self
             .tx
-            .prepare_cached("UPDATE entities SET version = $2, record = $3, redirect_to = $4 WHERE id = $1")
+            .prepare_cached(
+                "UPDATE entities e SET version = r.version, record = r.record, redirect_to = r.redirect_to
+                 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS r(id, version, record, redirect_to)
+                 WHERE e.id = r.id",
+            )
             .await
             .map_err(classify)?;
-        for record in records {
-            let text = serde_json::to_string(record).map_err(|e| json_error("a unified record", e))?;
-            self.tx
-                .execute(
-                    &statement,
-                    &[&record.unified_id, &record.version, &text, &record.merged_into],
-                )
-                .await
-                .map_err(classify)?;
-        }
+        self.tx
+            .execute(
+                &statement,
+                &[&columns.ids, &columns.versions, &columns.texts, &columns.redirects],
+            )
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 
@@ -382,6 +441,7 @@ impl UnifyTx for PgUnify<'_, '_> {
             return Ok(());
         }
         let count = i64::try_from(records.len()).map_err(|_| StoreError::Internal("too many changes".to_owned()))?;
+        let columns = RecordColumns::of(records)?;
         // The clock row stays locked until commit: positions follow commit order.
         let clock = self
             .tx
@@ -398,28 +458,21 @@ impl UnifyTx for PgUnify<'_, '_> {
         let insert = self
             .tx
             .prepare_cached(
-                "INSERT INTO changes (position, entity_id, kind, version, record) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO changes (position, entity_id, kind, version, record)
+                 SELECT $1::bigint + n, id, kind, version, record
+                 FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY
+                      AS r(id, kind, version, record, n)",
             )
             .await
             .map_err(classify)?;
-        let mut position = last - count;
-        for record in records {
-            position += 1;
-            let text = serde_json::to_string(record).map_err(|e| json_error("a unified record", e))?;
-            self.tx
-                .execute(
-                    &insert,
-                    &[
-                        &position,
-                        &record.unified_id,
-                        &record.kind.as_str(),
-                        &record.version,
-                        &text,
-                    ],
-                )
-                .await
-                .map_err(classify)?;
-        }
+        let first = last - count;
+        self.tx
+            .execute(
+                &insert,
+                &[&first, &columns.ids, &columns.kinds, &columns.versions, &columns.texts],
+            )
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 
@@ -513,41 +566,77 @@ impl UnifyTx for PgUnify<'_, '_> {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn write_profile(&self, id: &EntityId, profile: Option<(&Profile, &[String])>) -> Result<(), StoreError> {
-        let delete_blocks = self
+    async fn write_profiles(&self, profiles: &[(EntityId, Option<ProfileRow>)]) -> Result<(), StoreError> {
+        if profiles.is_empty() {
+            return Ok(());
+        }
+        let all: Vec<&str> = profiles.iter().map(|(id, _)| id.as_str()).collect();
+        let mut gone = Vec::new();
+        let mut kept_ids = Vec::new();
+        let mut texts = Vec::new();
+        let mut block_entities = Vec::new();
+        let mut blocks = Vec::new();
+        for (id, row) in profiles {
+            match row {
+                None => gone.push(id.as_str()),
+                Some(row) => {
+                    kept_ids.push(id.as_str());
+                    texts.push(serde_json::to_string(&row.profile).map_err(|e| json_error("a match profile", e))?);
+                    for block in &row.blocks {
+                        block_entities.push(id.as_str());
+                        blocks.push(block.as_str());
+                    }
+                }
+            }
+        }
+        // Only what changed is written: most rebuilds keep most blocking keys, and a row
+        // rewritten unchanged is a dead tuple and an index entry for nothing.
+        let prune = self
             .tx
-            .prepare_cached("DELETE FROM match_blocks WHERE entity_id = $1")
+            .prepare_cached(
+                "DELETE FROM match_blocks b WHERE b.entity_id = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS kept(e, block)
+                                 WHERE kept.e = b.entity_id AND kept.block = b.block)",
+            )
             .await
             .map_err(classify)?;
-        self.tx.execute(&delete_blocks, &[id]).await.map_err(classify)?;
-        let Some((profile, blocks)) = profile else {
+        self.tx
+            .execute(&prune, &[&all, &block_entities, &blocks])
+            .await
+            .map_err(classify)?;
+        if !gone.is_empty() {
             let delete = self
                 .tx
-                .prepare_cached("DELETE FROM match_profiles WHERE entity_id = $1")
+                .prepare_cached("DELETE FROM match_profiles WHERE entity_id = ANY($1)")
                 .await
                 .map_err(classify)?;
-            self.tx.execute(&delete, &[id]).await.map_err(classify)?;
-            return Ok(());
-        };
-        let text = serde_json::to_string(profile).map_err(|e| json_error("a match profile", e))?;
-        let upsert = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO match_profiles (entity_id, profile) VALUES ($1, $2)
-                 ON CONFLICT (entity_id) DO UPDATE SET profile = EXCLUDED.profile",
-            )
-            .await
-            .map_err(classify)?;
-        self.tx.execute(&upsert, &[id, &text]).await.map_err(classify)?;
-        let insert = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO match_blocks (block, entity_id) SELECT b, $2 FROM unnest($1::text[]) AS b
-                 ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(classify)?;
-        self.tx.execute(&insert, &[&blocks, id]).await.map_err(classify)?;
+            self.tx.execute(&delete, &[&gone]).await.map_err(classify)?;
+        }
+        if !kept_ids.is_empty() {
+            let upsert = self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO match_profiles (entity_id, profile)
+                     SELECT * FROM unnest($1::text[], $2::text[])
+                     ON CONFLICT (entity_id) DO UPDATE SET profile = EXCLUDED.profile
+                     WHERE match_profiles.profile <> EXCLUDED.profile",
+                )
+                .await
+                .map_err(classify)?;
+            self.tx.execute(&upsert, &[&kept_ids, &texts]).await.map_err(classify)?;
+            let insert = self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO match_blocks (block, entity_id) SELECT b, e FROM unnest($1::text[], $2::text[]) AS k(b, e)
+                     ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(classify)?;
+            self.tx
+                .execute(&insert, &[&blocks, &block_entities])
+                .await
+                .map_err(classify)?;
+        }
         Ok(())
     }
 
@@ -717,6 +806,87 @@ impl UnifyTx for PgUnify<'_, '_> {
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         insert_audit(self.tx, entry).await
+    }
+}
+
+/// Mentions as the columns of one multi-row INSERT.
+struct MentionColumns {
+    record_types: Vec<String>,
+    source_ids: Vec<String>,
+    roles: Vec<String>,
+    indexes: Vec<i32>,
+    entities: Vec<String>,
+    source_versions: Vec<i64>,
+    texts: Vec<String>,
+    match_names: Vec<String>,
+    placements: Vec<Option<String>>,
+    flags: Vec<String>,
+    contradictions: Vec<String>,
+}
+
+impl MentionColumns {
+    fn with_capacity(n: usize) -> Self {
+        MentionColumns {
+            record_types: Vec::with_capacity(n),
+            source_ids: Vec::with_capacity(n),
+            roles: Vec::with_capacity(n),
+            indexes: Vec::with_capacity(n),
+            entities: Vec::with_capacity(n),
+            source_versions: Vec::with_capacity(n),
+            texts: Vec::with_capacity(n),
+            match_names: Vec::with_capacity(n),
+            placements: Vec::with_capacity(n),
+            flags: Vec::with_capacity(n),
+            contradictions: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, entity: &EntityId, mention: &KeptMention) -> Result<(), StoreError> {
+        self.texts
+            .push(serde_json::to_string(mention).map_err(|e| json_error("a mention", e))?);
+        self.indexes.push(mention_index(&mention.source)?);
+        self.placements.push(placement_to(mention.placement.as_ref())?);
+        self.flags.push(flags_to_json(&mention.mention.flags)?);
+        self.contradictions.push(flags_to_json(&mention.contradictions)?);
+        self.record_types.push(mention.source.record_type.clone());
+        self.source_ids.push(mention.source.source_id.clone());
+        self.roles.push(mention.source.role.clone());
+        self.entities.push(entity.clone());
+        self.source_versions.push(mention.source_version);
+        self.match_names.push(mention.mention.match_name.clone());
+        Ok(())
+    }
+}
+
+/// Unified records as the columns of one multi-row statement, each record's JSON
+/// encoded once.
+struct RecordColumns<'a> {
+    ids: Vec<&'a str>,
+    kinds: Vec<&'static str>,
+    versions: Vec<i64>,
+    texts: Vec<String>,
+    redirects: Vec<Option<&'a str>>,
+}
+
+impl<'a> RecordColumns<'a> {
+    fn of(records: &'a [UnifiedRecord]) -> Result<Self, StoreError> {
+        let mut columns = RecordColumns {
+            ids: Vec::with_capacity(records.len()),
+            kinds: Vec::with_capacity(records.len()),
+            versions: Vec::with_capacity(records.len()),
+            texts: Vec::with_capacity(records.len()),
+            redirects: Vec::with_capacity(records.len()),
+        };
+        for record in records {
+            columns.ids.push(&record.unified_id);
+            columns.kinds.push(record.kind.as_str());
+            columns.versions.push(record.version);
+            columns
+                .texts
+                .push(serde_json::to_string(record).map_err(|e| json_error("a unified record", e))?);
+            columns.redirects.push(record.merged_into.as_deref());
+        }
+        Ok(columns)
     }
 }
 
