@@ -39,6 +39,22 @@ pub(crate) struct EntityRow {
     pub record: String,
 }
 
+/// A new version of a unified record and its JSON, encoded once for the entity's row
+/// and the feed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Published {
+    pub record: UnifiedRecord,
+    pub text: String,
+}
+
+impl Published {
+    fn of(record: UnifiedRecord) -> Result<Self, StoreError> {
+        let text = serde_json::to_string(&record)
+            .map_err(|e| StoreError::Internal(format!("cannot encode a unified record: {e}")))?;
+        Ok(Published { record, text })
+    }
+}
+
 /// An entity's match profile and the blocking keys it is found under, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ProfileRow {
@@ -105,9 +121,9 @@ pub(crate) trait UnifyTx {
     /// The survivors of those of `ids` that were merged away.
     async fn redirects(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, EntityId>, StoreError>;
     /// Stores each record as its entity's current state (version, record, redirect).
-    async fn write_entities(&self, records: &[UnifiedRecord]) -> Result<(), StoreError>;
+    async fn write_entities(&self, records: &[Published]) -> Result<(), StoreError>;
     /// Appends the records to the change feed, positions in commit order.
-    async fn append_changes(&self, records: &[UnifiedRecord]) -> Result<(), StoreError>;
+    async fn append_changes(&self, records: &[Published]) -> Result<(), StoreError>;
 
     // Probabilistic matching.
 
@@ -433,22 +449,27 @@ pub(crate) async fn publish<T: UnifyTx>(
         }
         // A record resolved again to the same unified record changes nothing: no new
         // version, nothing in the feed.
-        if let Some(before) = before {
+        if let Some(before) = before.filter(|before| before.version > 0) {
             let text = serde_json::to_string(&record)
                 .map_err(|e| StoreError::Internal(format!("cannot encode a unified record: {e}")))?;
-            if before.version > 0 && text == before.record {
+            if text == before.record {
                 continue;
             }
         }
         record.version += 1;
-        rebuilt.push(record);
+        rebuilt.push(Published::of(record)?);
     }
     for (absorbed, survivor) in merges {
         let kind =
             kind_of_id(absorbed).ok_or_else(|| StoreError::Internal(format!("malformed entity id {absorbed:?}")))?;
         let version = standing.get(absorbed).map_or(0, |row| row.version) + 1;
         profiles.push((absorbed.clone(), None));
-        rebuilt.push(UnifiedRecord::merged(absorbed.clone(), kind, version, survivor.clone()));
+        rebuilt.push(Published::of(UnifiedRecord::merged(
+            absorbed.clone(),
+            kind,
+            version,
+            survivor.clone(),
+        ))?);
     }
     tx.prune_keys(&keys_kept).await?;
     tx.write_profiles(&profiles).await?;

@@ -15,7 +15,7 @@ use crate::audit::{self, ChainedEntry};
 use crate::resolve::matching::Profile;
 use crate::resolve::{Key, Placement, Previous};
 use crate::stewardship::{Explanation, ReviewPair};
-use crate::store::unify::{EntityRow, ProfileRow, QueuedReview, ReviewRow, UnifyTx};
+use crate::store::unify::{EntityRow, ProfileRow, Published, QueuedReview, ReviewRow, UnifyTx};
 use crate::store::{flags_from_json, flags_to_json, placement_from, placement_to, sql_limit, AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
 
@@ -358,13 +358,12 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         Ok(out)
     }
 
-    async fn write_entities(&self, records: &[UnifiedRecord]) -> Result<(), StoreError> {
+    async fn write_entities(&self, records: &[Published]) -> Result<(), StoreError> {
         let mut statement = self
             .tx
             .prepare_cached("UPDATE entities SET version = ?2, record = ?3, redirect_to = ?4 WHERE id = ?1")
             .map_err(classify)?;
-        for record in records {
-            let text = serde_json::to_string(record).map_err(|e| json_error("a unified record", e))?;
+        for Published { record, text } in records {
             statement
                 .execute(params![record.unified_id, record.version, text, record.merged_into])
                 .map_err(classify)?;
@@ -372,7 +371,7 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         Ok(())
     }
 
-    async fn append_changes(&self, records: &[UnifiedRecord]) -> Result<(), StoreError> {
+    async fn append_changes(&self, records: &[Published]) -> Result<(), StoreError> {
         let mut statement = self
             .tx
             .prepare_cached(
@@ -380,8 +379,7 @@ impl UnifyTx for SqliteUnify<'_, '_> {
                  VALUES ((SELECT coalesce(max(position), 0) + 1 FROM changes), ?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(classify)?;
-        for record in records {
-            let text = serde_json::to_string(record).map_err(|e| json_error("a unified record", e))?;
+        for Published { record, text } in records {
             statement
                 .execute(params![
                     record.unified_id,

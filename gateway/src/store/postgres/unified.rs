@@ -17,7 +17,7 @@ use crate::audit::{self, ChainedEntry};
 use crate::resolve::matching::Profile;
 use crate::resolve::{Key, Placement, Previous};
 use crate::stewardship::{Explanation, ReviewPair};
-use crate::store::unify::{EntityRow, ProfileRow, QueuedReview, ReviewRow, UnifyTx};
+use crate::store::unify::{EntityRow, ProfileRow, Published, QueuedReview, ReviewRow, UnifyTx};
 use crate::store::{flags_from_json, flags_to_json, placement_from, placement_to, AuditEntry, StoreError};
 use crate::unified::{entity_id, Change, EntityId, KeptMention, MentionRef, UnifiedRecord};
 
@@ -412,11 +412,11 @@ impl UnifyTx for PgUnify<'_, '_> {
             .collect()
     }
 
-    async fn write_entities(&self, records: &[UnifiedRecord]) -> Result<(), StoreError> {
+    async fn write_entities(&self, records: &[Published]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        let columns = RecordColumns::of(records)?;
+        let columns = RecordColumns::of(records);
         let statement = self
             .tx
             .prepare_cached(
@@ -436,12 +436,12 @@ impl UnifyTx for PgUnify<'_, '_> {
         Ok(())
     }
 
-    async fn append_changes(&self, records: &[UnifiedRecord]) -> Result<(), StoreError> {
+    async fn append_changes(&self, records: &[Published]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
         let count = i64::try_from(records.len()).map_err(|_| StoreError::Internal("too many changes".to_owned()))?;
-        let columns = RecordColumns::of(records)?;
+        let columns = RecordColumns::of(records);
         // The clock row stays locked until commit: positions follow commit order.
         let clock = self
             .tx
@@ -858,35 +858,24 @@ impl MentionColumns {
     }
 }
 
-/// Unified records as the columns of one multi-row statement, each record's JSON
-/// encoded once.
+/// Unified records as the columns of one multi-row statement.
 struct RecordColumns<'a> {
     ids: Vec<&'a str>,
     kinds: Vec<&'static str>,
     versions: Vec<i64>,
-    texts: Vec<String>,
+    texts: Vec<&'a str>,
     redirects: Vec<Option<&'a str>>,
 }
 
 impl<'a> RecordColumns<'a> {
-    fn of(records: &'a [UnifiedRecord]) -> Result<Self, StoreError> {
-        let mut columns = RecordColumns {
-            ids: Vec::with_capacity(records.len()),
-            kinds: Vec::with_capacity(records.len()),
-            versions: Vec::with_capacity(records.len()),
-            texts: Vec::with_capacity(records.len()),
-            redirects: Vec::with_capacity(records.len()),
-        };
-        for record in records {
-            columns.ids.push(&record.unified_id);
-            columns.kinds.push(record.kind.as_str());
-            columns.versions.push(record.version);
-            columns
-                .texts
-                .push(serde_json::to_string(record).map_err(|e| json_error("a unified record", e))?);
-            columns.redirects.push(record.merged_into.as_deref());
+    fn of(records: &'a [Published]) -> Self {
+        RecordColumns {
+            ids: records.iter().map(|p| p.record.unified_id.as_str()).collect(),
+            kinds: records.iter().map(|p| p.record.kind.as_str()).collect(),
+            versions: records.iter().map(|p| p.record.version).collect(),
+            texts: records.iter().map(|p| p.text.as_str()).collect(),
+            redirects: records.iter().map(|p| p.record.merged_into.as_deref()).collect(),
         }
-        Ok(columns)
     }
 }
 
