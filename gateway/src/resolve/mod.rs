@@ -20,6 +20,7 @@
 pub mod matching;
 pub mod survivorship;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -377,7 +378,7 @@ impl Planning<'_> {
         let (survivor, absorbed) = if a < b { (a, b) } else { (b, a) };
         self.parent.insert(absorbed.clone(), survivor.clone());
         if let Some(profile) = self.profiles.remove(&absorbed) {
-            let mut merged = self.profile_of(&survivor);
+            let mut merged = self.profile_of(&survivor).into_owned();
             merged.extend(&profile);
             self.profiles.insert(survivor.clone(), merged);
         }
@@ -399,13 +400,19 @@ impl Planning<'_> {
     }
 
     /// What is known of a root's values: the store's profile plus the batch's mentions.
-    fn profile_of(&self, root: &Target) -> Profile {
+    /// Borrowed: matching compares a mention with many candidates, and a copy of each
+    /// candidate's profile per comparison was most of the planner's time.
+    fn profile_of(&self, root: &Target) -> Cow<'_, Profile> {
         if let Some(profile) = self.profiles.get(root) {
-            return profile.clone();
+            return Cow::Borrowed(profile);
         }
         match root {
-            Target::Existing(id) => self.context.profiles.get(id).cloned().unwrap_or_default(),
-            Target::New(_) => Profile::default(),
+            Target::Existing(id) => self
+                .context
+                .profiles
+                .get(id)
+                .map_or_else(|| Cow::Owned(Profile::default()), Cow::Borrowed),
+            Target::New(_) => Cow::Owned(Profile::default()),
         }
     }
 
@@ -416,9 +423,13 @@ impl Planning<'_> {
             return;
         }
         let root = self.root(node);
-        let mut merged = self.profile_of(&root);
-        merged.extend(profile);
-        self.profiles.insert(root.clone(), merged);
+        if let Some(held) = self.profiles.get_mut(&root) {
+            held.extend(profile);
+        } else {
+            let mut merged = self.profile_of(&root).into_owned();
+            merged.extend(profile);
+            self.profiles.insert(root.clone(), merged);
+        }
         for block in blocks {
             let nodes = self.blocks.entry(block.clone()).or_default();
             if !nodes.contains(&root) {
@@ -632,7 +643,7 @@ fn reconsider(
     blocks: &BTreeSet<String>,
 ) {
     let root = state.root(node);
-    let grown = state.profile_of(&root);
+    let grown = state.profile_of(&root).into_owned();
     let Some((candidate, evidence)) = state.best_candidate(mention, blocks, &grown, Some(&root)) else {
         return;
     };
@@ -657,7 +668,7 @@ fn second_opinion(state: &Planning<'_>, mention: &Mention, profile: &Profile, ow
         return None;
     }
     let candidate = state.profile_of(owner);
-    if candidate == Profile::default() {
+    if *candidate == Profile::default() {
         return None;
     }
     Some(matching::score(
