@@ -139,6 +139,7 @@ conformance!(
     any_store_delegates,
     empty_batch_and_ping,
     text_with_nul_is_kept_replayed_and_quarantined,
+    rejection_with_nul_in_its_key_is_quarantined,
     content_is_compared_as_canonical_text,
     mentions_sharing_a_key_are_one_entity,
     a_mention_carrying_two_entities_keys_merges_them,
@@ -435,6 +436,36 @@ async fn text_with_nul_is_kept_replayed_and_quarantined(fixture: &impl Fixture) 
     assert_eq!(result.outcome, Outcome::Rejected);
     let entries = quarantine(store, Some(TAX)).await;
     assert_eq!(entries.last().map(|e| &e.errors), Some(&rejection.errors));
+}
+
+/// A record whose source ID or record type holds a NUL is refused by validation, and
+/// its rejection is quarantined like any other, with the rest of its batch.
+async fn rejection_with_nul_in_its_key_is_quarantined(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let (bad_id, _, _) = rejected("Z-\u{0}1", 1, "{}");
+    let (bad_type, _, _) = rejected("Z-2", 1, "{}");
+    let Submission::Rejected(mut bad_type) = bad_type else {
+        panic!("a rejection")
+    };
+    bad_type.envelope.record_type = "tax.\u{0}taxpayer".to_owned();
+    let results = commit(
+        store,
+        vec![bad_id, valid("Z-3", 1, r#"{"v":1}"#), Submission::Rejected(bad_type)],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&results),
+        [Outcome::Rejected, Outcome::Accepted, Outcome::Rejected]
+    );
+    assert_eq!(results[0].current_version, None);
+    assert_eq!(results[2].current_version, None);
+    let entries = quarantine(store, Some(TAX)).await;
+    let ids: Vec<Option<&String>> = entries.iter().map(|e| Some(&e.id)).collect();
+    assert_eq!(
+        ids,
+        [results[0].quarantine_id.as_ref(), results[2].quarantine_id.as_ref()]
+    );
+    assert_eq!(current(store, "Z-3").await, Some(stored(1, r#"{"v":1}"#)));
 }
 
 async fn content_is_compared_as_canonical_text(fixture: &impl Fixture) {

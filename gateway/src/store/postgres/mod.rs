@@ -983,9 +983,13 @@ async fn set_current_versions(tx: &Transaction<'_>, current: &HashMap<RecordKey,
 }
 
 /// The current versions of records not locked by this batch (only named by rejections),
-/// of those held.
+/// of those held. A key holding NUL is not: PostgreSQL text cannot hold one.
 async fn current_versions(tx: &Transaction<'_>, keys: &[RecordKey]) -> Result<HashMap<RecordKey, i64>, StoreError> {
-    let (types, ids): (Vec<&str>, Vec<&str>) = keys.iter().map(|(t, s)| (t.as_str(), s.as_str())).unzip();
+    let (types, ids): (Vec<&str>, Vec<&str>) = keys
+        .iter()
+        .filter(|(record_type, source_id)| !record_type.contains('\0') && !source_id.contains('\0'))
+        .map(|(t, s)| (t.as_str(), s.as_str()))
+        .unzip();
     if types.is_empty() {
         return Ok(HashMap::new());
     }
