@@ -133,10 +133,13 @@ conformance!(
     rejections_are_quarantined_verbatim_per_identity,
     mixed_batch_answers_in_batch_order,
     same_record_twice_in_a_batch_applies_in_batch_order,
+    same_record_three_times_in_a_batch_with_versions_2_1_2,
+    interleaved_records_and_rejections_keep_their_own_quarantine_ids,
     results_are_committed_when_returned,
     any_store_delegates,
     empty_batch_and_ping,
     text_with_nul_is_kept_replayed_and_quarantined,
+    rejection_with_nul_in_its_key_is_quarantined,
     content_is_compared_as_canonical_text,
     mentions_sharing_a_key_are_one_entity,
     a_mention_carrying_two_entities_keys_merges_them,
@@ -435,6 +438,36 @@ async fn text_with_nul_is_kept_replayed_and_quarantined(fixture: &impl Fixture) 
     assert_eq!(entries.last().map(|e| &e.errors), Some(&rejection.errors));
 }
 
+/// A record whose source ID or record type holds a NUL is refused by validation, and
+/// its rejection is quarantined like any other, with the rest of its batch.
+async fn rejection_with_nul_in_its_key_is_quarantined(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let (bad_id, _, _) = rejected("Z-\u{0}1", 1, "{}");
+    let (bad_type, _, _) = rejected("Z-2", 1, "{}");
+    let Submission::Rejected(mut bad_type) = bad_type else {
+        panic!("a rejection")
+    };
+    bad_type.envelope.record_type = "tax.\u{0}taxpayer".to_owned();
+    let results = commit(
+        store,
+        vec![bad_id, valid("Z-3", 1, r#"{"v":1}"#), Submission::Rejected(bad_type)],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&results),
+        [Outcome::Rejected, Outcome::Accepted, Outcome::Rejected]
+    );
+    assert_eq!(results[0].current_version, None);
+    assert_eq!(results[2].current_version, None);
+    let entries = quarantine(store, Some(TAX)).await;
+    let ids: Vec<Option<&String>> = entries.iter().map(|e| Some(&e.id)).collect();
+    assert_eq!(
+        ids,
+        [results[0].quarantine_id.as_ref(), results[2].quarantine_id.as_ref()]
+    );
+    assert_eq!(current(store, "Z-3").await, Some(stored(1, r#"{"v":1}"#)));
+}
+
 async fn content_is_compared_as_canonical_text(fixture: &impl Fixture) {
     let store = fixture.store();
     // The pipeline hands over canonical text, which keeps numbers as written: the same
@@ -668,6 +701,175 @@ async fn same_record_twice_in_a_batch_applies_in_batch_order(fixture: &impl Fixt
     );
 }
 
+/// One record named three times in a batch, versions 2, 1, 2 with other content each
+/// time: the first copy of a version is held, the later one is measured against it.
+async fn same_record_three_times_in_a_batch_with_versions_2_1_2(fixture: &impl Fixture) {
+    let store = fixture.store();
+
+    let results = commit(
+        store,
+        vec![
+            valid("D-4", 2, r#"{"v":"2a"}"#),
+            valid("D-4", 1, r#"{"v":"1a"}"#),
+            valid("D-4", 2, r#"{"v":"2b"}"#),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&results),
+        [Outcome::Accepted, Outcome::Stale, Outcome::Rejected]
+    );
+    assert_eq!(results[2].errors, vec![RecordError::version_conflict(2)]);
+    assert!(results.iter().all(|r| r.current_version == Some(2)), "{results:?}");
+    assert_eq!(current(store, "D-4").await, Some(stored(2, r#"{"v":"2a"}"#)));
+    assert_eq!(held_versions(store, "D-4").await, vec![1, 2]);
+    let entries = quarantine(store, Some(TAX)).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(Some(&entries[0].id), results[2].quarantine_id.as_ref());
+    assert_eq!(entries[0].envelope.payload, br#"{"v":"2b"}"#);
+
+    // Again on the held record: copies of held versions, same or other content, a new
+    // version, and a version the batch itself made held.
+    let results = commit(
+        store,
+        vec![
+            valid("D-4", 2, r#"{"v":"2b"}"#),
+            valid("D-4", 1, r#"{"v":"1a"}"#),
+            valid("D-4", 3, r#"{"v":"3a"}"#),
+            valid("D-4", 2, r#"{"v":"2a"}"#),
+            valid("D-4", 1, r#"{"v":"1b"}"#),
+            valid("D-4", 3, r#"{"v":"3a"}"#),
+            tombstone("D-4", 3),
+            tombstone("D-4", 4),
+            tombstone("D-4", 4),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&results),
+        [
+            Outcome::Rejected,
+            Outcome::Unchanged,
+            Outcome::Accepted,
+            Outcome::Unchanged,
+            Outcome::Rejected,
+            Outcome::Unchanged,
+            Outcome::Rejected,
+            Outcome::Accepted,
+            Outcome::Unchanged,
+        ]
+    );
+    assert!(results.iter().all(|r| r.current_version == Some(4)), "{results:?}");
+    assert_eq!(held_versions(store, "D-4").await, vec![1, 2, 3, 4]);
+    assert_eq!(
+        store.versions(&record_type(), "D-4").await.expect("versions")[2],
+        stored(3, r#"{"v":"3a"}"#)
+    );
+    let entries = quarantine(store, Some(TAX)).await;
+    let refused: Vec<(&str, i64, &[u8], bool)> = entries[1..]
+        .iter()
+        .map(|e| {
+            (
+                e.id.as_str(),
+                e.envelope.source_version,
+                e.envelope.payload.as_slice(),
+                e.envelope.deleted,
+            )
+        })
+        .collect();
+    let expected: Vec<(&str, i64, &[u8], bool)> = [
+        (0, 2, r#"{"v":"2b"}"#, false),
+        (4, 1, r#"{"v":"1b"}"#, false),
+        (6, 3, "{}", true),
+    ]
+    .into_iter()
+    .map(|(item, version, payload, deleted)| {
+        (
+            results[item].quarantine_id.as_deref().expect("a quarantine id"),
+            version,
+            payload.as_bytes(),
+            deleted,
+        )
+    })
+    .collect();
+    assert_eq!(refused, expected);
+}
+
+/// Several records and rejections interleaved in one batch: every refused item gets the
+/// quarantine entry holding its own envelope and errors, in batch order.
+async fn interleaved_records_and_rejections_keep_their_own_quarantine_ids(fixture: &impl Fixture) {
+    let store = fixture.store();
+    commit_one(store, valid("I-1", 1, r#"{"v":1}"#)).await;
+    let (bad_new, bad_new_envelope, bad_errors) = rejected("I-bad", 1, "x");
+    let (bad_known, bad_known_envelope, _) = rejected("I-1", 5, "y");
+
+    let results = commit(
+        store,
+        vec![
+            valid("I-2", 1, r#"{"v":"a"}"#),
+            valid("I-1", 1, r#"{"v":"other"}"#),
+            bad_new,
+            valid("I-2", 1, r#"{"v":"b"}"#),
+            valid("I-1", 2, r#"{"v":2}"#),
+            bad_known,
+            valid("I-2", 1, r#"{"v":"a"}"#),
+            valid("I-3", 7, r#"{"v":7}"#),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes(&results),
+        [
+            Outcome::Accepted,
+            Outcome::Rejected,
+            Outcome::Rejected,
+            Outcome::Rejected,
+            Outcome::Accepted,
+            Outcome::Rejected,
+            Outcome::Unchanged,
+            Outcome::Accepted,
+        ]
+    );
+    let current_versions: Vec<Option<i64>> = results.iter().map(|r| r.current_version).collect();
+    assert_eq!(
+        current_versions,
+        [Some(1), Some(2), None, Some(1), Some(2), Some(2), Some(1), Some(7)]
+    );
+
+    let envelope = |source_id: &str, version: i64, payload: &str| Envelope {
+        record_type: record_type(),
+        source_id: source_id.to_owned(),
+        source_version: version,
+        deleted: false,
+        payload: payload.as_bytes().to_vec(),
+    };
+    let expected = [
+        (
+            1,
+            envelope("I-1", 1, r#"{"v":"other"}"#),
+            vec![RecordError::version_conflict(1)],
+        ),
+        (2, bad_new_envelope, bad_errors.clone()),
+        (
+            3,
+            envelope("I-2", 1, r#"{"v":"b"}"#),
+            vec![RecordError::version_conflict(1)],
+        ),
+        (5, bad_known_envelope, bad_errors),
+    ];
+    let entries = quarantine(store, Some(TAX)).await;
+    assert_eq!(entries.len(), expected.len(), "{entries:?}");
+    for (entry, (item, envelope, errors)) in entries.iter().zip(expected) {
+        assert_eq!(Some(&entry.id), results[item].quarantine_id.as_ref(), "item {item}");
+        assert_eq!(entry.envelope, envelope, "item {item}");
+        assert_eq!(entry.errors, errors, "item {item}");
+        assert_eq!(results[item].errors, errors, "item {item}");
+    }
+    assert!(results
+        .iter()
+        .all(|r| (r.outcome == Outcome::Rejected) == r.quarantine_id.is_some()));
+}
+
 async fn results_are_committed_when_returned(fixture: &impl Fixture) {
     let (bad, bad_envelope, _) = rejected("K-2", 1, "{");
     let results = commit(fixture.store(), vec![valid("K-1", 1, r#"{"v":1}"#), bad]).await;
@@ -781,6 +983,108 @@ async fn postgres_concurrent_batches_from_two_replicas() {
             "{id}"
         );
     }
+}
+
+/// Replicas committing batches that create records and write to held ones at once, in
+/// shuffled order, naming some records twice: the server never has to break a deadlock
+/// (the store retries one, which would hide it, so the test reads the database's
+/// counter), every version is kept once, and the highest named ends current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_batches_creating_and_updating_records_at_once_never_deadlock() {
+    const TASKS: usize = 6;
+    const ROUNDS: usize = 8;
+    const RECORDS: usize = 10;
+    let fixture = Postgres::new().await;
+    let replicas = [Arc::new(fixture.store.clone()), Arc::new(fixture.reopen().await)];
+    // The content of a version depends on the record and the version only: a copy another
+    // task committed first is a replay, never a conflict.
+    let copy =
+        |source_id: &str, version: i64| valid(source_id, version, &format!(r#"{{"id":"{source_id}","v":{version}}}"#));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&replicas[task % 2]);
+        tasks.spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(task as u64 + 100);
+            let version = task as i64 + 2;
+            let mut results = Vec::new();
+            for round in 0..ROUNDS {
+                // This round's records are new to whichever task comes first; the last
+                // round's are held by then, or being created by a slower task.
+                let mut batch = Vec::new();
+                for i in 0..RECORDS {
+                    for id in [format!("N-{round}-{i}"), format!("N-{}-{i}", round.saturating_sub(1))] {
+                        batch.push(copy(&id, version));
+                        if rng.bool() {
+                            batch.push(copy(&id, 1));
+                        }
+                    }
+                }
+                rng.shuffle(&mut batch);
+                results.extend(store.commit(&tax_receipt(), batch).await.expect("concurrent commit"));
+            }
+            results
+        });
+    }
+    let mut inserted: HashMap<(String, i64), usize> = HashMap::new();
+    while let Some(results) = tasks.join_next().await {
+        for result in results.expect("task") {
+            assert_ne!(result.outcome, Outcome::Rejected, "{result:?}");
+            if matches!(result.outcome, Outcome::Accepted | Outcome::Stale) {
+                *inserted
+                    .entry((result.source_id.clone(), result.source_version))
+                    .or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        inserted.values().all(|&count| count == 1),
+        "every version once: {inserted:?}"
+    );
+    let highest = TASKS as i64 + 1;
+    for round in 0..ROUNDS {
+        for i in 0..RECORDS {
+            let id = format!("N-{round}-{i}");
+            assert_eq!(
+                current(&fixture.store, &id).await.map(|v| v.source_version),
+                Some(highest),
+                "{id}"
+            );
+        }
+    }
+
+    // A backend reports its counters when it ends: close the pools and wait for them.
+    for replica in &replicas {
+        replica.close();
+    }
+    drop(replicas);
+    let admin = fixture.db.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let open: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'tongban-gateway'",
+                &[&fixture.db.name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the store's sessions did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deadlocks: i64 = admin
+        .query_one(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = $1",
+            &[&fixture.db.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(deadlocks, 0, "deadlocks the server had to break");
 }
 
 /// Replicas resolving the same people at the same moment, each person reached through

@@ -4,7 +4,14 @@
 //! records at once. A batch is one transaction that first locks the row of every record
 //! it writes, in one global order (`records_in_lock_order`), and only then writes:
 //! writers of a record are serialised by that row lock, and two batches never wait for
-//! each other in opposite orders, so they cannot deadlock.
+//! each other in opposite orders, so they cannot deadlock. The locking takes two
+//! statements for the whole batch, each going through its records in that order: one
+//! creates the rows of new records, the other locks the rows already there
+//! (`lock_records` says why the two together keep the order).
+//!
+//! A batch costs a handful of statements whatever its size: each works on all of its
+//! items at once (arrays bound once and `unnest`ed), and the version rules are decided in
+//! Rust from what they return (`apply_batch`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -460,12 +467,11 @@ impl Store for PostgresStore {
                 .collect();
             keys.sort();
             keys.dedup();
-            let mut current = HashMap::new();
-            for key in keys {
-                if let Some(version) = lock_record(&tx, &key).await? {
-                    current.insert(key, version);
-                }
-            }
+            let current: HashMap<RecordKey, i64> = lock_records(&tx, &keys)
+                .await?
+                .into_iter()
+                .filter_map(|(key, version)| Some((key, version?)))
+                .collect();
             let still = still_current(&records, &current);
             let count = still.len();
             unify_batch(&unified::PgUnify { tx: &tx }, &still, &self.resolution).await?;
@@ -620,6 +626,10 @@ async fn select_quarantine(
 type Transaction<'a> = deadpool_postgres::Transaction<'a>;
 
 /// Applies every item of `batch` inside `tx`; the results are final only once `tx` commits.
+///
+/// A handful of statements whatever the size of the batch, each over the whole batch
+/// (arrays bound once, `unnest` in SQL): the version rules are decided here, item after
+/// item in batch order, from what those statements found.
 async fn apply_batch(
     tx: &Transaction<'_>,
     receipt: &Receipt,
@@ -629,34 +639,77 @@ async fn apply_batch(
     let identity = receipt.identity.to_string();
 
     // Lock first, all of them, in the global order: nothing below waits for another batch.
-    let mut current: HashMap<RecordKey, Option<i64>> = HashMap::new();
-    for key in records_in_lock_order(batch) {
-        let version = lock_record(tx, &key).await?;
-        current.insert(key, version);
-    }
+    let mut current = lock_records(tx, &records_in_lock_order(batch)).await?;
 
-    // Then apply in batch order, so that items naming the same record apply in that order.
+    // Keep every version not held yet (its first copy in the batch), and learn which
+    // items name a version held before the batch.
+    let kept = insert_versions(tx, receipt, &identity, batch).await?;
+
+    // Then decide in batch order, so that items naming the same record apply in that order.
+    let mut writes = VersionWrites::new(kept.held_before);
+    let mut new_current: HashMap<RecordKey, i64> = HashMap::new();
+    let mut refused: Vec<Refused<'_>> = Vec::new();
     let mut results = Vec::with_capacity(batch.len());
-    for item in batch {
+    for (index, item) in batch.iter().enumerate() {
         let result = match item {
-            Submission::Valid(record) => apply_record(tx, receipt, &identity, item, record, &mut current).await?,
+            Submission::Valid(record) => {
+                let key = (record.record_type.clone(), record.source_id.clone());
+                let Some(current) = current.get_mut(&key) else {
+                    return Err(StoreError::Internal(format!(
+                        "record {key:?} was not locked before being written"
+                    )));
+                };
+                match Decision::new(writes.write(index, record), *current, record.source_version) {
+                    Decision::BecomesCurrent => {
+                        *current = Some(record.source_version);
+                        new_current.insert(key, record.source_version);
+                        pending_result(item, Outcome::Accepted, Vec::new(), None)
+                    }
+                    Decision::Stale => pending_result(item, Outcome::Stale, Vec::new(), None),
+                    Decision::Unchanged => pending_result(item, Outcome::Unchanged, Vec::new(), None),
+                    Decision::Conflict => {
+                        let errors = vec![RecordError::version_conflict(record.source_version)];
+                        refused.push(Refused {
+                            item: index,
+                            envelope: Cow::Owned(record.envelope()),
+                            errors: errors.clone(),
+                        });
+                        pending_result(item, Outcome::Rejected, errors, None)
+                    }
+                }
+            }
             Submission::Rejected(rejection) => {
-                let id = insert_quarantine(tx, receipt, &identity, &rejection.envelope, &rejection.errors).await?;
-                pending_result(item, Outcome::Rejected, rejection.errors.clone(), Some(id))
+                refused.push(Refused {
+                    item: index,
+                    envelope: Cow::Borrowed(&rejection.envelope),
+                    errors: rejection.errors.clone(),
+                });
+                pending_result(item, Outcome::Rejected, rejection.errors.clone(), None)
             }
         };
         results.push(result);
+    }
+    if writes.inserted() != kept.inserted {
+        return Err(StoreError::Internal(format!(
+            "{} versions were inserted where the version rules expected {}: versions changed \
+             while their records were locked",
+            kept.inserted,
+            writes.inserted()
+        )));
+    }
+
+    set_current_versions(tx, &new_current).await?;
+    let ids = insert_quarantine(tx, receipt, &identity, &refused).await?;
+    for (entry, id) in refused.iter().zip(ids) {
+        results[entry.item].quarantine_id = Some(id);
     }
 
     let mut current: HashMap<RecordKey, i64> = current
         .into_iter()
         .filter_map(|(key, version)| Some((key, version?)))
         .collect();
-    for key in unknown_records(&results, &current) {
-        if let Some(version) = current_version(tx, &key).await? {
-            current.insert(key, version);
-        }
-    }
+    let unknown = unknown_records(&results, &current);
+    current.extend(current_versions(tx, &unknown).await?);
     fill_current_versions(&mut results, &current);
 
     // Resolve what became current and keep the unified records, in the same transaction.
@@ -665,206 +718,395 @@ async fn apply_batch(
     Ok(results)
 }
 
-/// Locks the row of a record for the rest of the transaction, creating it if the record is
-/// new. Returns its current version, or `None` for a row just created: that row holds a
-/// placeholder version until the batch's first version of the record replaces it (the
-/// deferred foreign key refuses to commit a placeholder).
-async fn lock_record(tx: &Transaction<'_>, (record_type, source_id): &RecordKey) -> Result<Option<i64>, StoreError> {
-    // If another transaction has created the same row and not committed yet, this waits
-    // for it, exactly as for a row lock.
+/// Locks the rows of `keys`, which are in the global lock order, for the rest of the
+/// transaction, creating those of new records. Returns each record's current version, or
+/// `None` for a row just created: that row holds a placeholder version until the batch's
+/// first version of the record replaces it (the deferred foreign key refuses to commit a
+/// placeholder).
+///
+/// Two statements, each going through the records in the lock order. The first creates
+/// the rows of new records: where another transaction has created the same row and not
+/// committed yet (or is writing a row it locked), it waits for that one to finish, exactly
+/// as for a row lock; it locks no row that was there already. The second locks those rows,
+/// committed by then. Why no two batches can wait for each other in a cycle:
+/// - a transaction in its first statement waits only for one that created the row (one
+///   further along the order in its first statement, or one in its second) or for one
+///   done locking;
+/// - a transaction in its second statement never waits for a row created by another's
+///   first (every row it names was committed before the statement began, or created by
+///   itself), only for a row locked by another's second statement (one further along the
+///   order in its second statement) or for one done locking;
+/// - a transaction done locking writes only rows it holds, and one still locking holds
+///   nothing else, so the first never waits for the second.
+///
+/// Along a chain of waits the position in the order only grows within each statement, and
+/// a chain that reaches a second statement never leads back to a first: it cannot close.
+async fn lock_records(tx: &Transaction<'_>, keys: &[RecordKey]) -> Result<HashMap<RecordKey, Option<i64>>, StoreError> {
+    let mut current = HashMap::with_capacity(keys.len());
+    if keys.is_empty() {
+        return Ok(current);
+    }
+    let (types, ids): (Vec<&str>, Vec<&str>) = keys.iter().map(|(t, s)| (t.as_str(), s.as_str())).unzip();
     let create = tx
         .prepare_cached(
-            "INSERT INTO source_records (record_type, source_id, current_version) VALUES ($1, $2, 0)
-             ON CONFLICT (record_type, source_id) DO NOTHING",
+            "INSERT INTO source_records (record_type, source_id, current_version)
+             SELECT record_type, source_id, 0
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (record_type, source_id, n)
+             ORDER BY n
+             ON CONFLICT (record_type, source_id) DO NOTHING
+             RETURNING record_type, source_id",
         )
         .await
         .map_err(classify)?;
-    if tx.execute(&create, &[record_type, source_id]).await.map_err(classify)? == 1 {
-        return Ok(None);
+    for row in tx.query(&create, &[&types, &ids]).await.map_err(classify)? {
+        let key: RecordKey = (row.try_get(0).map_err(classify)?, row.try_get(1).map_err(classify)?);
+        current.insert(key, None);
     }
-    let lock = tx
-        .prepare_cached(
-            "SELECT current_version FROM source_records
-             WHERE record_type = $1 AND source_id = $2
-             FOR UPDATE",
-        )
-        .await
-        .map_err(classify)?;
-    let row = tx.query_one(&lock, &[record_type, source_id]).await.map_err(classify)?;
-    Ok(Some(row.try_get(0).map_err(classify)?))
-}
 
-/// Applies one valid record under the version rules; its record is locked already.
-async fn apply_record(
-    tx: &Transaction<'_>,
-    receipt: &Receipt,
-    identity: &str,
-    item: &Submission,
-    record: &SourceRecord,
-    current: &mut HashMap<RecordKey, Option<i64>>,
-) -> Result<RecordResult, StoreError> {
-    let key = (record.record_type.clone(), record.source_id.clone());
-    let Some(current) = current.get_mut(&key) else {
+    let (types, ids): (Vec<&str>, Vec<&str>) = keys
+        .iter()
+        .filter(|key| !current.contains_key(*key))
+        .map(|(t, s)| (t.as_str(), s.as_str()))
+        .unzip();
+    if !types.is_empty() {
+        // `FOR UPDATE` locks the rows as they come out of the `ORDER BY`.
+        let lock = tx
+            .prepare_cached(
+                "SELECT r.record_type, r.source_id, r.current_version
+                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (record_type, source_id, n)
+                 JOIN source_records r ON r.record_type = k.record_type AND r.source_id = k.source_id
+                 ORDER BY k.n
+                 FOR UPDATE OF r",
+            )
+            .await
+            .map_err(classify)?;
+        for row in tx.query(&lock, &[&types, &ids]).await.map_err(classify)? {
+            let key: RecordKey = (row.try_get(0).map_err(classify)?, row.try_get(1).map_err(classify)?);
+            current.insert(key, Some(row.try_get(2).map_err(classify)?));
+        }
+    }
+    if current.len() != keys.len() {
         return Err(StoreError::Internal(format!(
-            "record {key:?} was not locked before being written"
+            "{} of {} records were neither created nor found to lock",
+            keys.len() - current.len(),
+            keys.len()
         )));
-    };
-    let write = insert_version(tx, receipt, identity, record).await?;
-    let result = match Decision::new(write, *current, record.source_version) {
-        Decision::BecomesCurrent => {
-            set_current_version(tx, record).await?;
-            *current = Some(record.source_version);
-            pending_result(item, Outcome::Accepted, Vec::new(), None)
-        }
-        Decision::Stale => pending_result(item, Outcome::Stale, Vec::new(), None),
-        Decision::Unchanged => pending_result(item, Outcome::Unchanged, Vec::new(), None),
-        Decision::Conflict => {
-            let errors = vec![RecordError::version_conflict(record.source_version)];
-            let id = insert_quarantine(tx, receipt, identity, &record.envelope(), &errors).await?;
-            pending_result(item, Outcome::Rejected, errors, Some(id))
-        }
-    };
-    Ok(result)
+    }
+    Ok(current)
 }
 
-/// Keeps `record` as a new version unless that version is already held, in which case it
-/// compares the content: payload as JSON (not as text) and the `deleted` flag.
-async fn insert_version(
+/// What [`insert_versions`] found.
+#[derive(Debug, Default)]
+struct KeptVersions {
+    /// How many versions it inserted.
+    inserted: usize,
+    /// The items (by index in the batch) naming a version held before the batch, each
+    /// with whether its content is the held copy's.
+    held_before: HashMap<usize, bool>,
+}
+
+/// Inserts, in one statement, the first copy in batch order of every version the valid
+/// items of `batch` name that is not held yet, and compares every item naming a version
+/// held before with the held copy: payload text and the `deleted` flag, equal text being
+/// equal content since payloads are canonical (as the embedded store does).
+async fn insert_versions(
     tx: &Transaction<'_>,
     receipt: &Receipt,
     identity: &str,
-    record: &SourceRecord,
-) -> Result<VersionWrite, StoreError> {
-    let insert = tx
+    batch: &[Submission],
+) -> Result<KeptVersions, StoreError> {
+    let mut items = Vec::new();
+    let mut types = Vec::new();
+    let mut ids = Vec::new();
+    let mut versions = Vec::new();
+    let mut deleted = Vec::new();
+    let mut payloads = Vec::new();
+    for (index, item) in batch.iter().enumerate() {
+        if let Submission::Valid(record) = item {
+            items.push(i64::try_from(index).map_err(|_| StoreError::Internal("batch too large".to_owned()))?);
+            types.push(record.record_type.as_str());
+            ids.push(record.source_id.as_str());
+            versions.push(record.source_version);
+            deleted.push(record.deleted);
+            payloads.push(record.payload.as_str());
+        }
+    }
+    if items.is_empty() {
+        return Ok(KeptVersions::default());
+    }
+    // The sub-statements of a WITH all see the versions held before it: `held` does not
+    // see what `kept` inserts.
+    let statement = tx
         .prepare_cached(
-            "INSERT INTO source_record_versions
-                 (record_type, source_id, source_version, deleted, payload,
-                  received_at, received_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (record_type, source_id, source_version) DO NOTHING",
+            "WITH item AS (
+                 SELECT *
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::boolean[], $6::text[])
+                      AS item (n, record_type, source_id, source_version, deleted, payload)
+             ),
+             held AS (
+                 SELECT item.n, v.deleted = item.deleted AND v.payload = item.payload AS same_content
+                 FROM item
+                 JOIN source_record_versions v
+                   ON v.record_type = item.record_type
+                  AND v.source_id = item.source_id
+                  AND v.source_version = item.source_version
+             ),
+             kept AS (
+                 INSERT INTO source_record_versions
+                     (record_type, source_id, source_version, deleted, payload, received_at, received_by)
+                 SELECT DISTINCT ON (record_type, source_id, source_version)
+                        record_type, source_id, source_version, deleted, payload, $7::timestamptz, $8::text
+                 FROM item
+                 ORDER BY record_type, source_id, source_version, n
+                 ON CONFLICT (record_type, source_id, source_version) DO NOTHING
+                 RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM kept),
+                    coalesce(array_agg(n ORDER BY n), '{}'),
+                    coalesce(array_agg(same_content ORDER BY n), '{}')
+             FROM held",
         )
         .await
         .map_err(classify)?;
-    let inserted = tx
-        .execute(
-            &insert,
+    let row = tx
+        .query_one(
+            &statement,
             &[
-                &record.record_type,
-                &record.source_id,
-                &record.source_version,
-                &record.deleted,
-                &record.payload,
+                &items,
+                &types,
+                &ids,
+                &versions,
+                &deleted,
+                &payloads,
                 &receipt.received_at,
                 &identity,
             ],
         )
         .await
         .map_err(classify)?;
-    if inserted == 1 {
-        return Ok(VersionWrite::Inserted);
-    }
-    let compare = tx
-        .prepare_cached(
-            "SELECT deleted = $4 AND payload = $5
-             FROM source_record_versions
-             WHERE record_type = $1 AND source_id = $2 AND source_version = $3",
-        )
-        .await
-        .map_err(classify)?;
-    let row = tx
-        .query_one(
-            &compare,
-            &[
-                &record.record_type,
-                &record.source_id,
-                &record.source_version,
-                &record.deleted,
-                &record.payload,
-            ],
-        )
-        .await
-        .map_err(classify)?;
-    Ok(VersionWrite::AlreadyHeld {
-        same_content: row.try_get(0).map_err(classify)?,
+    let inserted: i64 = row.try_get(0).map_err(classify)?;
+    let held_items: Vec<i64> = row.try_get(1).map_err(classify)?;
+    let same_content: Vec<bool> = row.try_get(2).map_err(classify)?;
+    let held_before = held_items
+        .into_iter()
+        .zip(same_content)
+        .map(|(item, same)| Ok((usize::try_from(item).map_err(|_| bad_item(item))?, same)))
+        .collect::<Result<_, StoreError>>()?;
+    Ok(KeptVersions {
+        inserted: usize::try_from(inserted).map_err(|_| bad_item(inserted))?,
+        held_before,
     })
 }
 
-async fn set_current_version(tx: &Transaction<'_>, record: &SourceRecord) -> Result<(), StoreError> {
+fn bad_item(value: i64) -> StoreError {
+    StoreError::Internal(format!("PostgreSQL answered {value} for a count or an item"))
+}
+
+/// The [`VersionWrite`] of each valid item of a batch whose new versions were inserted at
+/// once by [`insert_versions`], as if the items had been inserted one after the other:
+/// an item finds its version held if it was held before the batch or an earlier item
+/// of the batch named it first.
+struct VersionWrites<'a> {
+    held_before: HashMap<usize, bool>,
+    /// The first copy in the batch of every version it inserted.
+    first_copies: HashMap<(&'a str, &'a str, i64), &'a SourceRecord>,
+}
+
+impl<'a> VersionWrites<'a> {
+    fn new(held_before: HashMap<usize, bool>) -> Self {
+        VersionWrites {
+            held_before,
+            first_copies: HashMap::new(),
+        }
+    }
+
+    /// The write of the item at `index` of the batch, `record`; call in batch order.
+    fn write(&mut self, index: usize, record: &'a SourceRecord) -> VersionWrite {
+        if let Some(&same_content) = self.held_before.get(&index) {
+            return VersionWrite::AlreadyHeld { same_content };
+        }
+        let version = (
+            record.record_type.as_str(),
+            record.source_id.as_str(),
+            record.source_version,
+        );
+        match self.first_copies.entry(version) {
+            std::collections::hash_map::Entry::Occupied(first) => VersionWrite::AlreadyHeld {
+                same_content: first.get().deleted == record.deleted && first.get().payload == record.payload,
+            },
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(record);
+                VersionWrite::Inserted
+            }
+        }
+    }
+
+    /// How many versions the items so far inserted.
+    fn inserted(&self) -> usize {
+        self.first_copies.len()
+    }
+}
+
+/// Sets the current version of each record that got a new one; every row is locked.
+async fn set_current_versions(tx: &Transaction<'_>, current: &HashMap<RecordKey, i64>) -> Result<(), StoreError> {
+    if current.is_empty() {
+        return Ok(());
+    }
+    let mut types = Vec::with_capacity(current.len());
+    let mut ids = Vec::with_capacity(current.len());
+    let mut versions = Vec::with_capacity(current.len());
+    for ((record_type, source_id), version) in current {
+        types.push(record_type.as_str());
+        ids.push(source_id.as_str());
+        versions.push(*version);
+    }
     let update = tx
         .prepare_cached(
-            "UPDATE source_records SET current_version = $3
-             WHERE record_type = $1 AND source_id = $2",
+            "UPDATE source_records r SET current_version = k.current_version
+             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k (record_type, source_id, current_version)
+             WHERE r.record_type = k.record_type AND r.source_id = k.source_id",
         )
         .await
         .map_err(classify)?;
     let updated = tx
-        .execute(
-            &update,
-            &[&record.record_type, &record.source_id, &record.source_version],
-        )
+        .execute(&update, &[&types, &ids, &versions])
         .await
         .map_err(classify)?;
-    if updated != 1 {
+    if updated != current.len() as u64 {
         return Err(StoreError::Internal(format!(
-            "record ({}, {}) vanished while locked",
-            record.record_type, record.source_id
+            "{} of {} records vanished while locked",
+            current.len() as u64 - updated.min(current.len() as u64),
+            current.len()
         )));
     }
     Ok(())
 }
 
-/// The current version of a record not locked by this batch (only named by rejections).
-async fn current_version(
-    tx: &Transaction<'_>,
-    (record_type, source_id): &RecordKey,
-) -> Result<Option<i64>, StoreError> {
+/// The current versions of records not locked by this batch (only named by rejections),
+/// of those held. A key holding NUL is not: PostgreSQL text cannot hold one.
+async fn current_versions(tx: &Transaction<'_>, keys: &[RecordKey]) -> Result<HashMap<RecordKey, i64>, StoreError> {
+    let (types, ids): (Vec<&str>, Vec<&str>) = keys
+        .iter()
+        .filter(|(record_type, source_id)| !record_type.contains('\0') && !source_id.contains('\0'))
+        .map(|(t, s)| (t.as_str(), s.as_str()))
+        .unzip();
+    if types.is_empty() {
+        return Ok(HashMap::new());
+    }
     let select = tx
-        .prepare_cached("SELECT current_version FROM source_records WHERE record_type = $1 AND source_id = $2")
+        .prepare_cached(
+            "SELECT r.record_type, r.source_id, r.current_version
+             FROM unnest($1::text[], $2::text[]) AS k (record_type, source_id)
+             JOIN source_records r ON r.record_type = k.record_type AND r.source_id = k.source_id",
+        )
         .await
         .map_err(classify)?;
-    let row = tx
-        .query_opt(&select, &[record_type, source_id])
+    tx.query(&select, &[&types, &ids])
         .await
-        .map_err(classify)?;
-    row.map(|row| row.try_get(0).map_err(classify)).transpose()
+        .map_err(classify)?
+        .iter()
+        .map(|row| {
+            Ok((
+                (row.try_get(0).map_err(classify)?, row.try_get(1).map_err(classify)?),
+                row.try_get(2).map_err(classify)?,
+            ))
+        })
+        .collect()
 }
 
-/// Keeps a rejected envelope; returns the entry's id.
+/// An item of a batch to quarantine: a rejection, or a valid record refused by the
+/// version rules.
+struct Refused<'a> {
+    /// Its index in the batch.
+    item: usize,
+    envelope: Cow<'a, Envelope>,
+    errors: Vec<RecordError>,
+}
+
+/// Keeps the refused items of a batch in quarantine, in one statement; returns their
+/// entries' ids, in the order of `refused`. The ids are drawn as `unnest` yields the
+/// entries, so they ascend in that order too, and the quarantine lists a batch's entries
+/// in batch order, as when they were kept one by one.
 async fn insert_quarantine(
     tx: &Transaction<'_>,
     receipt: &Receipt,
     identity: &str,
-    envelope: &Envelope,
-    errors: &[RecordError],
-) -> Result<String, StoreError> {
-    let insert = tx
+    refused: &[Refused<'_>],
+) -> Result<Vec<String>, StoreError> {
+    if refused.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut entries = Vec::with_capacity(refused.len());
+    let mut types = Vec::with_capacity(refused.len());
+    let mut ids = Vec::with_capacity(refused.len());
+    let mut versions = Vec::with_capacity(refused.len());
+    let mut deleted = Vec::with_capacity(refused.len());
+    let mut payloads = Vec::with_capacity(refused.len());
+    let mut errors = Vec::with_capacity(refused.len());
+    for (entry, item) in refused.iter().enumerate() {
+        entries.push(i64::try_from(entry).map_err(|_| StoreError::Internal("batch too large".to_owned()))?);
+        types.push(without_nul(&item.envelope.record_type));
+        ids.push(without_nul(&item.envelope.source_id));
+        versions.push(item.envelope.source_version);
+        deleted.push(item.envelope.deleted);
+        payloads.push(item.envelope.payload.as_slice());
+        errors.push(errors_to_json(&item.errors)?);
+    }
+    let types: Vec<&str> = types.iter().map(AsRef::as_ref).collect();
+    let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+    // Each entry draws its id once (`entry` is materialised: it calls a volatile function
+    // and is read twice), and the ids come back with the entries they went to.
+    let statement = tx
         .prepare_cached(
-            "INSERT INTO quarantine
-                 (received_at, identity, record_type, source_id, source_version, deleted,
-                  payload, errors)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             RETURNING id",
+            "WITH entry AS (
+                 SELECT nextval('quarantine_id_seq') AS id, e.*
+                 FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::boolean[], $8::bytea[],
+                             $9::text[])
+                      AS e (n, record_type, source_id, source_version, deleted, payload, errors)
+             ),
+             kept AS (
+                 INSERT INTO quarantine
+                     (id, received_at, identity, record_type, source_id, source_version, deleted,
+                      payload, errors)
+                 SELECT id, $1::timestamptz, $2::text, record_type, source_id, source_version, deleted,
+                        payload, errors
+                 FROM entry
+             )
+             SELECT n, id FROM entry",
         )
         .await
         .map_err(classify)?;
-    let row = tx
-        .query_one(
-            &insert,
+    let rows = tx
+        .query(
+            &statement,
             &[
                 &receipt.received_at,
                 &identity,
-                &without_nul(&envelope.record_type),
-                &without_nul(&envelope.source_id),
-                &envelope.source_version,
-                &envelope.deleted,
-                &envelope.payload,
-                &errors_to_json(errors)?,
+                &entries,
+                &types,
+                &ids,
+                &versions,
+                &deleted,
+                &payloads,
+                &errors,
             ],
         )
         .await
         .map_err(classify)?;
-    let id: i64 = row.try_get(0).map_err(classify)?;
-    Ok(id.to_string())
+    let mut assigned: Vec<Option<String>> = vec![None; refused.len()];
+    for row in rows {
+        let entry: i64 = row.try_get(0).map_err(classify)?;
+        let id: i64 = row.try_get(1).map_err(classify)?;
+        let slot = usize::try_from(entry)
+            .ok()
+            .and_then(|entry| assigned.get_mut(entry))
+            .ok_or_else(|| bad_item(entry))?;
+        *slot = Some(id.to_string());
+    }
+    assigned
+        .into_iter()
+        .map(|id| id.ok_or_else(|| StoreError::Internal("a quarantine entry got no id".to_owned())))
+        .collect()
 }
 
 /// PostgreSQL text cannot hold U+0000, and a rejected envelope may carry anything; an
