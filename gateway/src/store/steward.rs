@@ -2,7 +2,7 @@
 //! runs in one transaction, republishes what it changed through [`publish`] and appends
 //! to the audit log.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use super::unify::{lock_standing, publish, UnifyTx};
@@ -63,7 +63,7 @@ pub(crate) async fn act<T: UnifyTx>(
                     }
                     let both: BTreeSet<EntityId> = [entity, candidate].into_iter().collect();
                     let standing = lock_standing(tx, both.clone()).await?;
-                    publish(tx, &both, &[], &standing, settings).await?;
+                    publish(tx, &both, HashMap::new(), &[], &standing, settings).await?;
                     StewardOutcome {
                         changed: both.into_iter().collect(),
                         ..StewardOutcome::default()
@@ -135,7 +135,7 @@ pub(crate) async fn act<T: UnifyTx>(
                     .collect();
             tx.point_keys(&leaving).await?;
             rebuild.insert(created.clone());
-            publish(tx, &rebuild, &[], &standing, settings).await?;
+            publish(tx, &rebuild, HashMap::new(), &[], &standing, settings).await?;
             StewardOutcome {
                 created: Some(created),
                 changed: rebuild.into_iter().collect(),
@@ -201,6 +201,7 @@ async fn merge<T: UnifyTx>(
     publish(
         tx,
         &rebuild,
+        HashMap::new(),
         &[(absorbed.clone(), survivor.clone())],
         &standing,
         settings,

@@ -341,6 +341,14 @@ async fn resolve_and_keep<T: UnifyTx>(
         resolutions.insert(record.item, out);
     }
     tx.insert_mentions(&kept).await?;
+    // An entity this batch created has no mention but these: publish need not read them back.
+    let created_ids: BTreeSet<&EntityId> = created.iter().collect();
+    let mut fresh: HashMap<EntityId, Vec<KeptMention>> = HashMap::new();
+    for (entity, mention) in kept {
+        if created_ids.contains(&entity) {
+            fresh.entry(entity).or_default().push(mention);
+        }
+    }
     let keys = plan
         .keys
         .iter()
@@ -359,7 +367,7 @@ async fn resolve_and_keep<T: UnifyTx>(
 
     // 5. Rebuild and publish.
     rebuild.extend(created.iter().cloned());
-    publish(tx, &rebuild, &merges, &standing, settings).await?;
+    publish(tx, &rebuild, fresh, &merges, &standing, settings).await?;
     Ok(resolutions)
 }
 
@@ -380,10 +388,12 @@ pub(crate) async fn lock_standing<T: UnifyTx>(
 }
 
 /// Rebuilds the unified record and the match profile of each entity of `rebuild`,
-/// records the merges, and appends every new record to the feed.
+/// records the merges, and appends every new record to the feed. `fresh` holds every
+/// mention of the entities the transaction created, which are not read back.
 pub(crate) async fn publish<T: UnifyTx>(
     tx: &T,
     rebuild: &BTreeSet<EntityId>,
+    fresh: HashMap<EntityId, Vec<KeptMention>>,
     merges: &[(EntityId, EntityId)],
     standing: &HashMap<EntityId, EntityRow>,
     settings: &Settings,
@@ -393,7 +403,9 @@ pub(crate) async fn publish<T: UnifyTx>(
     for (id, other) in tx.apart(&ids).await? {
         apart.entry(id).or_default().push(other);
     }
-    let mut mentions_of = tx.entity_mentions(&ids).await?;
+    let held: Vec<EntityId> = ids.iter().filter(|id| !fresh.contains_key(*id)).cloned().collect();
+    let mut mentions_of = tx.entity_mentions(&held).await?;
+    mentions_of.extend(fresh);
     let related: Vec<EntityId> = mentions_of
         .values()
         .flatten()
