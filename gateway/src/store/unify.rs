@@ -198,26 +198,40 @@ async fn resolve_and_keep<T: UnifyTx>(
 
     // 1. Keys locked, then read: a concurrent transaction resolving the same key has
     // committed (or not started) by now. The same for blocking keys.
+    //
+    // Statements that do not depend on each other are sent together (`try_join!`), so
+    // that PostgreSQL runs them without a round trip between them; their order is not
+    // guaranteed.
     let keys = resolve::keys_of(&incoming);
-    tx.lock_keys(&keys).await?;
-    let key_owners = tx.key_owners(&keys).await?;
     let records: Vec<(String, String)> = incoming
         .iter()
         .map(|r| (r.contribution.record_type.as_str().to_owned(), r.source_id.to_owned()))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let previous = tx.mentions_of_records(&records).await?;
+    tx.lock_keys(&keys).await?;
+    let (key_owners, previous, pinned) = tokio::try_join!(
+        tx.key_owners(&keys),
+        tx.mentions_of_records(&records),
+        tx.pinned(&records)
+    )?;
     let mut context = Context {
         key_owners,
         previous,
-        pinned: tx.pinned(&records).await?,
+        pinned,
         ..Context::default()
     };
     if settings.matching.enabled {
         let (blocks, names) = resolve::lookups_of(&incoming);
         tx.lock_blocks(&blocks).await?;
-        context.candidates = tx.candidates(&blocks, settings.matching.candidates_per_block).await?;
+        let (candidates, name_counts, population) = tokio::try_join!(
+            tx.candidates(&blocks, settings.matching.candidates_per_block),
+            tx.name_counts(&names),
+            tx.population()
+        )?;
+        context.candidates = candidates;
+        context.name_counts = name_counts;
+        context.population = population;
         let compared: Vec<EntityId> = context
             .candidates
             .values()
@@ -228,8 +242,6 @@ async fn resolve_and_keep<T: UnifyTx>(
             .into_iter()
             .collect();
         context.profiles = tx.profiles(&compared).await?;
-        context.name_counts = tx.name_counts(&names).await?;
-        context.population = tx.population().await?;
     }
     let involved: Vec<EntityId> = context
         .key_owners
@@ -291,6 +303,8 @@ async fn resolve_and_keep<T: UnifyTx>(
         tx.merge(absorbed, &survivor).await?;
         merges.push((absorbed.clone(), survivor));
     }
+    // Deleted before the batch's mentions are inserted: the same rows, for a record
+    // pushed again.
     tx.delete_mentions(&records).await?;
     let mut assigned: HashMap<&MentionRef, (EntityId, bool, &Placement)> = HashMap::new();
     for assignment in &plan.assignments {
@@ -340,7 +354,12 @@ async fn resolve_and_keep<T: UnifyTx>(
         }
         resolutions.insert(record.item, out);
     }
-    tx.insert_mentions(&kept).await?;
+    let keys = plan
+        .keys
+        .iter()
+        .map(|(key, target)| Ok((key.clone(), id_of(target)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    tokio::try_join!(tx.insert_mentions(&kept), tx.point_keys(&keys))?;
     // An entity this batch created has no mention but these: publish need not read them back.
     let created_ids: BTreeSet<&EntityId> = created.iter().collect();
     let mut fresh: HashMap<EntityId, Vec<KeptMention>> = HashMap::new();
@@ -349,12 +368,6 @@ async fn resolve_and_keep<T: UnifyTx>(
             fresh.entry(entity).or_default().push(mention);
         }
     }
-    let keys = plan
-        .keys
-        .iter()
-        .map(|(key, target)| Ok((key.clone(), id_of(target)?)))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    tx.point_keys(&keys).await?;
     for review in &plan.reviews {
         tx.queue_review(&QueuedReview {
             mention: review.mention.clone(),
@@ -399,12 +412,12 @@ pub(crate) async fn publish<T: UnifyTx>(
     settings: &Settings,
 ) -> Result<(), StoreError> {
     let ids: Vec<EntityId> = rebuild.iter().cloned().collect();
+    let held: Vec<EntityId> = ids.iter().filter(|id| !fresh.contains_key(*id)).cloned().collect();
+    let (pairs, mut mentions_of) = tokio::try_join!(tx.apart(&ids), tx.entity_mentions(&held))?;
     let mut apart: HashMap<EntityId, Vec<EntityId>> = HashMap::new();
-    for (id, other) in tx.apart(&ids).await? {
+    for (id, other) in pairs {
         apart.entry(id).or_default().push(other);
     }
-    let held: Vec<EntityId> = ids.iter().filter(|id| !fresh.contains_key(*id)).cloned().collect();
-    let mut mentions_of = tx.entity_mentions(&held).await?;
     mentions_of.extend(fresh);
     let related: Vec<EntityId> = mentions_of
         .values()
@@ -483,10 +496,14 @@ pub(crate) async fn publish<T: UnifyTx>(
             survivor.clone(),
         ))?);
     }
-    tx.prune_keys(&keys_kept).await?;
-    tx.write_profiles(&profiles).await?;
-    tx.set_contradictions(&contradicting).await?;
-    tx.write_entities(&rebuilt).await?;
+    // Rows of different tables, sent together; the feed clock (`append_changes`) last,
+    // once they are written.
+    tokio::try_join!(
+        tx.prune_keys(&keys_kept),
+        tx.write_profiles(&profiles),
+        tx.set_contradictions(&contradicting),
+        tx.write_entities(&rebuilt)
+    )?;
     tx.append_changes(&rebuilt).await?;
     Ok(())
 }
