@@ -246,7 +246,9 @@ impl UnifyTx for SqliteUnify<'_, '_> {
             )
             .map_err(classify)?;
         for ((scheme, value), entity) in keys {
-            upsert.execute(params![scheme.as_str(), value, entity]).map_err(classify)?;
+            upsert
+                .execute(params![scheme.as_str(), value, entity])
+                .map_err(classify)?;
         }
         Ok(())
     }

@@ -184,7 +184,11 @@ impl UnifyTx for PgUnify<'_, '_> {
             .map(|row| row.try_get::<_, i64>(0).map_err(classify))
             .collect::<Result<Vec<_>, _>>()?;
         numbers.sort_unstable();
-        let ids: Vec<EntityId> = numbers.into_iter().zip(kinds).map(|(n, kind)| entity_id(*kind, n)).collect();
+        let ids: Vec<EntityId> = numbers
+            .into_iter()
+            .zip(kinds)
+            .map(|(n, kind)| entity_id(*kind, n))
+            .collect();
         let kind_names: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
         let insert = self
             .tx
