@@ -71,6 +71,62 @@ pub async fn append(store: &impl Store, entry: &AuditEntry) -> Result<(), StoreE
     Ok(())
 }
 
+/// Entries one commit of an [`Appender`] writes at most.
+const GROUP: usize = 256;
+
+/// Appends the entries of many concurrent callers to the audit log together ("group
+/// commit"): the entries waiting when a commit starts go into the next one. Every append
+/// locks the chain's head until its commit, so one transaction per entry let lookups
+/// through one disk flush at a time; a group shares the flush. Each caller still returns
+/// only once its own entry is committed (or with the error of its group's transaction).
+#[derive(Debug, Clone)]
+pub struct Appender {
+    queue: tokio::sync::mpsc::Sender<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    entry: AuditEntry,
+    written: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+impl Appender {
+    /// Starts the task that writes to `store`; it ends when the last clone is dropped.
+    /// Call from within the tokio runtime.
+    pub fn start<S: Store + Clone>(store: S) -> Self {
+        let (queue, mut waiting) = tokio::sync::mpsc::channel::<Pending>(GROUP);
+        tokio::spawn(async move {
+            let mut group = Vec::with_capacity(GROUP);
+            while waiting.recv_many(&mut group, GROUP).await > 0 {
+                let entries: Vec<AuditEntry> = group.iter().map(|pending| pending.entry.clone()).collect();
+                let result = store.audit_all(&entries).await;
+                for pending in group.drain(..) {
+                    if result.is_ok() {
+                        let entry = &pending.entry;
+                        crate::telemetry::metrics::metrics().audit_entry(&entry.action, &entry.outcome);
+                    }
+                    // A caller that went away no longer waits for its answer.
+                    let _ = pending.written.send(result.clone());
+                }
+            }
+        });
+        Appender { queue }
+    }
+
+    /// Appends `entry`, with whatever other entries are waiting, and returns once it is
+    /// committed.
+    pub async fn append(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        let (written, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Pending { entry, written })
+            .await
+            .map_err(|_| StoreError::Internal("the audit appender has stopped".to_owned()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Internal("the audit appender stopped before writing".to_owned()))?
+    }
+}
+
 /// What verifying found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChainReport {

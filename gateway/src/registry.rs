@@ -77,9 +77,12 @@ pub struct Registry<S> {
     traffic: Arc<Traffic>,
     /// Keyed pseudonyms for the audit of lookups by identifier.
     pseudonyms: Option<Pseudonymiser>,
+    /// Concurrent reads' audit entries, committed together.
+    audit: crate::audit::Appender,
 }
 
-impl<S: Store> Registry<S> {
+impl<S: Store + Clone> Registry<S> {
+    /// Starts the audit appender: call from within the tokio runtime.
     pub fn new(
         store: S,
         sharing: SharingRules,
@@ -89,6 +92,7 @@ impl<S: Store> Registry<S> {
         pseudonyms: Option<Pseudonymiser>,
     ) -> Self {
         Registry {
+            audit: crate::audit::Appender::start(store.clone()),
             store,
             sharing,
             feed,
@@ -97,7 +101,9 @@ impl<S: Store> Registry<S> {
             pseudonyms,
         }
     }
+}
 
+impl<S: Store> Registry<S> {
     /// Resolves when this process commits something (or at once if it just did).
     pub async fn committed(&self) {
         self.committed.notified().await;
@@ -111,9 +117,8 @@ impl<S: Store> Registry<S> {
         purpose: &str,
         outcome: &str,
     ) -> Result<(), StoreError> {
-        crate::audit::append(
-            &self.store,
-            &AuditEntry {
+        self.audit
+            .append(AuditEntry {
                 at: SystemTime::now(),
                 identity: identity.to_string(),
                 action: action.to_owned(),
@@ -121,9 +126,8 @@ impl<S: Store> Registry<S> {
                 purpose: purpose.to_owned(),
                 outcome: outcome.to_owned(),
                 trace_id: current_trace_id(),
-            },
-        )
-        .await
+            })
+            .await
     }
 
     /// One unified record by ID (following a merge) or by any identifier.

@@ -10,7 +10,53 @@ use tongban_gateway::store::Store;
 use tongban_tests::hub::{department, StoreKind, TestHub};
 use tongban_tests::unified::{env, lookup_id, push, read_feed, unified};
 
-tongban_tests::on_both_stores!(reads_are_chained_and_an_altered_entry_is_found);
+tongban_tests::on_both_stores!(
+    reads_are_chained_and_an_altered_entry_is_found,
+    concurrent_reads_are_each_audited_in_one_chain
+);
+
+/// Lookups answered at once are audited together (one commit for the entries waiting):
+/// every one of them is in the log, each once, and the chain holds.
+async fn concurrent_reads_are_each_audited_in_one_chain(kind: StoreKind) {
+    const READS: usize = 48;
+    let hub = TestHub::start(kind).await;
+    let mut tax = hub.exchange(&department("tax")).await;
+    let pushed = push(
+        &mut tax,
+        "audit",
+        vec![env(
+            "tax.taxpayer",
+            "10137060000000002",
+            1,
+            json!({"djxh": "10137060000000002", "nsrsbh": "37062919790315001X", "nsrmc": "陈伟", "nsrlx": "3",
+                   "zjlx_dm": "201", "fddbrxm": "", "fddbr_zjlx_dm": "", "fddbr_zjhm": "", "zcdz": "", "scjydz": "",
+                   "lxdh": "", "hy_dm": "", "djrq": "20190516", "nsrzt_dm": "03", "swjg_dm": "13706870000"}),
+        )],
+    )
+    .await;
+    let person = pushed[0].mentions[0].unified_id.clone();
+    let platform = unified(&hub, &Identity::Platform).await;
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..READS {
+        let mut client = platform.clone();
+        let person = person.clone();
+        reads.spawn(async move { lookup_id(&mut client, &person).await.map(|_| ()) });
+    }
+    while let Some(read) = reads.join_next().await {
+        read.expect("the read task").expect("a lookup");
+    }
+
+    let log = hub.store.audit_log(1_000).await.expect("audit log");
+    let lookups = log
+        .iter()
+        .filter(|e| e.action == "lookup" && e.identity == "platform" && e.outcome == "granted")
+        .count();
+    assert_eq!(lookups, READS, "{log:?}");
+    match verify(&hub.store).await.expect("verify") {
+        ChainReport::Intact { entries, .. } => assert_eq!(entries, log.len() as i64),
+        broken => panic!("concurrent appends keep the chain: {broken:?}"),
+    }
+}
 
 /// Runs one statement on the hub's database behind its back.
 async fn tamper(hub: &TestHub, sql: &str) -> u64 {

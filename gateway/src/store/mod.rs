@@ -26,7 +26,7 @@ use crate::stewardship::{Explanation, ReviewPair, StewardAction, StewardOutcome}
 use crate::unified::{Change, EntityId, UnifiedRecord};
 
 /// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or did not answer in time; the caller may retry.
     #[error("store unavailable: {0}")]
@@ -215,6 +215,10 @@ pub trait Store: Send + Sync + 'static {
     /// Appends to the audit log.
     fn audit(&self, entry: &AuditEntry) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 
+    /// Appends entries to the audit log in one transaction, in order: one commit (and one
+    /// wait for the disk) for all of them.
+    fn audit_all(&self, entries: &[AuditEntry]) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+
     /// The audit log, oldest first.
     fn audit_log(&self, limit: usize) -> impl std::future::Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
 
@@ -384,6 +388,13 @@ impl Store for AnyStore {
         match self {
             AnyStore::Postgres(store) => store.audit(entry).await,
             AnyStore::Embedded(store) => store.audit(entry).await,
+        }
+    }
+
+    async fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.audit_all(entries).await,
+            AnyStore::Embedded(store) => store.audit_all(entries).await,
         }
     }
 

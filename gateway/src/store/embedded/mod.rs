@@ -385,12 +385,18 @@ impl Store for EmbeddedStore {
     }
 
     async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let entry = entry.clone();
+        self.audit_all(std::slice::from_ref(entry)).await
+    }
+
+    async fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        let entries = entries.to_vec();
         self.run(move |connection| {
             let tx = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(classify)?;
-            unified::insert_audit(&tx, &entry)?;
+            for entry in &entries {
+                unified::insert_audit(&tx, entry)?;
+            }
             tx.commit().map_err(classify)
         })
         .await

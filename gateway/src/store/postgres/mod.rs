@@ -387,7 +387,15 @@ impl Store for PostgresStore {
     }
 
     async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        in_transaction!(self, |tx| unified::insert_audit(&tx, entry).await?)
+        self.audit_all(std::slice::from_ref(entry)).await
+    }
+
+    async fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        in_transaction!(self, |tx| {
+            for entry in entries {
+                unified::insert_audit(&tx, entry).await?;
+            }
+        })
     }
 
     async fn audit_chain(&self, after: i64, limit: usize) -> Result<Vec<crate::audit::ChainedEntry>, StoreError> {
