@@ -246,7 +246,9 @@ impl UnifyTx for SqliteUnify<'_, '_> {
             )
             .map_err(classify)?;
         for ((scheme, value), entity) in keys {
-            upsert.execute(params![scheme.as_str(), value, entity]).map_err(classify)?;
+            upsert
+                .execute(params![scheme.as_str(), value, entity])
+                .map_err(classify)?;
         }
         Ok(())
     }
@@ -799,12 +801,7 @@ pub(super) fn select_changes(
         .collect::<Result<Vec<_>, _>>()
         .map_err(classify)?;
     rows.into_iter()
-        .map(|(position, text)| {
-            Ok(Change {
-                position,
-                record: serde_json::from_str(&text).map_err(|e| json_error("a change", e))?,
-            })
-        })
+        .map(|(position, text)| Change::from_text(position, text).map_err(|e| json_error("a change", e)))
         .collect()
 }
 

@@ -184,7 +184,11 @@ impl UnifyTx for PgUnify<'_, '_> {
             .map(|row| row.try_get::<_, i64>(0).map_err(classify))
             .collect::<Result<Vec<_>, _>>()?;
         numbers.sort_unstable();
-        let ids: Vec<EntityId> = numbers.into_iter().zip(kinds).map(|(n, kind)| entity_id(*kind, n)).collect();
+        let ids: Vec<EntityId> = numbers
+            .into_iter()
+            .zip(kinds)
+            .map(|(n, kind)| entity_id(*kind, n))
+            .collect();
         let kind_names: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
         let insert = self
             .tx
@@ -1000,11 +1004,9 @@ pub(super) async fn select_changes(
         .map_err(classify)?;
     rows.iter()
         .map(|row| {
+            let position = row.try_get(0).map_err(classify)?;
             let text: String = row.try_get(1).map_err(classify)?;
-            Ok(Change {
-                position: row.try_get(0).map_err(classify)?,
-                record: serde_json::from_str(&text).map_err(|e| json_error("a change", e))?,
-            })
+            Change::from_text(position, text).map_err(|e| json_error("a change", e))
         })
         .collect()
 }
