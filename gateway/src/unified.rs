@@ -201,12 +201,41 @@ impl UnifiedRecord {
     }
 }
 
-/// One entry of the change feed.
+/// One entry of the change feed: the record's JSON text as published, passed on as it
+/// is, and the few fields the feed's messages carry beside it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     /// Position in commit order; the consumer's cursor.
     pub position: i64,
-    pub record: UnifiedRecord,
+    pub head: RecordHead,
+    /// The unified record as published: `serde_json::to_string(&record)`.
+    pub text: String,
+}
+
+impl Change {
+    /// A change from its stored text, reading only its head.
+    pub fn from_text(position: i64, text: String) -> Result<Change, serde_json::Error> {
+        let head = serde_json::from_str(&text)?;
+        Ok(Change { position, head, text })
+    }
+
+    /// The whole unified record (the feed itself never needs it).
+    pub fn record(&self) -> Result<UnifiedRecord, serde_json::Error> {
+        serde_json::from_str(&self.text)
+    }
+}
+
+/// The fields of a unified record that a feed message carries beside its JSON, read
+/// from that JSON without building the rest of the record.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RecordHead {
+    pub unified_id: EntityId,
+    pub kind: EntityKind,
+    pub version: i64,
+    /// Set on an entity merged into another.
+    #[serde(default)]
+    pub merged_into: Option<EntityId>,
+    pub sources: Vec<MentionRef>,
 }
 
 /// What resolution did with one mention of an accepted record.

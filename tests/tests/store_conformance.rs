@@ -1658,10 +1658,16 @@ async fn a_mention_carrying_two_entities_keys_merges_them(fixture: &impl Fixture
         .await
         .into_iter()
         .rev()
-        .find(|c| c.record.unified_id == absorbed)
+        .find(|c| c.head.unified_id == absorbed)
         .expect("a change for the absorbed entity");
-    assert_eq!(merge.record.merged_into.as_deref(), Some(survivor.as_str()));
-    assert!(merge.record.sources.is_empty());
+    assert_eq!(merge.head.merged_into.as_deref(), Some(survivor.as_str()));
+    assert!(merge.head.sources.is_empty());
+    let record = merge.record().expect("the change's record");
+    assert_eq!(
+        record,
+        UnifiedRecord::merged(absorbed.clone(), record.kind, merge.head.version, survivor.clone()),
+        "a merged entity's change has an empty record"
+    );
 }
 
 async fn a_corrected_number_moves_the_mention_and_its_key(fixture: &impl Fixture) {
@@ -1745,9 +1751,34 @@ async fn the_feed_is_gap_free_in_commit_order(fixture: &impl Fixture) {
     );
     let mut versions: HashMap<&str, i64> = HashMap::new();
     for change in &changes {
-        let last = versions.insert(&change.record.unified_id, change.record.version);
+        // The text is passed on as it is: it must be exactly the record as encoded,
+        // and its head the record's.
+        let record = change.record().expect("the change's record");
         assert_eq!(
-            change.record.version,
+            serde_json::to_string(&record).unwrap(),
+            change.text,
+            "the record as published"
+        );
+        assert_eq!(
+            (
+                &record.unified_id,
+                record.kind,
+                record.version,
+                &record.merged_into,
+                &record.sources
+            ),
+            (
+                &change.head.unified_id,
+                change.head.kind,
+                change.head.version,
+                &change.head.merged_into,
+                &change.head.sources
+            ),
+            "the head is the record's"
+        );
+        let last = versions.insert(&change.head.unified_id, change.head.version);
+        assert_eq!(
+            change.head.version,
             last.unwrap_or(0) + 1,
             "versions grow by one per change"
         );

@@ -143,16 +143,32 @@ fn record_json(record: &crate::unified::UnifiedRecord) -> String {
     serde_json::to_string(record).unwrap_or_default()
 }
 
+/// A change on the wire. Its record goes as the text the store holds (what
+/// `record_json` would write again from it); a merged-away entity carries none.
 pub fn change_to_pb(change: crate::unified::Change) -> pb::Change {
-    let record = change.record;
+    let head = change.head;
+    let record = if head.merged_into.is_some() {
+        String::new()
+    } else {
+        change.text
+    };
     pb::Change {
         cursor: change.position.to_string(),
-        unified_id: record.unified_id.clone(),
-        kind: kind_to_pb(record.kind).into(),
-        version: record.version,
-        merged_into: record.merged_into.clone().unwrap_or_default(),
-        sources: sources_to_pb(&record.sources),
-        record: record_json(&record),
+        unified_id: head.unified_id,
+        kind: kind_to_pb(head.kind).into(),
+        version: head.version,
+        merged_into: head.merged_into.unwrap_or_default(),
+        sources: head
+            .sources
+            .into_iter()
+            .map(|mention| pb::MentionRef {
+                record_type: mention.record_type,
+                source_id: mention.source_id,
+                role: mention.role,
+                index: mention.index,
+            })
+            .collect(),
+        record,
     }
 }
 

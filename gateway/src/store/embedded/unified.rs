@@ -801,12 +801,7 @@ pub(super) fn select_changes(
         .collect::<Result<Vec<_>, _>>()
         .map_err(classify)?;
     rows.into_iter()
-        .map(|(position, text)| {
-            Ok(Change {
-                position,
-                record: serde_json::from_str(&text).map_err(|e| json_error("a change", e))?,
-            })
-        })
+        .map(|(position, text)| Change::from_text(position, text).map_err(|e| json_error("a change", e)))
         .collect()
 }
 

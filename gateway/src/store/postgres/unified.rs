@@ -1004,11 +1004,9 @@ pub(super) async fn select_changes(
         .map_err(classify)?;
     rows.iter()
         .map(|row| {
+            let position = row.try_get(0).map_err(classify)?;
             let text: String = row.try_get(1).map_err(classify)?;
-            Ok(Change {
-                position: row.try_get(0).map_err(classify)?,
-                record: serde_json::from_str(&text).map_err(|e| json_error("a change", e))?,
-            })
+            Change::from_text(position, text).map_err(|e| json_error("a change", e))
         })
         .collect()
 }
