@@ -245,30 +245,45 @@ impl<S: Store> Registry<S> {
         Ok(())
     }
 
-    /// The next page of the feed after `after`, for `identity` (who opened the feed).
-    /// A page with changes is a read of personal data: audited before it leaves, with
-    /// the positions it spans. How far the feed is behind goes to the lag gauge.
-    pub async fn changes(
+    /// The page size a feed asking for `page` changes gets.
+    pub fn page_size(&self, page: usize) -> usize {
+        page.clamp(1, self.feed.max_page)
+    }
+
+    /// The next page of the feed after `after`, as stored: it must go through
+    /// [`Registry::release_page`] before any of it is sent.
+    pub async fn read_page(&self, after: i64, kinds: &[EntityKind], page: usize) -> Result<Vec<Change>, ReadError> {
+        Ok(self.store.changes(after, kinds, self.page_size(page)).await?)
+    }
+
+    /// A page read for `identity` (who opened the feed) is a read of personal data:
+    /// audited before it leaves, with the positions it spans. How far the feed is behind
+    /// goes to the lag gauge.
+    pub async fn release_page(
         &self,
         identity: &Identity,
-        after: i64,
-        kinds: &[EntityKind],
+        changes: &[Change],
         page: usize,
         lag: &FeedLag,
-    ) -> Result<Vec<Change>, ReadError> {
-        let page = page.clamp(1, self.feed.max_page);
-        let changes = self.store.changes(after, kinds, page).await?;
-        if let (Some(first), Some(last)) = (changes.first(), changes.last()) {
-            let subject = format!("changes {}..={} ({})", first.position, last.position, changes.len());
-            self.audit(identity, "changes", &subject, "feed", "granted").await?;
-        }
-        let last = changes.last().map_or(after, |c| c.position);
-        if changes.len() < page {
+    ) -> Result<(), ReadError> {
+        let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
+            return Ok(());
+        };
+        let subject = format!("changes {}..={} ({})", first.position, last.position, changes.len());
+        if changes.len() < self.page_size(page) {
             lag.set(0);
-        } else if let Ok(head) = self.store.feed_head().await {
-            lag.set(head - last);
+            self.audit(identity, "changes", &subject, "feed", "granted").await?;
+        } else {
+            let (audited, head) = tokio::join!(
+                self.audit(identity, "changes", &subject, "feed", "granted"),
+                self.store.feed_head()
+            );
+            audited?;
+            if let Ok(head) = head {
+                lag.set(head - last.position);
+            }
         }
-        Ok(changes)
+        Ok(())
     }
 }
 

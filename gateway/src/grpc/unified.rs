@@ -14,7 +14,8 @@ use tracing::Instrument;
 
 use super::convert::{change_to_pb, lookup_response};
 use crate::registry::{parse_cursor, LookupBy, ReadError, Registry};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+use crate::unified::Change;
 
 pub struct UnifiedService<S> {
     registry: Arc<Registry<S>>,
@@ -65,14 +66,40 @@ impl<S: Store> Unified for UnifiedService<S> {
         let follow = request.follow;
         let feed = async move {
             let lag = crate::telemetry::metrics::metrics().open_feed();
+            // The next page is read while this one is sent (a full page promises more);
+            // it is audited only when its turn comes, just before it is sent.
+            let mut prefetched: Option<tokio::task::JoinHandle<Result<Vec<Change>, ReadError>>> = None;
             loop {
-                let changes = match registry.changes(&identity, cursor, &kinds, page, &lag).await {
+                let read = match prefetched.take() {
+                    Some(next) => next.await.unwrap_or_else(|e| {
+                        Err(ReadError::Store(StoreError::Internal(format!(
+                            "the feed's read failed: {e}"
+                        ))))
+                    }),
+                    None => registry.read_page(cursor, &kinds, page).await,
+                };
+                let released = match read {
+                    Ok(changes) => registry
+                        .release_page(&identity, &changes, page, &lag)
+                        .await
+                        .map(|()| changes),
+                    Err(error) => Err(error),
+                };
+                let changes = match released {
                     Ok(changes) => changes,
                     Err(error) => {
                         let _ = sender.send(Err(Status::from(error))).await;
                         return;
                     }
                 };
+                if let Some(last) = changes.last().filter(|_| changes.len() == registry.page_size(page)) {
+                    let registry = Arc::clone(&registry);
+                    let kinds = kinds.clone();
+                    let after = last.position;
+                    prefetched = Some(tokio::spawn(
+                        async move { registry.read_page(after, &kinds, page).await },
+                    ));
+                }
                 if changes.is_empty() {
                     if !follow || *stopping.borrow() {
                         return;
