@@ -4,10 +4,6 @@
 //! behind a mutex and on tokio's blocking threads; SQLite allows one writer at a time
 //! anyway. A batch is one `BEGIN IMMEDIATE` transaction, which takes the write lock up
 //! front, so nothing else can change the records it reads before it commits.
-//!
-//! The write-ahead log is checkpointed into the database file by a thread of its own
-//! (`checkpoints`), not by whichever commit crosses SQLite's threshold: that commit
-//! would wait for the copy, and a push's latency with it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -78,19 +74,8 @@ impl EmbeddedStore {
         let mut connection = Connection::open(path).map_err(classify)?;
         configure(&connection, settings)?;
         migrate(&mut connection)?;
-        connection
-            .pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(classify)?;
-        let checkpointer = Connection::open(path).map_err(classify)?;
-        configure(&checkpointer, settings)?;
-        let connection = Arc::new(Mutex::new(connection));
-        let store = Arc::downgrade(&connection);
-        std::thread::Builder::new()
-            .name("tongban-checkpoint".to_owned())
-            .spawn(move || checkpoints(&checkpointer, &store))
-            .map_err(|e| StoreError::Internal(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(EmbeddedStore {
-            connection,
+            connection: Arc::new(Mutex::new(connection)),
             resolution: Arc::new(Settings::default()),
         })
     }
@@ -120,22 +105,6 @@ impl EmbeddedStore {
         })
         .await
         .map_err(|e| StoreError::Internal(format!("embedded store task failed: {e}")))?
-    }
-}
-
-/// How often the log is copied into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Copies the write-ahead log into the database file every [`CHECKPOINT_INTERVAL`],
-/// while the store is open. PASSIVE: it copies what no reader still needs and never
-/// waits for a lock, so neither commits nor reads wait for it; the log is rewound by the
-/// next commit once all of it was copied.
-fn checkpoints(connection: &Connection, store: &std::sync::Weak<Mutex<Connection>>) {
-    while store.strong_count() > 0 {
-        std::thread::sleep(CHECKPOINT_INTERVAL);
-        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "checkpointing the embedded store's log failed; it will be tried again");
-        }
     }
 }
 
