@@ -20,21 +20,7 @@ tongban_tests::on_both_stores!(
 async fn concurrent_reads_are_each_audited_in_one_chain(kind: StoreKind) {
     const READS: usize = 48;
     let hub = TestHub::start(kind).await;
-    let mut tax = hub.exchange(&department("tax")).await;
-    let pushed = push(
-        &mut tax,
-        "audit",
-        vec![env(
-            "tax.taxpayer",
-            "10137060000000002",
-            1,
-            json!({"djxh": "10137060000000002", "nsrsbh": "37062919790315001X", "nsrmc": "陈伟", "nsrlx": "3",
-                   "zjlx_dm": "201", "fddbrxm": "", "fddbr_zjlx_dm": "", "fddbr_zjhm": "", "zcdz": "", "scjydz": "",
-                   "lxdh": "", "hy_dm": "", "djrq": "20190516", "nsrzt_dm": "03", "swjg_dm": "13706870000"}),
-        )],
-    )
-    .await;
-    let person = pushed[0].mentions[0].unified_id.clone();
+    let person = push_taxpayer(&hub, "10137060000000002").await;
     let platform = unified(&hub, &Identity::Platform).await;
     let mut reads = tokio::task::JoinSet::new();
     for _ in 0..READS {
@@ -58,6 +44,25 @@ async fn concurrent_reads_are_each_audited_in_one_chain(kind: StoreKind) {
     }
 }
 
+/// Pushes one taxpayer (陈伟) to the hub; returns the person's unified ID.
+async fn push_taxpayer(hub: &TestHub, djxh: &str) -> String {
+    let mut tax = hub.exchange(&department("tax")).await;
+    let pushed = push(
+        &mut tax,
+        "audit",
+        vec![env(
+            "tax.taxpayer",
+            djxh,
+            1,
+            json!({"djxh": djxh, "nsrsbh": "37062919790315001X", "nsrmc": "陈伟", "nsrlx": "3",
+                   "zjlx_dm": "201", "fddbrxm": "", "fddbr_zjlx_dm": "", "fddbr_zjhm": "", "zcdz": "", "scjydz": "",
+                   "lxdh": "", "hy_dm": "", "djrq": "20190516", "nsrzt_dm": "03", "swjg_dm": "13706870000"}),
+        )],
+    )
+    .await;
+    pushed[0].mentions[0].unified_id.clone()
+}
+
 /// Runs one statement on the hub's database behind its back.
 async fn tamper(hub: &TestHub, sql: &str) -> u64 {
     match hub.kind {
@@ -74,21 +79,7 @@ async fn tamper(hub: &TestHub, sql: &str) -> u64 {
 
 async fn reads_are_chained_and_an_altered_entry_is_found(kind: StoreKind) {
     let hub = TestHub::start(kind).await;
-    let mut tax = hub.exchange(&department("tax")).await;
-    let pushed = push(
-        &mut tax,
-        "audit",
-        vec![env(
-            "tax.taxpayer",
-            "10137060000000001",
-            1,
-            json!({"djxh": "10137060000000001", "nsrsbh": "37062919790315001X", "nsrmc": "陈伟", "nsrlx": "3",
-                   "zjlx_dm": "201", "fddbrxm": "", "fddbr_zjlx_dm": "", "fddbr_zjhm": "", "zcdz": "", "scjydz": "",
-                   "lxdh": "", "hy_dm": "", "djrq": "20190516", "nsrzt_dm": "03", "swjg_dm": "13706870000"}),
-        )],
-    )
-    .await;
-    let person = pushed[0].mentions[0].unified_id.clone();
+    let person = push_taxpayer(&hub, "10137060000000001").await;
     let mut platform = unified(&hub, &Identity::Platform).await;
     for _ in 0..3 {
         lookup_id(&mut platform, &person).await.expect("lookup");

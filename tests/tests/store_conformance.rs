@@ -949,17 +949,7 @@ async fn postgres_concurrent_batches_from_two_replicas() {
             results
         });
     }
-    let mut inserted: HashMap<(String, i64), usize> = HashMap::new();
-    while let Some(results) = tasks.join_next().await {
-        for result in results.expect("task") {
-            assert_ne!(result.outcome, Outcome::Rejected, "{result:?}");
-            if matches!(result.outcome, Outcome::Accepted | Outcome::Stale) {
-                *inserted
-                    .entry((result.source_id.clone(), result.source_version))
-                    .or_default() += 1;
-            }
-        }
-    }
+    let inserted = inserted_versions(tasks).await;
 
     assert_eq!(
         inserted.len(),
@@ -1026,17 +1016,7 @@ async fn postgres_batches_creating_and_updating_records_at_once_never_deadlock()
             results
         });
     }
-    let mut inserted: HashMap<(String, i64), usize> = HashMap::new();
-    while let Some(results) = tasks.join_next().await {
-        for result in results.expect("task") {
-            assert_ne!(result.outcome, Outcome::Rejected, "{result:?}");
-            if matches!(result.outcome, Outcome::Accepted | Outcome::Stale) {
-                *inserted
-                    .entry((result.source_id.clone(), result.source_version))
-                    .or_default() += 1;
-            }
-        }
-    }
+    let inserted = inserted_versions(tasks).await;
     assert!(
         inserted.values().all(|&count| count == 1),
         "every version once: {inserted:?}"
@@ -1955,4 +1935,23 @@ async fn postgres_flagged_records_page_in_byte_order_under_a_linguistic_collatio
         .await
         .expect("connect the PostgreSQL store");
     flagged_records_page_in_byte_order(&Postgres { store, db }).await;
+}
+
+/// How many times each version (source ID, version) was newly held by the concurrent
+/// batches' results (accepted or stale); none of them may be rejected.
+async fn inserted_versions(
+    mut tasks: tokio::task::JoinSet<Vec<RecordResult>>,
+) -> HashMap<(String, i64), usize> {
+    let mut inserted: HashMap<(String, i64), usize> = HashMap::new();
+    while let Some(results) = tasks.join_next().await {
+        for result in results.expect("task") {
+            assert_ne!(result.outcome, Outcome::Rejected, "{result:?}");
+            if matches!(result.outcome, Outcome::Accepted | Outcome::Stale) {
+                *inserted
+                    .entry((result.source_id.clone(), result.source_version))
+                    .or_default() += 1;
+            }
+        }
+    }
+    inserted
 }
