@@ -1939,9 +1939,7 @@ async fn postgres_flagged_records_page_in_byte_order_under_a_linguistic_collatio
 
 /// How many times each version (source ID, version) was newly held by the concurrent
 /// batches' results (accepted or stale); none of them may be rejected.
-async fn inserted_versions(
-    mut tasks: tokio::task::JoinSet<Vec<RecordResult>>,
-) -> HashMap<(String, i64), usize> {
+async fn inserted_versions(mut tasks: tokio::task::JoinSet<Vec<RecordResult>>) -> HashMap<(String, i64), usize> {
     let mut inserted: HashMap<(String, i64), usize> = HashMap::new();
     while let Some(results) = tasks.join_next().await {
         for result in results.expect("task") {
