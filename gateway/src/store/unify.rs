@@ -199,9 +199,9 @@ async fn resolve_and_keep<T: UnifyTx>(
     // 1. Keys locked, then read: a concurrent transaction resolving the same key has
     // committed (or not started) by now. The same for blocking keys.
     //
-    // Statements that do not depend on each other are sent together (`try_join!`), so
-    // that PostgreSQL runs them without a round trip between them; their order is not
-    // guaranteed.
+    // Statements that do not depend on each other are sent together (`tokio::join!`),
+    // so that PostgreSQL runs them without a round trip between them; their order is not
+    // guaranteed, and [`cause`] says which error, if any, to report.
     let keys = resolve::keys_of(&incoming);
     let records: Vec<(String, String)> = incoming
         .iter()
@@ -210,11 +210,17 @@ async fn resolve_and_keep<T: UnifyTx>(
         .into_iter()
         .collect();
     tx.lock_keys(&keys).await?;
-    let (key_owners, previous, pinned) = tokio::try_join!(
+    let (key_owners, previous, pinned) = tokio::join!(
         tx.key_owners(&keys),
         tx.mentions_of_records(&records),
         tx.pinned(&records)
-    )?;
+    );
+    cause([
+        key_owners.as_ref().err(),
+        previous.as_ref().err(),
+        pinned.as_ref().err(),
+    ])?;
+    let (key_owners, previous, pinned) = (key_owners?, previous?, pinned?);
     let mut context = Context {
         key_owners,
         previous,
@@ -224,14 +230,19 @@ async fn resolve_and_keep<T: UnifyTx>(
     if settings.matching.enabled {
         let (blocks, names) = resolve::lookups_of(&incoming);
         tx.lock_blocks(&blocks).await?;
-        let (candidates, name_counts, population) = tokio::try_join!(
+        let (candidates, name_counts, population) = tokio::join!(
             tx.candidates(&blocks, settings.matching.candidates_per_block),
             tx.name_counts(&names),
             tx.population()
-        )?;
-        context.candidates = candidates;
-        context.name_counts = name_counts;
-        context.population = population;
+        );
+        cause([
+            candidates.as_ref().err(),
+            name_counts.as_ref().err(),
+            population.as_ref().err(),
+        ])?;
+        context.candidates = candidates?;
+        context.name_counts = name_counts?;
+        context.population = population?;
         let compared: Vec<EntityId> = context
             .candidates
             .values()
@@ -359,7 +370,8 @@ async fn resolve_and_keep<T: UnifyTx>(
         .iter()
         .map(|(key, target)| Ok((key.clone(), id_of(target)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
-    tokio::try_join!(tx.insert_mentions(&kept), tx.point_keys(&keys))?;
+    let (inserted, pointed) = tokio::join!(tx.insert_mentions(&kept), tx.point_keys(&keys));
+    cause([inserted.err().as_ref(), pointed.err().as_ref()])?;
     // An entity this batch created has no mention but these: publish need not read them back.
     let created_ids: BTreeSet<&EntityId> = created.iter().collect();
     let mut fresh: HashMap<EntityId, Vec<KeptMention>> = HashMap::new();
@@ -413,7 +425,9 @@ pub(crate) async fn publish<T: UnifyTx>(
 ) -> Result<(), StoreError> {
     let ids: Vec<EntityId> = rebuild.iter().cloned().collect();
     let held: Vec<EntityId> = ids.iter().filter(|id| !fresh.contains_key(*id)).cloned().collect();
-    let (pairs, mut mentions_of) = tokio::try_join!(tx.apart(&ids), tx.entity_mentions(&held))?;
+    let (pairs, mentions_of) = tokio::join!(tx.apart(&ids), tx.entity_mentions(&held));
+    cause([pairs.as_ref().err(), mentions_of.as_ref().err()])?;
+    let (pairs, mut mentions_of) = (pairs?, mentions_of?);
     let mut apart: HashMap<EntityId, Vec<EntityId>> = HashMap::new();
     for (id, other) in pairs {
         apart.entry(id).or_default().push(other);
@@ -498,14 +512,37 @@ pub(crate) async fn publish<T: UnifyTx>(
     }
     // Rows of different tables, sent together; the feed clock (`append_changes`) last,
     // once they are written.
-    tokio::try_join!(
+    let (pruned, profiled, contradicted, written) = tokio::join!(
         tx.prune_keys(&keys_kept),
         tx.write_profiles(&profiles),
         tx.set_contradictions(&contradicting),
         tx.write_entities(&rebuilt)
-    )?;
+    );
+    cause([
+        pruned.err().as_ref(),
+        profiled.err().as_ref(),
+        contradicted.err().as_ref(),
+        written.err().as_ref(),
+    ])?;
     tx.append_changes(&rebuilt).await?;
     Ok(())
+}
+
+/// The error to report for statements sent together, if any failed. After a failed
+/// statement PostgreSQL answers the transaction's later ones with "transaction aborted"
+/// (an `Internal` error here), and which answer a join sees first is not the order they
+/// ran in: contention (retried) or an outage (UNAVAILABLE) among them is the cause.
+fn cause<const N: usize>(errors: [Option<&StoreError>; N]) -> Result<(), StoreError> {
+    let errors: Vec<&StoreError> = errors.into_iter().flatten().collect();
+    let Some(first) = errors.first() else {
+        return Ok(());
+    };
+    let chosen = errors
+        .iter()
+        .find(|e| matches!(e, StoreError::Contention(_)))
+        .or_else(|| errors.iter().find(|e| matches!(e, StoreError::Unavailable(_))))
+        .unwrap_or(first);
+    Err((*chosen).clone())
 }
 
 /// The relations of one mention, both those it states and those stated about it, with
@@ -543,4 +580,26 @@ pub(crate) fn last_current<'a>(items: impl Iterator<Item = (usize, Incoming<'a>)
     let mut out: Vec<Current<'a>> = last.into_values().collect();
     out.sort_by_key(|c| c.item);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_of_statements_sent_together_is_the_contention_or_outage_among_them() {
+        let aborted = StoreError::Internal("current transaction is aborted".to_owned());
+        let timeout = StoreError::Unavailable("canceling statement due to statement timeout".to_owned());
+        let deadlock = StoreError::Contention("deadlock detected".to_owned());
+        assert!(cause::<2>([None, None]).is_ok());
+        assert!(matches!(
+            cause([Some(&aborted), Some(&timeout)]),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            cause([Some(&aborted), Some(&timeout), Some(&deadlock)]),
+            Err(StoreError::Contention(_))
+        ));
+        assert!(matches!(cause([None, Some(&aborted)]), Err(StoreError::Internal(_))));
+    }
 }
