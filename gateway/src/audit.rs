@@ -72,7 +72,7 @@ pub async fn append(store: &impl Store, entry: &AuditEntry) -> Result<(), StoreE
 }
 
 /// Entries one commit of an [`Appender`] writes at most.
-const GROUP: usize = 256;
+const GROUP: usize = 64;
 
 /// Appends the entries of many concurrent callers to the audit log together ("group
 /// commit"): the entries waiting when a commit starts go into the next one. Every append
@@ -99,14 +99,20 @@ impl Appender {
             let mut group = Vec::with_capacity(GROUP);
             while waiting.recv_many(&mut group, GROUP).await > 0 {
                 let entries: Vec<AuditEntry> = group.iter().map(|pending| pending.entry.clone()).collect();
-                let result = store.audit_all(&entries).await;
+                let together = store.audit_all(&entries).await;
                 for pending in group.drain(..) {
+                    // An entry the store refuses (a bug, not an outage) must not fail the
+                    // reads it happened to share a commit with: each is tried alone.
+                    let result = match &together {
+                        Err(StoreError::Internal(_)) if entries.len() > 1 => store.audit(&pending.entry).await,
+                        other => other.clone(),
+                    };
                     if result.is_ok() {
                         let entry = &pending.entry;
                         crate::telemetry::metrics::metrics().audit_entry(&entry.action, &entry.outcome);
                     }
                     // A caller that went away no longer waits for its answer.
-                    let _ = pending.written.send(result.clone());
+                    let _ = pending.written.send(result);
                 }
             }
         });

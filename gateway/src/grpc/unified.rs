@@ -96,9 +96,8 @@ impl<S: Store> Unified for UnifiedService<S> {
                     let registry = Arc::clone(&registry);
                     let kinds = kinds.clone();
                     let after = last.position;
-                    prefetched = Some(tokio::spawn(
-                        async move { registry.read_page(after, &kinds, page).await },
-                    ));
+                    let read = async move { registry.read_page(after, &kinds, page).await };
+                    prefetched = Some(tokio::spawn(read.instrument(tracing::Span::current())));
                 }
                 if changes.is_empty() {
                     if !follow || *stopping.borrow() {

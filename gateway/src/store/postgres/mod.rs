@@ -1119,7 +1119,7 @@ async fn insert_quarantine(
 
 /// PostgreSQL text cannot hold U+0000, and a rejected envelope may carry anything; an
 /// unstorable rejection must not fail the whole batch, so NUL becomes U+FFFD.
-fn without_nul(text: &str) -> Cow<'_, str> {
+pub(super) fn without_nul(text: &str) -> Cow<'_, str> {
     if text.contains('\0') {
         Cow::Owned(text.replace('\0', "\u{FFFD}"))
     } else {

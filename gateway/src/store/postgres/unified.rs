@@ -1057,10 +1057,18 @@ pub(super) async fn select_key_owner(
 /// the transaction ends, keeps the appenders of every replica in one line.
 pub(super) async fn insert_audit(tx: &Transaction<'_>, entry: &AuditEntry) -> Result<(), StoreError> {
     let (seq, previous) = lock_audit_head(tx).await?;
-    // Kept to the millisecond the hash counts (PostgreSQL would round microseconds).
+    // Kept to the millisecond the hash counts (PostgreSQL would round microseconds), and
+    // without NUL, which `text` refuses: a caller's purpose or asked-for ID may hold one,
+    // and the entry must still be written (the hash covers the entry as stored).
+    let nul_free = |text: &str| super::without_nul(text).into_owned();
     let entry = AuditEntry {
         at: UNIX_EPOCH + Duration::from_millis(u64::try_from(audit::unix_millis(entry.at)).unwrap_or(0)),
-        ..entry.clone()
+        identity: nul_free(&entry.identity),
+        action: nul_free(&entry.action),
+        subject: nul_free(&entry.subject),
+        purpose: nul_free(&entry.purpose),
+        outcome: nul_free(&entry.outcome),
+        trace_id: nul_free(&entry.trace_id),
     };
     let seq = seq + 1;
     let hash = audit::entry_hash(&previous, seq, &entry);
