@@ -7,8 +7,8 @@ use serde_json::json;
 use tongban_gateway::audit::{verify, ChainReport};
 use tongban_gateway::identity::Identity;
 use tongban_gateway::store::Store;
-use tongban_tests::hub::{department, StoreKind, TestHub};
 use tongban_proto::v1 as pb;
+use tongban_tests::hub::{department, StoreKind, TestHub};
 use tongban_tests::unified::{env, lookup, lookup_id, push, read_feed, unified};
 
 tongban_tests::on_both_stores!(
