@@ -71,11 +71,15 @@ impl<S: Store> Unified for UnifiedService<S> {
             let mut prefetched: Option<tokio::task::JoinHandle<Result<Vec<Change>, ReadError>>> = None;
             loop {
                 let read = match prefetched.take() {
-                    Some(next) => next.await.unwrap_or_else(|e| {
-                        Err(ReadError::Store(StoreError::Internal(format!(
+                    Some(next) => match next.await {
+                        // Read while the last page was sent: what committed since is
+                        // looked for again before the feed waits.
+                        Ok(Ok(changes)) if changes.is_empty() => registry.read_page(cursor, &kinds, page).await,
+                        Ok(read) => read,
+                        Err(e) => Err(ReadError::Store(StoreError::Internal(format!(
                             "the feed's read failed: {e}"
-                        ))))
-                    }),
+                        )))),
+                    },
                     None => registry.read_page(cursor, &kinds, page).await,
                 };
                 let released = match read {
