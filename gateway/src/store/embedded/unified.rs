@@ -256,10 +256,7 @@ impl UnifyTx for SqliteUnify<'_, '_> {
     async fn entity_mentions(&self, ids: &[EntityId]) -> Result<HashMap<EntityId, Vec<KeptMention>>, StoreError> {
         let mut statement = self
             .tx
-            .prepare_cached(
-                "SELECT mention, placement, contradictions FROM mentions WHERE entity_id = ?1
-                 ORDER BY record_type, source_id, role, idx",
-            )
+            .prepare_cached("SELECT mention, placement, contradictions FROM mentions WHERE entity_id = ?1")
             .map_err(classify)?;
         let mut out = HashMap::new();
         for id in ids {

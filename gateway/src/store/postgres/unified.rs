@@ -321,8 +321,8 @@ impl UnifyTx for PgUnify<'_, '_> {
         let statement = self
             .tx
             .prepare_cached(
-                "SELECT entity_id, mention, placement, contradictions FROM mentions WHERE entity_id = ANY($1)
-                 ORDER BY entity_id, record_type, source_id, role, idx",
+                // In no order: survivorship sorts an entity's mentions itself.
+                "SELECT entity_id, mention, placement, contradictions FROM mentions WHERE entity_id = ANY($1)",
             )
             .await
             .map_err(classify)?;
@@ -813,22 +813,22 @@ impl UnifyTx for PgUnify<'_, '_> {
     }
 }
 
-/// Mentions as the columns of one multi-row INSERT.
-struct MentionColumns {
-    record_types: Vec<String>,
-    source_ids: Vec<String>,
-    roles: Vec<String>,
+/// Mentions as the columns of one multi-row INSERT, borrowing what needs no encoding.
+struct MentionColumns<'a> {
+    record_types: Vec<&'a str>,
+    source_ids: Vec<&'a str>,
+    roles: Vec<&'a str>,
     indexes: Vec<i32>,
-    entities: Vec<String>,
+    entities: Vec<&'a str>,
     source_versions: Vec<i64>,
     texts: Vec<String>,
-    match_names: Vec<String>,
+    match_names: Vec<&'a str>,
     placements: Vec<Option<String>>,
     flags: Vec<String>,
     contradictions: Vec<String>,
 }
 
-impl MentionColumns {
+impl<'a> MentionColumns<'a> {
     fn with_capacity(n: usize) -> Self {
         MentionColumns {
             record_types: Vec::with_capacity(n),
@@ -845,19 +845,19 @@ impl MentionColumns {
         }
     }
 
-    fn push(&mut self, entity: &EntityId, mention: &KeptMention) -> Result<(), StoreError> {
+    fn push(&mut self, entity: &'a str, mention: &'a KeptMention) -> Result<(), StoreError> {
         self.texts
             .push(serde_json::to_string(mention).map_err(|e| json_error("a mention", e))?);
         self.indexes.push(mention_index(&mention.source)?);
         self.placements.push(placement_to(mention.placement.as_ref())?);
         self.flags.push(flags_to_json(&mention.mention.flags)?);
         self.contradictions.push(flags_to_json(&mention.contradictions)?);
-        self.record_types.push(mention.source.record_type.clone());
-        self.source_ids.push(mention.source.source_id.clone());
-        self.roles.push(mention.source.role.clone());
-        self.entities.push(entity.clone());
+        self.record_types.push(&mention.source.record_type);
+        self.source_ids.push(&mention.source.source_id);
+        self.roles.push(&mention.source.role);
+        self.entities.push(entity);
         self.source_versions.push(mention.source_version);
-        self.match_names.push(mention.mention.match_name.clone());
+        self.match_names.push(&mention.mention.match_name);
         Ok(())
     }
 }
