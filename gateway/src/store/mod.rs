@@ -213,7 +213,9 @@ pub trait Store: Send + Sync + 'static {
         -> impl std::future::Future<Output = Result<Option<EntityId>, StoreError>> + Send;
 
     /// Appends to the audit log.
-    fn audit(&self, entry: &AuditEntry) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+    fn audit(&self, entry: &AuditEntry) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.audit_all(std::slice::from_ref(entry))
+    }
 
     /// Appends entries to the audit log in one transaction, in order: one commit (and one
     /// wait for the disk) for all of them.
@@ -381,13 +383,6 @@ impl Store for AnyStore {
         match self {
             AnyStore::Postgres(store) => store.key_owner(keys).await,
             AnyStore::Embedded(store) => store.key_owner(keys).await,
-        }
-    }
-
-    async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        match self {
-            AnyStore::Postgres(store) => store.audit(entry).await,
-            AnyStore::Embedded(store) => store.audit(entry).await,
         }
     }
 

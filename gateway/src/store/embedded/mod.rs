@@ -353,10 +353,6 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.audit_all(std::slice::from_ref(entry)).await
-    }
-
     async fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
         let entries = entries.to_vec();
         self.run(move |connection| {

@@ -386,10 +386,6 @@ impl Store for PostgresStore {
         release(client, result)
     }
 
-    async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.audit_all(std::slice::from_ref(entry)).await
-    }
-
     async fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
         in_transaction!(self, |tx| {
             for entry in entries {
