@@ -158,16 +158,7 @@ pub fn change_to_pb(change: crate::unified::Change) -> pb::Change {
         kind: kind_to_pb(head.kind).into(),
         version: head.version,
         merged_into: head.merged_into.unwrap_or_default(),
-        sources: head
-            .sources
-            .into_iter()
-            .map(|mention| pb::MentionRef {
-                record_type: mention.record_type,
-                source_id: mention.source_id,
-                role: mention.role,
-                index: mention.index,
-            })
-            .collect(),
+        sources: head.sources.into_iter().map(mention_into_pb).collect(),
         record,
     }
 }
@@ -188,10 +179,15 @@ pub fn lookup_response(found: crate::registry::Found) -> pb::LookupResponse {
 // Stewardship
 
 pub fn mention_to_pb(mention: &crate::unified::MentionRef) -> pb::MentionRef {
+    mention_into_pb(mention.clone())
+}
+
+/// [`mention_to_pb`] for a mention the caller no longer needs: nothing copied.
+fn mention_into_pb(mention: crate::unified::MentionRef) -> pb::MentionRef {
     pb::MentionRef {
-        record_type: mention.record_type.clone(),
-        source_id: mention.source_id.clone(),
-        role: mention.role.clone(),
+        record_type: mention.record_type,
+        source_id: mention.source_id,
+        role: mention.role,
         index: mention.index,
     }
 }
