@@ -15,6 +15,7 @@
 //! - [`hub`]: `tongban serve` as a child process on either store, its peak RSS.
 //! - [`process`]: child processes that never outlive the driver.
 //! - [`ingest`]: seven departments pushing at once while the platform follows the feed.
+//! - [`floor`]: the store's floor, the rows the hub wrote copied into a fresh database.
 //! - [`feed`]: the feed read from the start.
 //! - [`lookup`]: lookups by identifier from many callers.
 //! - [`latency`]: single-record pushes at the most the hub takes, then at half of it.
@@ -25,6 +26,7 @@ mod baseline;
 mod city;
 mod database;
 mod feed;
+mod floor;
 mod hub;
 mod ingest;
 mod latency;
@@ -337,6 +339,33 @@ async fn run_store(
         store_bytes_after_ingest as f64 / MIB,
         feed_file_bytes as f64 / MIB
     );
+    let floor = match hub.database() {
+        Some(database) => {
+            eprintln!("bench: [{store}] the store's floor: the hub's rows copied into a fresh database");
+            let floor = floor::measure(server, database, work, city.records).await?;
+            eprintln!(
+                "bench:   {:.0} records/s ({:.1} s for {} rows, {:.0} MiB, {} connections)",
+                floor.records_rate,
+                floor.seconds,
+                floor.rows,
+                floor.bytes as f64 / MIB,
+                floor.connections
+            );
+            let mut largest = floor.tables.clone();
+            largest.sort_by_key(|t| std::cmp::Reverse(t.bytes));
+            for table in largest.iter().take(8) {
+                eprintln!(
+                    "bench:     {}: {} rows, {:.0} MiB, done at {:.1} s",
+                    table.table,
+                    table.rows,
+                    table.bytes as f64 / MIB,
+                    table.seconds
+                );
+            }
+            Some(floor)
+        }
+        None => None,
+    };
     let identifiers = {
         let (path, seed) = (feed_file.clone(), args.seed);
         tokio::task::spawn_blocking(move || ingest::sample_identifiers(&path, LOOKUP_IDENTIFIERS, seed))
@@ -455,6 +484,7 @@ async fn run_store(
     Ok(StoreRun {
         store,
         ingest,
+        floor,
         feed,
         feed_baseline,
         lookup,

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::baseline::Copied;
 use crate::feed::FeedRead;
+use crate::floor::Floor;
 use crate::hub::StoreKind;
 use crate::ingest::Ingest;
 use crate::latency::Latency;
@@ -54,6 +55,8 @@ pub struct SizeRun {
 pub struct StoreRun {
     pub store: StoreKind,
     pub ingest: Ingest,
+    /// The hub's rows after the ingest copied into a fresh database (PostgreSQL only).
+    pub floor: Option<Floor>,
     pub feed: FeedRead,
     pub feed_baseline: Copied,
     pub lookup: Summary,
@@ -200,6 +203,21 @@ pub fn rows(sizes: &[SizeRun]) -> Vec<Row> {
                 )
                 .with_errors(not_accepted, 0),
             );
+            if let Some(floor) = &run.floor {
+                rows.push(
+                    row(
+                        s,
+                        n,
+                        "ingest against the store's floor",
+                        "records/s",
+                        ingest.rate,
+                        Some(("COPY of the hub's rows, records/s", floor.records_rate)),
+                        Better::Higher,
+                        None,
+                    )
+                    .with_errors(not_accepted, 0),
+                );
+            }
             if let Some(reference) = smallest.filter(|r| r.people < n) {
                 if let Some(base) = reference.stores.iter().find(|r| r.store == run.store) {
                     rows.push(
