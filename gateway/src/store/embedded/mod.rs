@@ -852,6 +852,37 @@ mod tests {
         }
     }
 
+    /// The feed reads a page from its cursor on: a plan that sorts (`USE TEMP B-TREE`)
+    /// reads every change after the cursor to find the page, so reading the feed from
+    /// the start would cost the square of its length.
+    #[test]
+    fn the_feed_walks_an_index_from_its_cursor_without_sorting() {
+        let mut connection = Connection::open_in_memory().expect("in-memory SQLite");
+        migrate(&mut connection).expect("the schema");
+        for (sql, arguments) in [
+            (unified::CHANGES_AFTER, vec!["0", "10"]),
+            (unified::CHANGES_OF_KIND_AFTER, vec!["person", "0", "10"]),
+        ] {
+            let mut statement = connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("a plan");
+            let plan: Vec<String> = statement
+                .query_map(rusqlite::params_from_iter(arguments), |row| row.get::<_, String>(3))
+                .expect("the plan's rows")
+                .collect::<Result<_, _>>()
+                .expect("the plan's rows");
+            assert!(
+                plan.iter()
+                    .all(|step| !step.contains("TEMP B-TREE") && !step.contains("MULTI-INDEX")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                plan.iter().any(|step| step.starts_with("SEARCH changes")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
+
     #[test]
     fn busy_is_unavailable_and_constraint_is_internal() {
         let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);

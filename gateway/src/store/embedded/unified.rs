@@ -775,6 +775,13 @@ pub(super) fn select_explanation(
     }))
 }
 
+/// The feed's page of every kind: a walk of the rowid from the cursor.
+pub(super) const CHANGES_AFTER: &str = "SELECT position, record FROM changes
+     WHERE position > ?1 ORDER BY position LIMIT ?2";
+/// The feed's page of one kind: a walk of `changes_kind_position` from the cursor.
+pub(super) const CHANGES_OF_KIND_AFTER: &str = "SELECT position, record FROM changes
+     WHERE kind = ?1 AND position > ?2 ORDER BY position LIMIT ?3";
+
 pub(super) fn select_changes(
     connection: &rusqlite::Connection,
     after: i64,
@@ -783,20 +790,33 @@ pub(super) fn select_changes(
 ) -> Result<Vec<Change>, StoreError> {
     let person = kinds.is_empty() || kinds.contains(&EntityKind::Person);
     let organisation = kinds.is_empty() || kinds.contains(&EntityKind::Organisation);
-    let mut statement = connection
-        .prepare_cached(
-            "SELECT position, record FROM changes
-             WHERE position > ?1 AND ((kind = 'person' AND ?2) OR (kind = 'organisation' AND ?3))
-             ORDER BY position LIMIT ?4",
-        )
-        .map_err(classify)?;
-    let rows = statement
-        .query_map(params![after, person, organisation, sql_limit(limit)], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-        })
-        .map_err(classify)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(classify)?;
+    // A statement per case, not one with `(kind = 'person' AND ?) OR (kind = …)`: SQLite
+    // plans that OR as two index scans whose union it sorts on every page, reading every
+    // change after the cursor, which made the feed from the start quadratic (8,500
+    // changes/s at 100,000 people against 36,000 at 10,000).
+    let read = |row: &rusqlite::Row<'_>| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?));
+    let limit = sql_limit(limit);
+    let rows = match (person, organisation) {
+        (true, true) => connection
+            .prepare_cached(CHANGES_AFTER)
+            .and_then(|mut statement| statement.query_map(params![after, limit], read)?.collect()),
+        (true, false) | (false, true) => {
+            let kind = if person {
+                EntityKind::Person
+            } else {
+                EntityKind::Organisation
+            };
+            connection
+                .prepare_cached(CHANGES_OF_KIND_AFTER)
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![kind.as_str(), after, limit], read)?
+                        .collect()
+                })
+        }
+        (false, false) => Ok(Vec::new()),
+    };
+    let rows: Vec<(i64, String)> = rows.map_err(classify)?;
     rows.into_iter()
         .map(|(position, text)| Change::from_text(position, text).map_err(|e| json_error("a change", e)))
         .collect()
