@@ -1,18 +1,18 @@
 //! The embedded store: SQLite in one local file.
 //!
 //! For a single gateway without a database server. One connection does all the work,
-//! behind a mutex and on tokio's blocking threads; SQLite allows one writer at a time
-//! anyway. A batch is one `BEGIN IMMEDIATE` transaction, which takes the write lock up
+//! on a thread of its own (`worker.rs`); SQLite allows one writer at a time anyway. A batch is one `BEGIN IMMEDIATE` transaction, which takes the write lock up
 //! front, so nothing else can change the records it reads before it commits.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod quality;
 mod traffic;
 mod unified;
+mod worker;
 
 use futures_util::FutureExt;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
@@ -48,10 +48,10 @@ impl Default for EmbeddedSettings {
     }
 }
 
-/// The SQLite [`Store`]. Clones share one connection.
+/// The SQLite [`Store`]. Clones share one connection and its thread.
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
-    connection: Arc<Mutex<Connection>>,
+    worker: Arc<worker::Worker>,
     /// Survivorship rules of the unified records this store builds.
     resolution: Arc<Settings>,
 }
@@ -75,7 +75,7 @@ impl EmbeddedStore {
         configure(&connection, settings)?;
         migrate(&mut connection)?;
         Ok(EmbeddedStore {
-            connection: Arc::new(Mutex::new(connection)),
+            worker: Arc::new(worker::Worker::start(connection)?),
             resolution: Arc::new(Settings::default()),
         })
     }
@@ -86,25 +86,13 @@ impl EmbeddedStore {
         self
     }
 
-    /// Runs `work` on the connection on a blocking thread.
+    /// Runs `work` on the connection's thread.
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let connection = Arc::clone(&self.connection);
-        // The work's spans (resolution's) belong to the caller's trace.
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            // A panic while holding the lock cannot leave a transaction open (rusqlite rolls
-            // back when a `Transaction` is dropped, unwinding included), so the connection
-            // is still sound and the poison can be ignored.
-            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut connection)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("embedded store task failed: {e}")))?
+        self.worker.run(work).await
     }
 }
 
