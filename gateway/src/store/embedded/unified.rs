@@ -167,18 +167,7 @@ impl UnifyTx for SqliteUnify<'_, '_> {
     }
 
     async fn merge(&self, absorbed: &EntityId, survivor: &EntityId) -> Result<(), StoreError> {
-        for sql in [
-            "UPDATE mentions SET entity_id = ?2 WHERE entity_id = ?1",
-            "UPDATE entity_keys SET entity_id = ?2 WHERE entity_id = ?1",
-            "UPDATE entities SET redirect_to = ?2 WHERE id = ?1 OR redirect_to = ?1",
-            "UPDATE pinned_mentions SET entity_id = ?2 WHERE entity_id = ?1",
-            "INSERT OR IGNORE INTO entities_apart (entity_id, other_id)
-             SELECT ?2, other_id FROM entities_apart WHERE entity_id = ?1 AND other_id <> ?2
-             UNION ALL
-             SELECT entity_id, ?2 FROM entities_apart WHERE other_id = ?1 AND entity_id <> ?2",
-            "UPDATE review_pairs SET status = 'superseded'
-             WHERE status = 'open' AND ((entity_id = ?1 AND candidate = ?2) OR (entity_id = ?2 AND candidate = ?1))",
-        ] {
+        for sql in MERGE {
             self.tx
                 .prepare_cached(sql)
                 .and_then(|mut s| s.execute(params![absorbed, survivor]))
@@ -186,7 +175,7 @@ impl UnifyTx for SqliteUnify<'_, '_> {
         }
         // The absorbed entity's pairs now belong to the survivor (copied above).
         self.tx
-            .prepare_cached("DELETE FROM entities_apart WHERE entity_id = ?1 OR other_id = ?1")
+            .prepare_cached(MERGE_APART_DELETE)
             .and_then(|mut s| s.execute(params![absorbed]))
             .map_err(classify)?;
         Ok(())
@@ -774,6 +763,27 @@ pub(super) fn select_explanation(
         sources,
     }))
 }
+
+/// A merge's statements, each with the absorbed entity as ?1 and the survivor as ?2:
+/// its mentions, keys, redirects, pins, "apart" pairs and open review pairs go to the
+/// survivor. Each finds its rows through an index (a test reads their plans): a merge
+/// must not cost more as the store grows.
+pub(super) const MERGE: [&str; 7] = [
+    "UPDATE mentions SET entity_id = ?2 WHERE entity_id = ?1",
+    "UPDATE entity_keys SET entity_id = ?2 WHERE entity_id = ?1",
+    "UPDATE entities SET redirect_to = ?2 WHERE id = ?1 OR redirect_to = ?1",
+    "UPDATE pinned_mentions SET entity_id = ?2 WHERE entity_id = ?1",
+    "INSERT OR IGNORE INTO entities_apart (entity_id, other_id)
+     SELECT ?2, other_id FROM entities_apart WHERE entity_id = ?1 AND other_id <> ?2
+     UNION ALL
+     SELECT entity_id, ?2 FROM entities_apart WHERE other_id = ?1 AND entity_id <> ?2",
+    // Two statements, not an OR of the two pairs, which SQLite plans as a scan of every
+    // open pair.
+    "UPDATE review_pairs SET status = 'superseded' WHERE status = 'open' AND entity_id = ?1 AND candidate = ?2",
+    "UPDATE review_pairs SET status = 'superseded' WHERE status = 'open' AND entity_id = ?2 AND candidate = ?1",
+];
+/// After [`MERGE`]: the absorbed entity's "apart" pairs, copied to the survivor, go.
+pub(super) const MERGE_APART_DELETE: &str = "DELETE FROM entities_apart WHERE entity_id = ?1 OR other_id = ?1";
 
 /// The feed's page of every kind: a walk of the rowid from the cursor.
 pub(super) const CHANGES_AFTER: &str = "SELECT position, record FROM changes

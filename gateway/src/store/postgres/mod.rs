@@ -221,6 +221,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         sql: include_str!("../migrations/postgres/0007_audit_trace.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../migrations/postgres/0008_entities_redirected.sql"),
+    },
 ];
 
 /// The migration that keeps mentions' quality flags in columns of their own; the
