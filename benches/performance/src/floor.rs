@@ -4,8 +4,10 @@
 //! says little about how fast any hub keeping that state could go; this does.
 //!
 //! After the ingest, with the hub idle, every table of its database is copied out in
-//! COPY's binary format into files (untimed). A fresh database gets the hub's schema
-//! from the gateway's own migrations, emptied. Then the rows are copied in, timed from
+//! COPY's binary format into files, from one snapshot ([`dump`], untimed). Once the hub
+//! has stopped (so that writing the copy disturbs none of its figures), a fresh database
+//! gets the hub's schema from the gateway's own migrations, emptied, and the rows are
+//! copied in ([`load`]), timed from
 //! the first byte sent to the last commit: tables joined by foreign keys in their order
 //! in one transaction, groups of tables joined by none side by side, on as many
 //! connections as the machine has cores, so the floor is what the server can do, not
@@ -24,7 +26,7 @@ use bytes::Bytes;
 use futures_util::{pin_mut, SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_postgres::Client;
+use tokio_postgres::{IsolationLevel, Transaction};
 use tongban_gateway::store::postgres::{PostgresSettings, PostgresStore};
 
 use crate::database::{Database, Server};
@@ -49,7 +51,8 @@ pub struct TableCopy {
     pub table: String,
     pub rows: u64,
     pub bytes: u64,
-    /// From the start of the load to this table's last row (its connection's clock).
+    /// From the start of the load to this table's last row (its connection's clock; the
+    /// deferred foreign keys are checked later, at the lane's commit).
     pub seconds: f64,
 }
 
@@ -67,22 +70,58 @@ impl Table {
     }
 }
 
-/// Measures the floor of the rows in `hub` (a hub's database, idle), copying through
-/// files under `dir`; `records` is the city's source records.
-pub async fn measure(server: &Server, hub: &Database, dir: &Path, records: u64) -> anyhow::Result<Floor> {
-    let source = hub.connect().await?;
-    let tables = tables(&source).await?;
-    let references = references(&source).await?;
-    let mut sizes = HashMap::new();
-    for table in &tables {
-        let bytes = dump(&source, table, &file_of(dir, table)).await?;
-        sizes.insert(table.name.clone(), bytes);
-    }
-    drop(source);
+/// The hub's rows after the ingest, in files: what [`load`] copies in.
+pub struct Dumped {
+    tables: Vec<Table>,
+    references: Vec<Reference>,
+    /// Bytes of each table's file.
+    sizes: HashMap<String, u64>,
+    dir: std::path::PathBuf,
+}
 
+impl Drop for Dumped {
+    fn drop(&mut self) {
+        // Gigabytes at a million people; a file left by an error goes with the folder.
+        for table in &self.tables {
+            let _ = std::fs::remove_file(file_of(&self.dir, table));
+        }
+    }
+}
+
+/// Copies every table of `hub` (a hub's database, idle) out into files under `dir`, from
+/// one snapshot.
+pub async fn dump(hub: &Database, dir: &Path) -> anyhow::Result<Dumped> {
+    let mut source = hub.connect().await?;
+    let snapshot = source
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .context("a snapshot of the hub's database")?;
+    let tables = tables(&snapshot).await?;
+    let references = references(&snapshot).await?;
+    let mut dumped = Dumped {
+        tables: Vec::new(),
+        references,
+        sizes: HashMap::new(),
+        dir: dir.to_owned(),
+    };
+    for table in tables {
+        let bytes = copy_out(&snapshot, &table, &file_of(dir, &table)).await?;
+        dumped.sizes.insert(table.name.clone(), bytes);
+        dumped.tables.push(table);
+    }
+    snapshot.commit().await?;
+    Ok(dumped)
+}
+
+/// Copies the dumped rows into a fresh database with the hub's schema, timed; `records`
+/// is the city's source records.
+pub async fn load(server: &Server, dumped: &Dumped, records: u64) -> anyhow::Result<Floor> {
     let floor = server.create("tongban_bench_floor").await?;
     migrate(&floor).await?;
-    let names: Vec<String> = tables.iter().map(|t| quoted(&t.name)).collect();
+    let names: Vec<String> = dumped.tables.iter().map(|t| quoted(&t.name)).collect();
     floor
         .connect()
         .await?
@@ -91,33 +130,30 @@ pub async fn measure(server: &Server, hub: &Database, dir: &Path, records: u64) 
         .context("emptying the floor's tables")?;
 
     let connections = std::thread::available_parallelism().map_or(1, usize::from);
-    let sized: Vec<(String, u64)> = tables
+    let sized: Vec<(String, u64)> = dumped
+        .tables
         .iter()
-        .map(|t| (t.name.clone(), sizes.get(&t.name).copied().unwrap_or_default()))
+        .map(|t| (t.name.clone(), dumped.sizes.get(&t.name).copied().unwrap_or_default()))
         .collect();
-    let lanes = load_order(&sized, &references, connections)?;
-    let by_name: HashMap<&str, &Table> = tables.iter().map(|t| (t.name.as_str(), t)).collect();
+    let lanes = load_order(&sized, &dumped.references, connections)?;
+    let by_name: HashMap<&str, &Table> = dumped.tables.iter().map(|t| (t.name.as_str(), t)).collect();
     let started = Instant::now();
     let loads = lanes.iter().map(|lane| {
         let lane: Vec<&Table> = lane
             .iter()
             .filter_map(|name| by_name.get(name.as_str()).copied())
             .collect();
-        load_lane(&floor, lane, dir, started)
+        load_lane(&floor, lane, &dumped.dir, started)
     });
     let loaded = futures_util::future::try_join_all(loads).await?;
     let seconds = started.elapsed().as_secs_f64();
     floor.drop_now().await?;
-    for table in &tables {
-        // The files are gigabytes at a million people; a leftover one goes with the folder.
-        let _ = tokio::fs::remove_file(file_of(dir, table)).await;
-    }
 
     let tables: Vec<TableCopy> = loaded
         .into_iter()
         .flatten()
         .map(|(name, rows, at)| TableCopy {
-            bytes: sizes.get(&name).copied().unwrap_or_default(),
+            bytes: dumped.sizes.get(&name).copied().unwrap_or_default(),
             table: name,
             rows,
             seconds: at.as_secs_f64(),
@@ -142,7 +178,7 @@ fn quoted(identifier: &str) -> String {
 }
 
 /// The ordinary tables of the public schema and their writable columns.
-async fn tables(client: &Client) -> anyhow::Result<Vec<Table>> {
+async fn tables(client: &Transaction<'_>) -> anyhow::Result<Vec<Table>> {
     let rows = client
         .query(
             "SELECT c.relname::text,
@@ -172,7 +208,7 @@ async fn tables(client: &Client) -> anyhow::Result<Vec<Table>> {
 }
 
 /// Every foreign key of the public schema.
-async fn references(client: &Client) -> anyhow::Result<Vec<Reference>> {
+async fn references(client: &Transaction<'_>) -> anyhow::Result<Vec<Reference>> {
     let rows = client
         .query(
             "SELECT child.relname::text, parent.relname::text, k.condeferred
@@ -195,7 +231,7 @@ async fn references(client: &Client) -> anyhow::Result<Vec<Reference>> {
 }
 
 /// COPY TO of a table into a file; returns its bytes.
-async fn dump(client: &Client, table: &Table, path: &Path) -> anyhow::Result<u64> {
+async fn copy_out(client: &Transaction<'_>, table: &Table, path: &Path) -> anyhow::Result<u64> {
     let stream = client
         .copy_out(&format!("COPY {} TO STDOUT (FORMAT binary)", table.copy_target()))
         .await

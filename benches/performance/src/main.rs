@@ -15,6 +15,7 @@
 //! - [`hub`]: `tongban serve` as a child process on either store, its peak RSS.
 //! - [`process`]: child processes that never outlive the driver.
 //! - [`ingest`]: seven departments pushing at once while the platform follows the feed.
+//! - [`maintenance`]: autovacuum's work on the hub's database, where the server has it off.
 //! - [`floor`]: the store's floor, the rows the hub wrote copied into a fresh database.
 //! - [`feed`]: the feed read from the start.
 //! - [`lookup`]: lookups by identifier from many callers.
@@ -32,6 +33,7 @@ mod ingest;
 mod latency;
 mod load;
 mod lookup;
+mod maintenance;
 mod process;
 mod report;
 mod splink;
@@ -306,6 +308,10 @@ async fn run_store(
 ) -> anyhow::Result<StoreRun> {
     eprintln!("bench: [{store}] starting tongban serve");
     let hub = Hub::start(&args.tongban, store, server, work).await?;
+    let maintenance = match hub.database() {
+        Some(database) => maintenance::start_if_needed(database).await?,
+        None => None,
+    };
 
     eprintln!(
         "bench: [{store}] ingest: seven departments push {} records while the platform follows the feed",
@@ -339,30 +345,17 @@ async fn run_store(
         store_bytes_after_ingest as f64 / MIB,
         feed_file_bytes as f64 / MIB
     );
-    let floor = match hub.database() {
+    // The hub's rows for the floor, copied out now and in once the hub has stopped.
+    let dumped = match hub.database() {
         Some(database) => {
-            eprintln!("bench: [{store}] the store's floor: the hub's rows copied into a fresh database");
-            let floor = floor::measure(server, database, work, city.records).await?;
-            eprintln!(
-                "bench:   {:.0} records/s ({:.1} s for {} rows, {:.0} MiB, {} connections)",
-                floor.records_rate,
-                floor.seconds,
-                floor.rows,
-                floor.bytes as f64 / MIB,
-                floor.connections
-            );
-            let mut largest = floor.tables.clone();
-            largest.sort_by_key(|t| std::cmp::Reverse(t.bytes));
-            for table in largest.iter().take(8) {
-                eprintln!(
-                    "bench:     {}: {} rows, {:.0} MiB, done at {:.1} s",
-                    table.table,
-                    table.rows,
-                    table.bytes as f64 / MIB,
-                    table.seconds
-                );
+            eprintln!("bench: [{store}] the store's floor: the hub's rows copied out");
+            match floor::dump(database, work).await {
+                Ok(dumped) => Some(dumped),
+                Err(e) => {
+                    eprintln!("bench: warning: the store's floor is left out: {e:#}");
+                    None
+                }
             }
-            Some(floor)
         }
         None => None,
     };
@@ -476,14 +469,42 @@ async fn run_store(
     );
     warn_errors("INSERT", &insert_baseline);
 
+    let maintenance = match maintenance {
+        Some(running) => {
+            let done = running.stop().await?;
+            eprintln!(
+                "bench: [{store}] in autovacuum's place: {} vacuums, {} analyses, {:.0} s",
+                done.vacuums, done.analyses, done.seconds
+            );
+            Some(done)
+        }
+        None => None,
+    };
     let peak_rss = hub.stop().await?;
     eprintln!(
         "bench: [{store}] hub stopped; peak RSS {:.0} MiB",
         peak_rss as f64 / MIB
     );
+    let floor = match dumped {
+        Some(dumped) => {
+            eprintln!("bench: [{store}] the store's floor: the hub's rows copied into a fresh database");
+            match floor::load(server, &dumped, city.records).await {
+                Ok(floor) => {
+                    report_floor(&floor);
+                    Some(floor)
+                }
+                Err(e) => {
+                    eprintln!("bench: warning: the store's floor is left out: {e:#}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     Ok(StoreRun {
         store,
         ingest,
+        maintenance,
         floor,
         feed,
         feed_baseline,
@@ -495,6 +516,28 @@ async fn run_store(
         peak_rss_after_ingest,
         peak_rss,
     })
+}
+
+fn report_floor(floor: &floor::Floor) {
+    eprintln!(
+        "bench:   {:.0} records/s ({:.1} s for {} rows, {:.0} MiB, {} connections)",
+        floor.records_rate,
+        floor.seconds,
+        floor.rows,
+        floor.bytes as f64 / MIB,
+        floor.connections
+    );
+    let mut largest = floor.tables.clone();
+    largest.sort_by_key(|t| std::cmp::Reverse(t.bytes));
+    for table in largest.iter().take(8) {
+        eprintln!(
+            "bench:     {}: {} rows, {:.0} MiB, done at {:.1} s",
+            table.table,
+            table.rows,
+            table.bytes as f64 / MIB,
+            table.seconds
+        );
+    }
 }
 
 /// The length of a timed phase: a finite number of seconds, at least 0.1.

@@ -18,6 +18,7 @@ use crate::hub::StoreKind;
 use crate::ingest::Ingest;
 use crate::latency::Latency;
 use crate::load::Summary;
+use crate::maintenance::Maintenance;
 use crate::splink::SplinkTime;
 
 /// Bytes in a mebibyte: sizes are reported in MiB.
@@ -55,6 +56,8 @@ pub struct SizeRun {
 pub struct StoreRun {
     pub store: StoreKind,
     pub ingest: Ingest,
+    /// What the benchmark did in autovacuum's place (PostgreSQL with autovacuum off).
+    pub maintenance: Option<Maintenance>,
     /// The hub's rows after the ingest copied into a fresh database (PostgreSQL only).
     pub floor: Option<Floor>,
     pub feed: FeedRead,
