@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod quality;
@@ -52,6 +52,10 @@ impl Default for EmbeddedSettings {
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     worker: Arc<worker::Worker>,
+    /// A read-only connection of the health probe's own: a ping answers whether the file
+    /// can be read, and must not wait behind the batches queued for the worker (WAL
+    /// readers do not wait for the writer).
+    probe: Arc<Mutex<Connection>>,
     /// Survivorship rules of the unified records this store builds.
     resolution: Arc<Settings>,
 }
@@ -74,8 +78,11 @@ impl EmbeddedStore {
         let mut connection = Connection::open(path).map_err(classify)?;
         configure(&connection, settings)?;
         migrate(&mut connection)?;
+        let probe = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(classify)?;
+        probe.busy_timeout(settings.busy_timeout).map_err(classify)?;
         Ok(EmbeddedStore {
             worker: Arc::new(worker::Worker::start(connection)?),
+            probe: Arc::new(Mutex::new(probe)),
             resolution: Arc::new(Settings::default()),
         })
     }
@@ -318,13 +325,17 @@ impl Store for EmbeddedStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        // Reads the file, not just the connection object.
-        self.run(|connection| {
+        let probe = Arc::clone(&self.probe);
+        tokio::task::spawn_blocking(move || {
+            // Reads the file, not just the connection object. A panic cannot leave the
+            // read-only connection unsound: the poison is ignored.
+            let connection = probe.lock().unwrap_or_else(PoisonError::into_inner);
             connection
                 .query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(()))
                 .map_err(classify)
         })
         .await
+        .map_err(|e| StoreError::Internal(format!("embedded store probe failed: {e}")))?
     }
 
     async fn changes(&self, after: i64, kinds: &[EntityKind], limit: usize) -> Result<Vec<Change>, StoreError> {
@@ -885,6 +896,29 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("the plan's rows");
         assert!(plan.iter().all(|step| !step.contains("MULTI-INDEX")), "{plan:?}");
+    }
+
+    /// The health probe reads on a connection of its own: a long batch on the worker does
+    /// not make the hub look down.
+    #[tokio::test]
+    async fn a_ping_does_not_wait_behind_the_work_queued() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = EmbeddedStore::open(&dir.path().join("tongban.db")).expect("the store");
+        let (started, running) = tokio::sync::oneshot::channel();
+        let busy = store.run(move |_| {
+            let _ = started.send(());
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            Ok(())
+        });
+        let ping = async {
+            running.await.expect("the long job started");
+            let began = std::time::Instant::now();
+            store.ping().await.expect("the file reads");
+            began.elapsed()
+        };
+        let (done, waited) = tokio::join!(busy, ping);
+        done.expect("the long job");
+        assert!(waited < std::time::Duration::from_secs(1), "the ping waited {waited:?}");
     }
 
     #[test]
