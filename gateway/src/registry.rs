@@ -267,6 +267,8 @@ impl<S: Store> Registry<S> {
         lag: &FeedLag,
     ) -> Result<(), ReadError> {
         let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
+            // Nothing after the cursor: the feed is caught up.
+            lag.set(0);
             return Ok(());
         };
         let subject = format!("changes {}..={} ({})", first.position, last.position, changes.len());
