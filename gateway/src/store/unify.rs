@@ -28,6 +28,17 @@ use crate::resolve::survivorship;
 use crate::resolve::{self, Context, Incoming, Key, Placement, Previous, Settings, Target};
 use crate::unified::{kind_of_id, EntityId, KeptMention, KeptRelation, MentionRef, Resolution, UnifiedRecord};
 
+/// Sends store operations together (`tokio::join!`: PostgreSQL runs them without a round
+/// trip between them, in no guaranteed order) and binds each `name` to its operation's
+/// value, or returns the error [`cause`] picks among theirs.
+macro_rules! together {
+    ($($name:ident = $operation:expr),+ $(,)?) => {
+        let ($($name,)+) = tokio::join!($($operation),+);
+        cause([$($name.as_ref().err()),+])?;
+        $(let $name = $name?;)+
+    };
+}
+
 /// An entity row as locked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EntityRow {
@@ -199,9 +210,7 @@ async fn resolve_and_keep<T: UnifyTx>(
     // 1. Keys locked, then read: a concurrent transaction resolving the same key has
     // committed (or not started) by now. The same for blocking keys.
     //
-    // Statements that do not depend on each other are sent together (`tokio::join!`),
-    // so that PostgreSQL runs them without a round trip between them; their order is not
-    // guaranteed, and [`cause`] says which error, if any, to report.
+    // Statements that do not depend on each other are sent together (`together!`).
     let keys = resolve::keys_of(&incoming);
     let records: Vec<(String, String)> = incoming
         .iter()
@@ -210,17 +219,11 @@ async fn resolve_and_keep<T: UnifyTx>(
         .into_iter()
         .collect();
     tx.lock_keys(&keys).await?;
-    let (key_owners, previous, pinned) = tokio::join!(
-        tx.key_owners(&keys),
-        tx.mentions_of_records(&records),
-        tx.pinned(&records)
+    together!(
+        key_owners = tx.key_owners(&keys),
+        previous = tx.mentions_of_records(&records),
+        pinned = tx.pinned(&records),
     );
-    cause([
-        key_owners.as_ref().err(),
-        previous.as_ref().err(),
-        pinned.as_ref().err(),
-    ])?;
-    let (key_owners, previous, pinned) = (key_owners?, previous?, pinned?);
     let mut context = Context {
         key_owners,
         previous,
@@ -230,19 +233,14 @@ async fn resolve_and_keep<T: UnifyTx>(
     if settings.matching.enabled {
         let (blocks, names) = resolve::lookups_of(&incoming);
         tx.lock_blocks(&blocks).await?;
-        let (candidates, name_counts, population) = tokio::join!(
-            tx.candidates(&blocks, settings.matching.candidates_per_block),
-            tx.name_counts(&names),
-            tx.population()
+        together!(
+            candidates = tx.candidates(&blocks, settings.matching.candidates_per_block),
+            name_counts = tx.name_counts(&names),
+            population = tx.population(),
         );
-        cause([
-            candidates.as_ref().err(),
-            name_counts.as_ref().err(),
-            population.as_ref().err(),
-        ])?;
-        context.candidates = candidates?;
-        context.name_counts = name_counts?;
-        context.population = population?;
+        context.candidates = candidates;
+        context.name_counts = name_counts;
+        context.population = population;
         let compared: Vec<EntityId> = context
             .candidates
             .values()
@@ -370,8 +368,7 @@ async fn resolve_and_keep<T: UnifyTx>(
         .iter()
         .map(|(key, target)| Ok((key.clone(), id_of(target)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let (inserted, pointed) = tokio::join!(tx.insert_mentions(&kept), tx.point_keys(&keys));
-    cause([inserted.err().as_ref(), pointed.err().as_ref()])?;
+    together!(_inserted = tx.insert_mentions(&kept), _pointed = tx.point_keys(&keys),);
     // An entity this batch created has no mention but these: publish need not read them back.
     let created_ids: BTreeSet<&EntityId> = created.iter().collect();
     let mut fresh: HashMap<EntityId, Vec<KeptMention>> = HashMap::new();
@@ -425,9 +422,8 @@ pub(crate) async fn publish<T: UnifyTx>(
 ) -> Result<(), StoreError> {
     let ids: Vec<EntityId> = rebuild.iter().cloned().collect();
     let held: Vec<EntityId> = ids.iter().filter(|id| !fresh.contains_key(*id)).cloned().collect();
-    let (pairs, mentions_of) = tokio::join!(tx.apart(&ids), tx.entity_mentions(&held));
-    cause([pairs.as_ref().err(), mentions_of.as_ref().err()])?;
-    let (pairs, mut mentions_of) = (pairs?, mentions_of?);
+    together!(pairs = tx.apart(&ids), mentions_of = tx.entity_mentions(&held));
+    let mut mentions_of = mentions_of;
     let mut apart: HashMap<EntityId, Vec<EntityId>> = HashMap::new();
     for (id, other) in pairs {
         apart.entry(id).or_default().push(other);
@@ -512,18 +508,12 @@ pub(crate) async fn publish<T: UnifyTx>(
     }
     // Rows of different tables, sent together; the feed clock (`append_changes`) last,
     // once they are written.
-    let (pruned, profiled, contradicted, written) = tokio::join!(
-        tx.prune_keys(&keys_kept),
-        tx.write_profiles(&profiles),
-        tx.set_contradictions(&contradicting),
-        tx.write_entities(&rebuilt)
+    together!(
+        _pruned = tx.prune_keys(&keys_kept),
+        _profiled = tx.write_profiles(&profiles),
+        _contradicted = tx.set_contradictions(&contradicting),
+        _written = tx.write_entities(&rebuilt),
     );
-    cause([
-        pruned.err().as_ref(),
-        profiled.err().as_ref(),
-        contradicted.err().as_ref(),
-        written.err().as_ref(),
-    ])?;
     tx.append_changes(&rebuilt).await?;
     Ok(())
 }
