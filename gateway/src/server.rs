@@ -188,12 +188,17 @@ pub async fn serve<S: Store + Clone>(
     ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    // Known, and not serving, until the first probe of the store says otherwise: a
-    // health check never sees NOT_FOUND for our own service.
-    for service in HEALTH_NAMES {
-        health.set_service_status(service, ServingStatus::NotServing).await;
-    }
-    let probe = tokio::spawn(probe_store(pipeline.clone(), health, settings.probe_interval));
+    // The first probe of the store answers before the first connection is accepted: a
+    // health check never sees NOT_FOUND for our own service, nor a NOT_SERVING that only
+    // means "not asked yet" (a client checking right after start-up would take it for a
+    // store that is down).
+    let reachable = probe_store_once(&pipeline, &health, settings.probe_interval, None).await;
+    let probe = tokio::spawn(probe_store(
+        pipeline.clone(),
+        health,
+        settings.probe_interval,
+        reachable,
+    ));
     let (flusher_stop, flusher_stopped) = oneshot::channel::<()>();
     tokio::spawn({
         let statistics = Arc::clone(&statistics);
@@ -359,28 +364,39 @@ async fn write_refusals<S: Store>(store: &S, refused: Vec<crate::tls::Certificat
 }
 
 /// Drives gRPC health from the store: SERVING while it answers, NOT_SERVING while not.
-async fn probe_store<S: Store>(pipeline: Arc<Pipeline<S>>, health: HealthReporter, interval: Duration) {
-    let mut last = None;
+/// `last` is what the previous probe found.
+async fn probe_store<S: Store>(pipeline: Arc<Pipeline<S>>, health: HealthReporter, interval: Duration, mut last: bool) {
     loop {
-        let reachable = tokio::time::timeout(interval.max(Duration::from_secs(1)), pipeline.store().ping())
-            .await
-            .is_ok_and(|r| r.is_ok());
-        let status = if reachable {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        if last != Some(reachable) {
-            if reachable {
-                tracing::info!("store reachable: serving");
-            } else {
-                tracing::warn!("store unreachable: not serving");
-            }
-            last = Some(reachable);
-        }
-        for service in HEALTH_NAMES {
-            health.set_service_status(service, status).await;
-        }
         tokio::time::sleep(interval).await;
+        last = probe_store_once(&pipeline, &health, interval, Some(last)).await;
     }
+}
+
+/// Pings the store once, sets every health name from the answer and logs a change from
+/// `last`. Returns whether the store answered.
+async fn probe_store_once<S: Store>(
+    pipeline: &Pipeline<S>,
+    health: &HealthReporter,
+    interval: Duration,
+    last: Option<bool>,
+) -> bool {
+    let reachable = tokio::time::timeout(interval.max(Duration::from_secs(1)), pipeline.store().ping())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let status = if reachable {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    if last != Some(reachable) {
+        if reachable {
+            tracing::info!("store reachable: serving");
+        } else {
+            tracing::warn!("store unreachable: not serving");
+        }
+    }
+    for service in HEALTH_NAMES {
+        health.set_service_status(service, status).await;
+    }
+    reachable
 }
