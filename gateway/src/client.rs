@@ -44,12 +44,6 @@ impl ClientIdentity {
     /// Loads `cert.pem` and `key.pem` from an identity folder, and the CA from `ca`
     /// or, if not given, from `ca.pem` in the folder or its parent (the dev PKI layout).
     pub fn load(dir: &Path, ca: Option<&Path>) -> Result<Self, ClientError> {
-        let read = |path: PathBuf| {
-            std::fs::read_to_string(&path).map_err(|e| ClientError::File {
-                path,
-                message: e.to_string(),
-            })
-        };
         let ca_path = match ca {
             Some(ca) => ca.to_owned(),
             None => ca_for_identity_dir(dir).ok_or_else(|| ClientError::File {
@@ -57,10 +51,22 @@ impl ClientIdentity {
                 message: "no CA certificate next to the identity; pass --ca".into(),
             })?,
         };
+        ClientIdentity::from_files(&dir.join("cert.pem"), &dir.join("key.pem"), &ca_path)
+    }
+
+    /// Loads a certificate, its key and the CA from three files wherever they are, as a
+    /// Kubernetes Secret mounts them (`tls.crt`, `tls.key`, `ca.crt`).
+    pub fn from_files(cert: &Path, key: &Path, ca: &Path) -> Result<Self, ClientError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| ClientError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })
+        };
         Ok(ClientIdentity {
-            cert_pem: read(dir.join("cert.pem"))?,
-            key_pem: read(dir.join("key.pem"))?,
-            ca_pem: read(ca_path)?,
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            ca_pem: read(ca)?,
         })
     }
 }

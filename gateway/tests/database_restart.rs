@@ -295,6 +295,23 @@ async fn postgres_restarted_under_load_loses_nothing_acknowledged() {
         health_now().await == ServingStatus::NotServing as i32
     })
     .await;
+    // What a Kubernetes probe runs: not ready while the store is down, but alive, so
+    // that the pod is taken out of the Service and not restarted.
+    let ops_dir = pki.identity_dir(&Identity::Ops);
+    let probe = |live: bool| {
+        let mut command = Command::new(common::TONGBAN);
+        command
+            .args(["health", "--endpoint", &endpoint, "--identity"])
+            .arg(&ops_dir);
+        if live {
+            command.arg("--live");
+        }
+        command.output().expect("tongban health")
+    };
+    let ready = probe(false);
+    assert!(!ready.status.success(), "not ready while the database is down");
+    assert_eq!(String::from_utf8_lossy(&ready.stdout).trim(), "NOT_SERVING");
+    assert!(probe(true).status.success(), "alive while the database is down");
     let acknowledged_while_down = observed.lock().await.acknowledged.len();
     cluster.pg_ctl("start");
     let back = Instant::now();
@@ -307,6 +324,7 @@ async fn postgres_restarted_under_load_loses_nothing_acknowledged() {
         health_now().await == ServingStatus::Serving as i32
     })
     .await;
+    assert!(probe(false).status.success(), "ready again");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     pusher.await.expect("pusher");
 

@@ -17,7 +17,7 @@ pub struct DevArgs {
     #[arg(long, default_value_os_t = super::default_data_dir())]
     data_dir: PathBuf,
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7443")]
+    #[arg(long, default_value = "127.0.0.1:7443", env = "TONGBAN_LISTEN")]
     listen: SocketAddr,
     /// A TOML file with a `[matching]` table (as `tongban estimate` writes) instead of
     /// the default weights and thresholds.

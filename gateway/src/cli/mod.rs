@@ -2,10 +2,12 @@
 //! declares them and dispatches.
 
 mod audit;
+mod backup;
 mod certs;
 mod demo;
 mod dev;
 mod get;
+mod health;
 mod matching;
 mod pull;
 mod push;
@@ -69,6 +71,12 @@ pub enum Command {
     /// Operational statistics (ops): per time window and department, records and their
     /// outcomes, push latency, lookups and repeated collections avoided.
     Stats(stats::StatsArgs),
+    /// Ask a hub whether it serves (gRPC health over mutual TLS): exit 0 when SERVING, or
+    /// with --live when it answers at all. For probes and health checks.
+    Health(health::HealthArgs),
+    /// Write a consistent copy of an embedded store while the hub runs (PostgreSQL:
+    /// pg_dump or the operator's backups).
+    Backup(backup::BackupArgs),
 }
 
 /// Runs a parsed command line; the error is printed by `main`.
@@ -91,6 +99,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rematch(args) => matching::rematch_run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Stats(args) => stats::run(args).await,
+        Command::Health(args) => health::run(args).await,
+        Command::Backup(args) => backup::run(args).await,
     }
 }
 
