@@ -753,3 +753,54 @@ fn demo_data_served_again_gives_each_department_its_quality_report() {
         text(&output.stderr)
     );
 }
+
+/// `tongban backup` copies a running dev hub's store: the copy opens and holds what was
+/// acknowledged, a second backup to the same file is refused, and `tongban health`
+/// answers for the hub (and refuses without a certificate the hub's CA signed).
+#[test]
+fn backup_of_a_running_hub_and_its_health() {
+    use tongban_gateway::store::Store;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_dev, endpoint) = start_dev(dir.path(), Stdio::null());
+    write_tax_file(&dir.path().join("tax.jsonl"));
+    let output = push(dir.path(), &endpoint, "tongban-data/pki/tax", "tax.jsonl");
+    assert!(text(&output.stdout).contains("2 accepted"), "{}", text(&output.stdout));
+
+    let health = tongban(
+        &["health", "--endpoint", &endpoint, "--identity", "tongban-data/pki/ops"],
+        dir.path(),
+    );
+    assert!(health.status.success(), "{}", text(&health.stderr));
+    assert_eq!(text(&health.stdout).trim(), "SERVING");
+    // A certificate from another CA is turned away: no answer, no success.
+    let other = tempfile::tempdir().expect("tempdir");
+    let foreign = tongban_gateway::pki::PkiLayout::new(other.path().join("pki"));
+    foreign.ensure_dev().expect("another PKI");
+    let refused = Command::new(TONGBAN)
+        .args(["health", "--endpoint", &endpoint, "--live", "--identity"])
+        .arg(foreign.identity_dir(&tongban_gateway::identity::Identity::Ops))
+        .arg("--ca")
+        .arg(dir.path().join("tongban-data/pki/ca.pem"))
+        .output()
+        .expect("tongban health");
+    assert!(!refused.status.success(), "a foreign certificate is not answered");
+
+    let backup = tongban(&["backup", "--out", "copy.db"], dir.path());
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    let again = tongban(&["backup", "--out", "copy.db"], dir.path());
+    assert!(!again.status.success(), "a backup does not overwrite");
+    assert!(text(&again.stderr).contains("exists"), "{}", text(&again.stderr));
+
+    let copy =
+        tongban_gateway::store::embedded::EmbeddedStore::open(&dir.path().join("copy.db")).expect("the copy opens");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for id in ["50000000000000000001", "50000000000000000003"] {
+        let stored = runtime
+            .block_on(copy.current("tax.taxpayer", id))
+            .expect("read the copy");
+        assert!(stored.is_some(), "{id} is in the copy");
+    }
+}

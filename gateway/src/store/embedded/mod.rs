@@ -5,7 +5,7 @@
 //! front, so nothing else can change the records it reads before it commits.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -85,6 +85,55 @@ impl EmbeddedStore {
             probe: Arc::new(Mutex::new(probe)),
             resolution: Arc::new(Settings::default()),
         })
+    }
+
+    /// Writes a consistent copy of the database at `path` to `out`, while hubs keep
+    /// working on it: `VACUUM INTO` reads one snapshot on a read-only connection of its
+    /// own (a writer is not held up; the copy is compacted). `out` must not exist; the
+    /// copy is written beside it and renamed, so a failed backup leaves no half file
+    /// under its name. Returns the copy's size in bytes. Blocking.
+    pub fn backup(path: &Path, out: &Path) -> Result<u64, StoreError> {
+        if out.exists() {
+            return Err(StoreError::Internal(format!(
+                "{} exists; a backup does not overwrite",
+                out.display()
+            )));
+        }
+        if !path.exists() {
+            return Err(StoreError::Unavailable(format!(
+                "no embedded store at {}",
+                path.display()
+            )));
+        }
+        let mut partial = out.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let _ = std::fs::remove_file(&partial);
+        let connection =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(classify)?;
+        connection.busy_timeout(Duration::from_secs(30)).map_err(classify)?;
+        let target = partial
+            .to_str()
+            .ok_or_else(|| StoreError::Internal(format!("{} is not UTF-8", partial.display())))?;
+        connection
+            .execute("VACUUM INTO ?1", params![target])
+            .map_err(classify)?;
+        // The copy is checked before it takes the name a restore would look for.
+        let copy =
+            Connection::open_with_flags(&partial, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(classify)?;
+        let verdict: String = copy
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))
+            .map_err(classify)?;
+        drop(copy);
+        if verdict != "ok" {
+            let _ = std::fs::remove_file(&partial);
+            return Err(StoreError::Internal(format!("the copy fails its check: {verdict}")));
+        }
+        std::fs::rename(&partial, out)
+            .map_err(|e| StoreError::Internal(format!("cannot name the copy {}: {e}", out.display())))?;
+        std::fs::metadata(out)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::Internal(format!("{}: {e}", out.display())))
     }
 
     /// Builds unified records with these survivorship rules instead of the defaults.
