@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -142,11 +142,7 @@ impl CertificateAuthority {
     /// says: tests use it for the certificates the hub must refuse although its own CA
     /// signed them (expired, or made for another purpose).
     pub fn issue_client_with(&self, spec: &ClientCertificateSpec) -> Result<IssuedCertificate, PkiError> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name = distinguished_name(&format!("Tongban client {}", spec.uri));
-        params
-            .subject_alt_names
-            .push(SanType::URI(spec.uri.as_str().try_into()?));
+        let mut params = client_params(&spec.uri)?;
         if let Some(validity) = &spec.validity {
             params.not_before = rcgen::date_time_ymd(1970, 1, 1) + since_1970(validity.start)?;
             params.not_after = rcgen::date_time_ymd(1970, 1, 1) + since_1970(validity.end)?;
@@ -163,6 +159,42 @@ impl CertificateAuthority {
             }
         };
         self.issue_with_key_usages(params, key_usages)
+    }
+
+    /// Signs a department's certificate request for `identity`: the department made its
+    /// key and keeps it; the request proves it holds the key (its signature is checked)
+    /// and brings the public key. The identity is the CA's decision, taken from
+    /// `identity`, never from the request: a request naming another identity is refused.
+    pub fn sign_client_request(&self, request_pem: &str, identity: &Identity) -> Result<SignedRequest, PkiError> {
+        let request = CertificateSigningRequestParams::from_pem(request_pem)
+            .map_err(|e| PkiError::Invalid(format!("not a valid certificate request: {e}")))?;
+        let uri = identity.to_uri();
+        for name in &request.params.subject_alt_names {
+            match name {
+                SanType::URI(asked) if asked.as_str() == uri => {}
+                other => {
+                    let asked = match other {
+                        SanType::URI(asked) => asked.as_str().to_owned(),
+                        other => format!("{other:?}"),
+                    };
+                    return Err(PkiError::Invalid(format!(
+                        "the request asks for {asked}, not {uri}: make it with `tongban certs request --identity {identity}`"
+                    )));
+                }
+            }
+        }
+        let mut params = client_params(&uri)?;
+        let serial = random_serial()?;
+        let serial_hex = hex(serial.as_ref());
+        params.serial_number = Some(serial);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&request.public_key, &self.issuer)?;
+        Ok(SignedRequest {
+            cert_pem: cert.pem(),
+            serial: canonical_hex(&serial_hex),
+        })
     }
 
     fn issue(&self, params: CertificateParams) -> Result<IssuedCertificate, PkiError> {
@@ -187,6 +219,31 @@ impl CertificateAuthority {
             serial: canonical_hex(&serial_hex),
         })
     }
+}
+
+/// A certificate signed for a request: the key stayed with whoever made the request.
+#[derive(Debug, Clone)]
+pub struct SignedRequest {
+    pub cert_pem: String,
+    /// Serial number in the form of [`normalise_serial`], for revocation lists.
+    pub serial: String,
+}
+
+/// A department's own key and its request for a certificate of `identity`, both PEM:
+/// the request goes to the hub's operator, the key never leaves the department.
+pub fn client_request(identity: &Identity) -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate()?;
+    let request = client_params(&identity.to_uri())?.serialize_request(&key)?;
+    let request_pem = request.pem()?;
+    Ok((request_pem, key.serialize_pem()))
+}
+
+/// The subject and SAN URI of a client certificate for `uri`.
+fn client_params(uri: &str) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = distinguished_name(&format!("Tongban client {uri}"));
+    params.subject_alt_names.push(SanType::URI(uri.try_into()?));
+    Ok(params)
 }
 
 /// What a certificate issued by [`CertificateAuthority::issue_client_with`] is for.
@@ -380,7 +437,8 @@ pub fn ca_for_identity_dir(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
+/// Writes `contents` to `path`; a private key (`private`) readable by its owner only.
+pub fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -398,6 +456,30 @@ fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), PkiError
 mod tests {
     use super::*;
     use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn a_request_is_signed_for_the_identity_the_ca_names_and_no_other() {
+        let ca = CertificateAuthority::generate("test CA").expect("ca");
+        let tax = Identity::Department(tongban_adapters::Department::Tax);
+        let (request, key) = client_request(&tax).expect("request");
+        let signed = ca.sign_client_request(&request, &tax).expect("signed");
+        let der = CertificateDer::from_pem_slice(signed.cert_pem.as_bytes()).expect("pem");
+        let presented = PresentedCertificate::parse(&der).expect("parse");
+        assert_eq!(presented.identity().expect("identity"), tax);
+        // The certificate is for the requester's key.
+        let (_, cert) = X509Certificate::from_der(&der).expect("x509");
+        let key = KeyPair::from_pem(&key).expect("key");
+        assert_eq!(cert.public_key().subject_public_key.data.as_ref(), key.public_key_raw());
+        // A request for another identity, or one tampered with, is refused.
+        let hrss = Identity::Department(tongban_adapters::Department::Hrss);
+        assert!(ca.sign_client_request(&request, &hrss).is_err());
+        let der = rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(request.as_bytes()).expect("der");
+        let mut bytes = der.as_ref().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let tampered = rustls_pki_types::CertificateSigningRequestDer::from(bytes);
+        assert!(CertificateSigningRequestParams::from_der(&tampered).is_err());
+    }
 
     #[test]
     fn client_certificates_carry_identity_and_serial() {

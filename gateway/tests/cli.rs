@@ -520,6 +520,49 @@ path = "data/tongban.db"
 
     let output = push(dir.path(), &endpoint, "pki/market-old", "market.jsonl");
     assert!(!output.status.success(), "a revoked certificate must not push");
+
+    // A department that made its own key: it sends a request, the operator signs it for
+    // the identity, and the department pushes with its key and the certificate back.
+    run(&[
+        "certs",
+        "request",
+        "--identity",
+        "department:market",
+        "--out",
+        "at-market",
+    ]);
+    let refused = tongban(
+        &[
+            "certs",
+            "sign",
+            "--pki",
+            "pki",
+            "--identity",
+            "tax",
+            "--request",
+            "at-market/request.pem",
+            "--out",
+            "x",
+        ],
+        dir.path(),
+    );
+    assert!(!refused.status.success(), "a request for market is not signed for tax");
+    run(&[
+        "certs",
+        "sign",
+        "--pki",
+        "pki",
+        "--identity",
+        "market",
+        "--request",
+        "at-market/request.pem",
+        "--out",
+        "at-market",
+    ]);
+    // The record went in above: the hub takes this push, and finds nothing new in it.
+    let output = push(dir.path(), &endpoint, "at-market", "market.jsonl");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("1 unchanged"), "{}", text(&output.stdout));
 }
 
 #[test]

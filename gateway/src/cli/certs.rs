@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::identity::Identity;
-use crate::pki::{CertificateAuthority, PkiLayout};
+use crate::pki::{client_request, write_file, CertificateAuthority, PkiLayout};
 
 #[derive(Debug, Args)]
 pub struct CertsArgs {
@@ -39,6 +40,31 @@ enum CertsCommand {
         /// Folder to write cert.pem and key.pem to; default <pki>/<identity folder>.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// At a department: make a private key (key.pem, kept here) and a certificate request
+    /// (request.pem, sent to the hub's operator) for an identity, in --out.
+    Request {
+        /// department:<dept> (or just <dept>), platform, steward:<name>, or ops.
+        #[arg(long)]
+        identity: String,
+        /// Folder to write key.pem and request.pem to; it becomes the identity folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// At the hub's operator: sign a department's request.pem for an identity, writing
+    /// cert.pem and ca.pem into --out to send back (no private key travels).
+    Sign {
+        #[arg(long, default_value = "pki")]
+        pki: PathBuf,
+        /// The identity the certificate is for; the request must ask for this one.
+        #[arg(long)]
+        identity: String,
+        /// The request the department sent.
+        #[arg(long)]
+        request: PathBuf,
+        /// Folder to write cert.pem and ca.pem to.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -85,6 +111,45 @@ pub fn run(args: CertsArgs) -> anyhow::Result<()> {
                 issued.serial
             );
             println!("give the department the folder; revoke it by listing the serial in tls.revoked_serials");
+        }
+        CertsCommand::Request { identity, out } => {
+            let identity = Identity::from_name(&identity)?;
+            let key_path = out.join("key.pem");
+            anyhow::ensure!(
+                !key_path.exists(),
+                "{} already exists; refusing to replace a key",
+                key_path.display()
+            );
+            let (request, key) = client_request(&identity)?;
+            std::fs::create_dir_all(&out)?;
+            write_file(&key_path, &key, true)?;
+            std::fs::write(out.join("request.pem"), request)?;
+            println!(
+                "key written to {} (keep it here, never send it); send {} to the hub's operator",
+                key_path.display(),
+                out.join("request.pem").display()
+            );
+        }
+        CertsCommand::Sign {
+            pki,
+            identity,
+            request,
+            out,
+        } => {
+            let layout = PkiLayout::new(pki);
+            let identity = Identity::from_name(&identity)?;
+            let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key())?;
+            let text = std::fs::read_to_string(&request).with_context(|| format!("reading {}", request.display()))?;
+            let signed = ca.sign_client_request(&text, &identity)?;
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("cert.pem"), &signed.cert_pem)?;
+            std::fs::write(out.join("ca.pem"), ca.cert_pem())?;
+            println!(
+                "client certificate for {identity} written to {} with ca.pem (serial {})",
+                out.display(),
+                signed.serial
+            );
+            println!("send both back; revoke it by listing the serial in tls.revoked_serials");
         }
     }
     Ok(())
