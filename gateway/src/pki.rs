@@ -115,7 +115,18 @@ impl CertificateAuthority {
 
     /// A server certificate for the given DNS names and IP addresses.
     pub fn issue_server(&self, names: &[&str]) -> Result<IssuedCertificate, PkiError> {
+        self.issue_server_valid(names, None)
+    }
+
+    /// [`CertificateAuthority::issue_server`], valid over `validity` (`None`: from 1975
+    /// to 4096, for development).
+    pub fn issue_server_valid(
+        &self,
+        names: &[&str],
+        validity: Option<&std::ops::Range<SystemTime>>,
+    ) -> Result<IssuedCertificate, PkiError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
+        set_validity(&mut params, validity)?;
         params.distinguished_name = distinguished_name("Tongban gateway");
         for name in names {
             params.subject_alt_names.push(match name.parse() {
@@ -143,10 +154,7 @@ impl CertificateAuthority {
     /// signed them (expired, or made for another purpose).
     pub fn issue_client_with(&self, spec: &ClientCertificateSpec) -> Result<IssuedCertificate, PkiError> {
         let mut params = client_params(&spec.uri)?;
-        if let Some(validity) = &spec.validity {
-            params.not_before = rcgen::date_time_ymd(1970, 1, 1) + since_1970(validity.start)?;
-            params.not_after = rcgen::date_time_ymd(1970, 1, 1) + since_1970(validity.end)?;
-        }
+        set_validity(&mut params, spec.validity.as_ref())?;
         let mut key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = match spec.purpose {
             CertificatePurpose::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
@@ -165,7 +173,12 @@ impl CertificateAuthority {
     /// key and keeps it; the request proves it holds the key (its signature is checked)
     /// and brings the public key. The identity is the CA's decision, taken from
     /// `identity`, never from the request: a request naming another identity is refused.
-    pub fn sign_client_request(&self, request_pem: &str, identity: &Identity) -> Result<SignedRequest, PkiError> {
+    pub fn sign_client_request(
+        &self,
+        request_pem: &str,
+        identity: &Identity,
+        validity: Option<&std::ops::Range<SystemTime>>,
+    ) -> Result<SignedRequest, PkiError> {
         let request = CertificateSigningRequestParams::from_pem(request_pem)
             .map_err(|e| PkiError::Invalid(format!("not a valid certificate request: {e}")))?;
         let uri = identity.to_uri();
@@ -184,6 +197,7 @@ impl CertificateAuthority {
             }
         }
         let mut params = client_params(&uri)?;
+        set_validity(&mut params, validity)?;
         let serial = random_serial()?;
         let serial_hex = hex(serial.as_ref());
         params.serial_number = Some(serial);
@@ -236,6 +250,26 @@ pub fn client_request(identity: &Identity) -> Result<(String, String), PkiError>
     let request = client_params(&identity.to_uri())?.serialize_request(&key)?;
     let request_pem = request.pem()?;
     Ok((request_pem, key.serialize_pem()))
+}
+
+/// From now for `days` days: the validity `tongban certs` gives what it issues. It
+/// starts an hour back, so that a hub whose clock runs behind the issuer's takes it.
+pub fn valid_for_days(days: u32) -> std::ops::Range<SystemTime> {
+    let now = SystemTime::now();
+    let start = now.checked_sub(std::time::Duration::from_secs(3_600)).unwrap_or(now);
+    start..now + std::time::Duration::from_secs(u64::from(days) * 86_400)
+}
+
+/// Sets the validity of `params` (`None` leaves rcgen's lasting default).
+fn set_validity(
+    params: &mut CertificateParams,
+    validity: Option<&std::ops::Range<SystemTime>>,
+) -> Result<(), PkiError> {
+    if let Some(validity) = validity {
+        params.not_before = rcgen::date_time_ymd(1970, 1, 1) + since_1970(validity.start)?;
+        params.not_after = rcgen::date_time_ymd(1970, 1, 1) + since_1970(validity.end)?;
+    }
+    Ok(())
 }
 
 /// The subject and SAN URI of a client certificate for `uri`.
@@ -462,7 +496,9 @@ mod tests {
         let ca = CertificateAuthority::generate("test CA").expect("ca");
         let tax = Identity::Department(tongban_adapters::Department::Tax);
         let (request, key) = client_request(&tax).expect("request");
-        let signed = ca.sign_client_request(&request, &tax).expect("signed");
+        let signed = ca
+            .sign_client_request(&request, &tax, Some(&valid_for_days(30)))
+            .expect("signed");
         let der = CertificateDer::from_pem_slice(signed.cert_pem.as_bytes()).expect("pem");
         let presented = PresentedCertificate::parse(&der).expect("parse");
         assert_eq!(presented.identity().expect("identity"), tax);
@@ -472,7 +508,7 @@ mod tests {
         assert_eq!(cert.public_key().subject_public_key.data.as_ref(), key.public_key_raw());
         // A request for another identity, or one tampered with, is refused.
         let hrss = Identity::Department(tongban_adapters::Department::Hrss);
-        assert!(ca.sign_client_request(&request, &hrss).is_err());
+        assert!(ca.sign_client_request(&request, &hrss, None).is_err());
         let der = rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(request.as_bytes()).expect("der");
         let mut bytes = der.as_ref().to_vec();
         let last = bytes.len() - 1;

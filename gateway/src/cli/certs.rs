@@ -6,7 +6,11 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::identity::Identity;
-use crate::pki::{client_request, write_file, CertificateAuthority, PkiLayout};
+use crate::pki::{client_request, valid_for_days, write_file, CertificateAuthority, ClientCertificateSpec, PkiLayout};
+
+/// How long what `tongban certs` issues is valid: a year and a month, so that a yearly
+/// renewal has a month's overlap. The CA itself lasts; the development PKI too.
+const DEFAULT_DAYS: u32 = 397;
 
 #[derive(Debug, Args)]
 pub struct CertsArgs {
@@ -29,6 +33,9 @@ enum CertsCommand {
         /// DNS names and IP addresses the clients use to reach the hub.
         #[arg(long = "name", required = true)]
         names: Vec<String>,
+        /// Days the certificate is valid from now; renew it before (docs/operating.md).
+        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        days: u32,
     },
     /// Issue a client certificate for an identity into <pki>/<identity> (or --out).
     Client {
@@ -40,6 +47,9 @@ enum CertsCommand {
         /// Folder to write cert.pem and key.pem to; default <pki>/<identity folder>.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Days the certificate is valid from now.
+        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        days: u32,
     },
     /// At a department: make a private key (key.pem, kept here) and a certificate request
     /// (request.pem, sent to the hub's operator) for an identity, in --out.
@@ -65,6 +75,9 @@ enum CertsCommand {
         /// Folder to write cert.pem and ca.pem to.
         #[arg(long)]
         out: PathBuf,
+        /// Days the certificate is valid from now.
+        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        days: u32,
     },
 }
 
@@ -84,29 +97,37 @@ pub fn run(args: CertsArgs) -> anyhow::Result<()> {
                 layout.ca_key().display()
             );
         }
-        CertsCommand::Server { pki, names } => {
+        CertsCommand::Server { pki, names, days } => {
             let layout = PkiLayout::new(pki);
             let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key())?;
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let issued = ca.issue_server(&names)?;
+            let issued = ca.issue_server_valid(&names, Some(&valid_for_days(days)))?;
             issued.write_to(&layout.server_dir())?;
             println!(
-                "server certificate for {} written to {} (serial {})",
+                "server certificate for {} written to {} (valid for {days} days, serial {})",
                 names.join(", "),
                 layout.server_dir().display(),
                 issued.serial
             );
         }
-        CertsCommand::Client { pki, identity, out } => {
+        CertsCommand::Client {
+            pki,
+            identity,
+            out,
+            days,
+        } => {
             let layout = PkiLayout::new(pki);
             let identity = Identity::from_name(&identity)?;
             let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key())?;
-            let issued = ca.issue_client(&identity)?;
+            let issued = ca.issue_client_with(&ClientCertificateSpec {
+                validity: Some(valid_for_days(days)),
+                ..ClientCertificateSpec::new(&identity.to_uri())
+            })?;
             let dir = out.unwrap_or_else(|| layout.identity_dir(&identity));
             issued.write_to(&dir)?;
             std::fs::write(dir.join("ca.pem"), ca.cert_pem())?;
             println!(
-                "client certificate for {identity} written to {} (serial {})",
+                "client certificate for {identity} written to {} (valid for {days} days, serial {})",
                 dir.display(),
                 issued.serial
             );
@@ -135,17 +156,18 @@ pub fn run(args: CertsArgs) -> anyhow::Result<()> {
             identity,
             request,
             out,
+            days,
         } => {
             let layout = PkiLayout::new(pki);
             let identity = Identity::from_name(&identity)?;
             let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key())?;
             let text = std::fs::read_to_string(&request).with_context(|| format!("reading {}", request.display()))?;
-            let signed = ca.sign_client_request(&text, &identity)?;
+            let signed = ca.sign_client_request(&text, &identity, Some(&valid_for_days(days)))?;
             std::fs::create_dir_all(&out)?;
             std::fs::write(out.join("cert.pem"), &signed.cert_pem)?;
             std::fs::write(out.join("ca.pem"), ca.cert_pem())?;
             println!(
-                "client certificate for {identity} written to {} with ca.pem (serial {})",
+                "client certificate for {identity} written to {} with ca.pem (valid for {days} days, serial {})",
                 out.display(),
                 signed.serial
             );
