@@ -447,8 +447,10 @@ impl Config {
 fn default_shutdown_grace_secs() -> u64 {
     10
 }
+/// Every interface: a production hub is reached from other machines (and only with a
+/// client certificate); `tongban dev` listens on loopback instead.
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 7443))
+    SocketAddr::from(([0, 0, 0, 0], 7443))
 }
 fn default_handshake_timeout_secs() -> u64 {
     10
@@ -521,6 +523,11 @@ mod tests {
         );
         assert_eq!(config.feed.settings().max_page, FeedSettings::default().max_page);
         assert_eq!(
+            config.listen,
+            default_listen(),
+            "the example shows the listener's default"
+        );
+        assert_eq!(
             config.telemetry,
             TelemetryConfig::default(),
             "the example shows the telemetry defaults"
@@ -538,6 +545,23 @@ mod tests {
         let text = EXAMPLE.replace("sampling_ratio = 1.0", "sampling_ratio = 1.5");
         let config = Config::parse(&text).expect("parses");
         assert!(config.check().is_err(), "a sampling ratio above 1 is refused");
+    }
+
+    #[test]
+    fn a_survivorship_table_written_leaves_the_other_kind_its_defaults() {
+        let organisation =
+            "[survivorship.organisation]\nname = \"market\"\nlegal_representative = \"market\"\nstatus = \"market\"\n";
+        assert!(EXAMPLE.contains(organisation));
+        let text = EXAMPLE
+            .replace(organisation, "")
+            .replace("marital_status = \"civil\"", "marital_status = \"hrss\"");
+        let config = Config::parse(&text).expect("parses");
+        assert_eq!(config.survivorship.organisation, Authorities::default().organisation);
+        assert_eq!(config.survivorship.person.len(), 1);
+        assert_eq!(
+            config.survivorship.person["marital_status"],
+            tongban_adapters::Department::Hrss
+        );
     }
 
     #[test]

@@ -4,7 +4,6 @@ use clap::Parser;
 use tongban_gateway::cli::{Cli, Command};
 use tongban_gateway::config::{LogFormat, TelemetryConfig};
 use tongban_gateway::telemetry::{Telemetry, SERVER_LOG_FILTER};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -27,7 +26,7 @@ async fn main() -> std::process::ExitCode {
             }
         }
         _ => tracing_subscriber::fmt()
-            .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+            .with_env_filter(tongban_gateway::telemetry::log_filter("warn"))
             .with_writer(std::io::stderr)
             .init(),
     }

@@ -27,22 +27,31 @@ pub const LEGAL_REPRESENTATIVE: &str = "legal_representative";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Authorities {
-    /// Attribute name (as in the unified record) → department.
-    #[serde(default)]
+    /// Attribute name (as in the unified record) → department. A table written in the
+    /// configuration replaces its kind's defaults; a kind not written keeps them.
+    #[serde(default = "default_person_authorities")]
     pub person: BTreeMap<String, Department>,
-    #[serde(default)]
+    #[serde(default = "default_organisation_authorities")]
     pub organisation: BTreeMap<String, Department>,
+}
+
+fn default_person_authorities() -> BTreeMap<String, Department> {
+    BTreeMap::from([(Attribute::MaritalStatus.as_str().to_owned(), Department::Civil)])
+}
+
+fn default_organisation_authorities() -> BTreeMap<String, Department> {
+    BTreeMap::from([
+        (Attribute::Name.as_str().to_owned(), Department::Market),
+        (LEGAL_REPRESENTATIVE.to_owned(), Department::Market),
+        (Attribute::Status.as_str().to_owned(), Department::Market),
+    ])
 }
 
 impl Default for Authorities {
     fn default() -> Self {
         Authorities {
-            person: BTreeMap::from([(Attribute::MaritalStatus.as_str().to_owned(), Department::Civil)]),
-            organisation: BTreeMap::from([
-                (Attribute::Name.as_str().to_owned(), Department::Market),
-                (LEGAL_REPRESENTATIVE.to_owned(), Department::Market),
-                (Attribute::Status.as_str().to_owned(), Department::Market),
-            ]),
+            person: default_person_authorities(),
+            organisation: default_organisation_authorities(),
         }
     }
 }

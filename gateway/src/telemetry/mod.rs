@@ -40,6 +40,19 @@ use crate::config::{LogFormat, TelemetryConfig};
 /// The log filter of a serving hub unless `RUST_LOG` says otherwise.
 pub const SERVER_LOG_FILTER: &str = "info,h2=warn,tower=warn";
 
+/// The log filter of every `tongban` command: RUST_LOG, else `default_filter`, and
+/// never the PostgreSQL driver's debug lines, which carry statements with their
+/// parameters (payloads, names, identity numbers), whatever RUST_LOG asks.
+pub fn log_filter(default_filter: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    for target in ["tokio_postgres", "postgres_protocol"] {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 /// Spans queued for export at most; beyond, new spans are dropped rather than waited for.
 const SPAN_QUEUE: usize = 4096;
 
@@ -122,14 +135,7 @@ impl Telemetry {
         let meter = meter.build();
         opentelemetry::global::set_meter_provider(meter.clone());
 
-        let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-        // The PostgreSQL driver logs statements with their parameters (payloads, names,
-        // identity numbers) at debug: never, whatever RUST_LOG asks.
-        for target in ["tokio_postgres", "postgres_protocol"] {
-            if let Ok(directive) = format!("{target}=info").parse() {
-                filter = filter.add_directive(directive);
-            }
-        }
+        let filter = log_filter(default_filter);
         let logs = match config.log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .json()

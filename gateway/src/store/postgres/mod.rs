@@ -261,6 +261,11 @@ const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"tongbanM");
 async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     for migration in MIGRATIONS {
         let tx = client.transaction().await.map_err(classify)?;
+        // A migration may build an index over millions of rows: the statement timeout
+        // that bounds a request does not bound it (nor the wait for another replica's).
+        tx.batch_execute("SET LOCAL statement_timeout = 0")
+            .await
+            .map_err(classify)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await
             .map_err(classify)?;
@@ -296,6 +301,21 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
             .map_err(classify)?;
         }
         tx.commit().await.map_err(classify)?;
+    }
+    let newest: Option<i32> = client
+        .query_one("SELECT max(version) FROM schema_migrations", &[])
+        .await
+        .map_err(classify)?
+        .get(0);
+    let known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(newest) = newest.filter(|v| *v > known) {
+        // Replicas of the previous version go on during a rolling upgrade, so this is not
+        // refused; a rollback is a restore of the backup taken before (docs/operating.md).
+        tracing::warn!(
+            database = newest,
+            binary = known,
+            "the database was migrated by a newer tongban; this one may misread it"
+        );
     }
     Ok(())
 }
