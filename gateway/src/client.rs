@@ -30,6 +30,8 @@ pub enum ClientError {
     Connect { endpoint: String, message: String },
     #[error("{endpoint} refused this client certificate (TLS alert {alert}): check that it was issued by the hub's CA and is not revoked")]
     Refused { endpoint: String, alert: String },
+    #[error("the hub answered {code:?}: {message}")]
+    Answered { code: Code, message: String },
 }
 
 /// A client certificate, its key, and the CA that vouches for the server.
@@ -130,6 +132,21 @@ fn certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> 
         current = error.source();
     }
     None
+}
+
+/// A call's failure, for people: a refused certificate said plainly (the TLS alert, and
+/// what to check), anything else as the hub's code and message.
+pub fn call_failure(endpoint: &str, status: &Status) -> ClientError {
+    match status_refusal(status) {
+        Some(alert) => ClientError::Refused {
+            endpoint: endpoint.to_owned(),
+            alert,
+        },
+        None => ClientError::Answered {
+            code: status.code(),
+            message: status.message().to_owned(),
+        },
+    }
 }
 
 fn status_refusal(status: &Status) -> Option<String> {

@@ -6,13 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::client::{channel, ClientIdentity};
+use crate::client::{call_failure, channel, ClientIdentity};
 
 #[derive(Debug, Args)]
 pub struct HealthArgs {
@@ -66,7 +65,7 @@ async fn check(endpoint: &str, identity: &ClientIdentity) -> anyhow::Result<Serv
     let answer = client
         .check(HealthCheckRequest { service: String::new() })
         .await
-        .with_context(|| format!("health check of {endpoint}"))?
+        .map_err(|status| call_failure(endpoint, &status))?
         .into_inner();
     Ok(ServingStatus::try_from(answer.status).unwrap_or(ServingStatus::Unknown))
 }

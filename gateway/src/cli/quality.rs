@@ -58,7 +58,7 @@ pub async fn run(args: QualityArgs) -> anyhow::Result<()> {
                 after: after.clone(),
             })
             .await
-            .map_err(|status| anyhow::anyhow!("the hub answered {:?}: {}", status.code(), status.message()))?
+            .map_err(|status| crate::client::call_failure(&args.endpoint, &status))?
             .into_inner();
         records.extend(page.records.iter().cloned());
         let next = page.next_after.clone();

@@ -73,7 +73,7 @@ pub async fn run(args: StatsArgs) -> anyhow::Result<()> {
     let response = client
         .statistics(request)
         .await
-        .map_err(|status| anyhow::anyhow!("the hub answered {:?}: {}", status.code(), status.message()))?
+        .map_err(|status| crate::client::call_failure(&args.endpoint, &status))?
         .into_inner();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&response_json(&response))?);

@@ -36,7 +36,7 @@ impl Connection {
 
 /// A refusal or failure of the hub, for people.
 fn hub_error(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("the hub answered {:?}: {}", status.code(), status.message())
+    crate::client::call_failure("the hub", &status).into()
 }
 
 #[derive(Debug, Args)]
