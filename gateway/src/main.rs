@@ -4,6 +4,9 @@ use clap::Parser;
 use tongban_gateway::cli::{Cli, Command};
 use tongban_gateway::config::{LogFormat, TelemetryConfig};
 use tongban_gateway::telemetry::{Telemetry, SERVER_LOG_FILTER};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -25,9 +28,12 @@ async fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         }
-        _ => tracing_subscriber::fmt()
-            .with_env_filter(tongban_gateway::telemetry::log_filter("warn"))
-            .with_writer(std::io::stderr)
+        _ => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(tongban_gateway::telemetry::log_filter("warn")),
+            )
             .init(),
     }
     match tongban_gateway::cli::run(cli).await {

@@ -30,7 +30,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter, Targets};
+use tracing_subscriber::layer::Filter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -43,14 +44,30 @@ pub const SERVER_LOG_FILTER: &str = "info,h2=warn,tower=warn";
 /// The log filter of every `tongban` command: RUST_LOG, else `default_filter`, and
 /// never the PostgreSQL driver's debug lines, which carry statements with their
 /// parameters (payloads, names, identity numbers), whatever RUST_LOG asks.
-pub fn log_filter(default_filter: &str) -> EnvFilter {
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    for target in ["tokio_postgres", "postgres_protocol"] {
-        if let Ok(directive) = format!("{target}=info").parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    filter
+pub fn log_filter<S>(default_filter: &str) -> impl Filter<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    filter_of(std::env::var("RUST_LOG").ok().as_deref(), default_filter)
+}
+
+/// [`log_filter`] for the directives `rust_log`. The driver's lines are held back by a
+/// filter of their own, beside the directives: a directive naming a module of the driver
+/// (`tokio_postgres::query=debug`) or a span (`[call]=debug`) would outrank anything
+/// added among them.
+fn filter_of<S>(rust_log: Option<&str>, default_filter: &str) -> impl Filter<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let directives = rust_log
+        .and_then(|text| EnvFilter::try_new(text).ok())
+        .unwrap_or_else(|| EnvFilter::new(default_filter));
+    directives.and(filter_fn(|metadata| {
+        let driver = ["tokio_postgres", "postgres_protocol"]
+            .iter()
+            .any(|crate_name| metadata.target().starts_with(crate_name));
+        !(driver && *metadata.level() > tracing::Level::INFO)
+    }))
 }
 
 /// Spans queued for export at most; beyond, new spans are dropped rather than waited for.
@@ -279,6 +296,41 @@ pub fn record_status(code: tonic::Code) {
 #[cfg(test)]
 mod tests {
     use super::rpc_name;
+
+    /// Counts the events that get through the filter under test.
+    struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+        fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn no_directive_lets_the_drivers_debug_lines_through() {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer;
+        for rust_log in [
+            "debug",
+            "info,tokio_postgres=debug",
+            "info,tokio_postgres::query=trace",
+            "info,[call]=trace",
+            "postgres_protocol::message=debug,debug",
+        ] {
+            let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let subscriber = tracing_subscriber::registry()
+                .with(Count(std::sync::Arc::clone(&seen)).with_filter(super::filter_of(Some(rust_log), "warn")));
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::info_span!("call");
+                let _inside = span.enter();
+                tracing::debug!(target: "tokio_postgres::query", "executing statement with parameters");
+                tracing::trace!(target: "postgres_protocol::message", "a message");
+                tracing::info!(target: "tokio_postgres::connection", "connection closed");
+            });
+            // Only the driver's info line gets through, whatever RUST_LOG asked.
+            assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1, "{rust_log}");
+        }
+    }
 
     #[test]
     fn span_names_are_the_hubs_services_or_unknown() {
