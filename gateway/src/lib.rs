@@ -54,6 +54,7 @@ pub mod registry;
 pub mod resolve;
 pub mod schemas;
 pub mod server;
+pub mod server_certificate;
 pub mod sharing;
 pub mod statistics;
 pub mod stewardship;

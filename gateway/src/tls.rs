@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
@@ -35,6 +35,7 @@ use tonic::transport::server::Connected;
 
 use crate::identity::Identity;
 use crate::pki::PresentedCertificate;
+use crate::server_certificate::RenewableCertificate;
 
 /// Installs the one crypto provider of the process (ring). Call at the top of `main`
 /// and in every test helper; later calls are harmless.
@@ -56,7 +57,7 @@ pub enum TlsError {
     Revocation(String),
 }
 
-fn file_error(path: &Path, message: impl ToString) -> TlsError {
+pub(crate) fn file_error(path: &Path, message: impl ToString) -> TlsError {
     TlsError::File {
         path: path.display().to_string(),
         message: message.to_string(),
@@ -103,12 +104,12 @@ pub fn server_config(
         revoked,
         refusals: Arc::clone(&refusals),
     });
-    let chain = read_certificates(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
+    // Read again when renewed: server_certificate.rs.
+    let certificate = RenewableCertificate::load(cert, key, Arc::clone(&provider))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(Arc::new(certificate));
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(ServerTls {
         config: Arc::new(config),

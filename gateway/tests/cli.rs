@@ -847,3 +847,59 @@ fn backup_of_a_running_hub_and_its_health() {
         assert!(stored.is_some(), "{id} is in the copy");
     }
 }
+
+/// A server certificate renewed in place (as cert-manager or an operator copying files
+/// does) is served without a restart: the new one names only `localhost`, so after the
+/// hub has looked at its files again a client asking for 127.0.0.1 is refused by its own
+/// check of the name, and one asking for localhost gets in.
+#[test]
+fn a_renewed_server_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let output = tongban(args, dir.path());
+        assert!(output.status.success(), "tongban {args:?}: {}", text(&output.stderr));
+    };
+    run(&["certs", "ca", "--pki", "pki"]);
+    run(&[
+        "certs",
+        "server",
+        "--pki",
+        "pki",
+        "--name",
+        "localhost",
+        "--name",
+        "127.0.0.1",
+    ]);
+    run(&["certs", "client", "--pki", "pki", "--identity", "ops"]);
+    let port = free_port();
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\n[tls]\nclient_ca = \"pki/ca.pem\"\ncert = \"pki/server/cert.pem\"\nkey = \"pki/server/key.pem\"\n[store]\nkind = \"embedded\"\npath = \"data/tongban.db\"\n"
+    );
+    let _serve = start_serve(dir.path(), &config, port, &[]);
+    let health = |host: &str| {
+        tongban(
+            &[
+                "health",
+                "--identity",
+                "pki/ops",
+                "--endpoint",
+                &format!("https://{host}:{port}"),
+            ],
+            dir.path(),
+        )
+    };
+    assert!(
+        health("127.0.0.1").status.success(),
+        "the first certificate names 127.0.0.1"
+    );
+
+    // Renewal: a new certificate and key written over the old ones.
+    run(&["certs", "server", "--pki", "pki", "--name", "localhost"]);
+    let deadline = Instant::now() + tongban_gateway::server_certificate::RECHECK * 3;
+    while health("127.0.0.1").status.success() {
+        assert!(Instant::now() < deadline, "the renewed certificate is not served");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let by_name = health("localhost");
+    assert!(by_name.status.success(), "{}", text(&by_name.stderr));
+}
