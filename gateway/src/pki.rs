@@ -181,6 +181,19 @@ impl CertificateAuthority {
     ) -> Result<SignedRequest, PkiError> {
         let request = CertificateSigningRequestParams::from_pem(request_pem)
             .map_err(|e| PkiError::Invalid(format!("not a valid certificate request: {e}")))?;
+        // What the request asks for beyond a key is never granted; asking for a CA or a
+        // server certificate is refused rather than quietly ignored.
+        if !matches!(request.params.is_ca, IsCa::NoCa | IsCa::ExplicitNoCa)
+            || request
+                .params
+                .extended_key_usages
+                .iter()
+                .any(|usage| *usage != ExtendedKeyUsagePurpose::ClientAuth)
+        {
+            return Err(PkiError::Invalid(
+                "the request asks for more than a client certificate (a CA, or another usage)".into(),
+            ));
+        }
         let uri = identity.to_uri();
         for name in &request.params.subject_alt_names {
             match name {
@@ -509,6 +522,12 @@ mod tests {
         // A request for another identity, or one tampered with, is refused.
         let hrss = Identity::Department(tongban_adapters::Department::Hrss);
         assert!(ca.sign_client_request(&request, &hrss, None).is_err());
+        // A request for a CA certificate is refused.
+        let key = KeyPair::generate().expect("key");
+        let mut params = client_params(&tax.to_uri()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let asks_for_a_ca = params.serialize_request(&key).expect("request").pem().expect("pem");
+        assert!(ca.sign_client_request(&asks_for_a_ca, &tax, None).is_err());
         let der = rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(request.as_bytes()).expect("der");
         let mut bytes = der.as_ref().to_vec();
         let last = bytes.len() - 1;

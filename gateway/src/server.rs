@@ -192,7 +192,13 @@ pub async fn serve<S: Store + Clone>(
     // health check never sees NOT_FOUND for our own service, nor a NOT_SERVING that only
     // means "not asked yet" (a client checking right after start-up would take it for a
     // store that is down).
-    let reachable = probe_store_once(&pipeline, &health, settings.probe_interval, None).await;
+    let reachable = probe_store_once(
+        &pipeline,
+        &health,
+        FIRST_PROBE_TIMEOUT.min(probe_timeout(settings.probe_interval)),
+        None,
+    )
+    .await;
     let probe = tokio::spawn(probe_store(
         pipeline.clone(),
         health,
@@ -363,12 +369,21 @@ async fn write_refusals<S: Store>(store: &S, refused: Vec<crate::tls::Certificat
     }
 }
 
+/// The longest the first probe holds up the first connection: a store that hangs at
+/// start-up is reported NOT_SERVING after this, whatever the probe interval.
+const FIRST_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a probe waits for the store: an interval, at least a second.
+fn probe_timeout(interval: Duration) -> Duration {
+    interval.max(Duration::from_secs(1))
+}
+
 /// Drives gRPC health from the store: SERVING while it answers, NOT_SERVING while not.
 /// `last` is what the previous probe found.
 async fn probe_store<S: Store>(pipeline: Arc<Pipeline<S>>, health: HealthReporter, interval: Duration, mut last: bool) {
     loop {
         tokio::time::sleep(interval).await;
-        last = probe_store_once(&pipeline, &health, interval, Some(last)).await;
+        last = probe_store_once(&pipeline, &health, probe_timeout(interval), Some(last)).await;
     }
 }
 
@@ -377,10 +392,10 @@ async fn probe_store<S: Store>(pipeline: Arc<Pipeline<S>>, health: HealthReporte
 async fn probe_store_once<S: Store>(
     pipeline: &Pipeline<S>,
     health: &HealthReporter,
-    interval: Duration,
+    timeout: Duration,
     last: Option<bool>,
 ) -> bool {
-    let reachable = tokio::time::timeout(interval.max(Duration::from_secs(1)), pipeline.store().ping())
+    let reachable = tokio::time::timeout(timeout, pipeline.store().ping())
         .await
         .is_ok_and(|r| r.is_ok());
     let status = if reachable {

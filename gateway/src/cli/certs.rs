@@ -34,7 +34,7 @@ enum CertsCommand {
         #[arg(long = "name", required = true)]
         names: Vec<String>,
         /// Days the certificate is valid from now; renew it before (docs/operating.md).
-        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        #[arg(long, default_value_t = DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
     },
     /// Issue a client certificate for an identity into <pki>/<identity> (or --out).
@@ -48,7 +48,7 @@ enum CertsCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Days the certificate is valid from now.
-        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        #[arg(long, default_value_t = DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
     },
     /// At a department: make a private key (key.pem, kept here) and a certificate request
@@ -76,7 +76,7 @@ enum CertsCommand {
         #[arg(long)]
         out: PathBuf,
         /// Days the certificate is valid from now.
-        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        #[arg(long, default_value_t = DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
     },
 }
@@ -116,9 +116,7 @@ pub fn run(args: CertsArgs) -> anyhow::Result<()> {
             out,
             days,
         } => {
-            let layout = PkiLayout::new(pki);
-            let identity = Identity::from_name(&identity)?;
-            let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key())?;
+            let (layout, ca, identity) = ca_and_identity(pki, &identity)?;
             let issued = ca.issue_client_with(&ClientCertificateSpec {
                 validity: Some(valid_for_days(days)),
                 ..ClientCertificateSpec::new(&identity.to_uri())
@@ -158,9 +156,7 @@ pub fn run(args: CertsArgs) -> anyhow::Result<()> {
             out,
             days,
         } => {
-            let layout = PkiLayout::new(pki);
-            let identity = Identity::from_name(&identity)?;
-            let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key())?;
+            let (_, ca, identity) = ca_and_identity(pki, &identity)?;
             let text = std::fs::read_to_string(&request).with_context(|| format!("reading {}", request.display()))?;
             let signed = ca.sign_client_request(&text, &identity, Some(&valid_for_days(days)))?;
             std::fs::create_dir_all(&out)?;
@@ -175,4 +171,12 @@ pub fn run(args: CertsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The PKI folder, its CA (certificate and key) and the identity named on the command line.
+fn ca_and_identity(pki: PathBuf, identity: &str) -> anyhow::Result<(PkiLayout, CertificateAuthority, Identity)> {
+    let layout = PkiLayout::new(pki);
+    let identity = Identity::from_name(identity)?;
+    let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key())?;
+    Ok((layout, ca, identity))
 }

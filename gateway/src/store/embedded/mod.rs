@@ -89,48 +89,29 @@ impl EmbeddedStore {
 
     /// Writes a consistent copy of the database at `path` to `out`, while hubs keep
     /// working on it: `VACUUM INTO` reads one snapshot on a read-only connection of its
-    /// own (a writer is not held up; the copy is compacted). `out` must not exist; the
-    /// copy is written beside it and renamed, so a failed backup leaves no half file
-    /// under its name. Returns the copy's size in bytes. Blocking.
+    /// own (a writer is not held up; the copy is compacted). The copy is written beside
+    /// `out` under a name of this process's own and checked, then linked to `out`, which
+    /// fails if `out` exists: a backup never overwrites, and a failed one leaves nothing.
+    /// Returns the copy's size in bytes. Blocking.
     pub fn backup(path: &Path, out: &Path) -> Result<u64, StoreError> {
         if out.exists() {
-            return Err(StoreError::Internal(format!(
+            return Err(StoreError::Refused(format!(
                 "{} exists; a backup does not overwrite",
                 out.display()
             )));
         }
         if !path.exists() {
-            return Err(StoreError::Unavailable(format!(
-                "no embedded store at {}",
-                path.display()
-            )));
+            return Err(StoreError::NotFound(format!("no embedded store at {}", path.display())));
         }
         let mut partial = out.as_os_str().to_owned();
-        partial.push(".partial");
+        partial.push(format!(".partial-{}", std::process::id()));
         let partial = PathBuf::from(partial);
+        let copied = copy_and_check(path, &partial).and_then(|()| {
+            std::fs::hard_link(&partial, out)
+                .map_err(|e| StoreError::Refused(format!("cannot name the copy {}: {e}", out.display())))
+        });
         let _ = std::fs::remove_file(&partial);
-        let connection =
-            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(classify)?;
-        connection.busy_timeout(Duration::from_secs(30)).map_err(classify)?;
-        let target = partial
-            .to_str()
-            .ok_or_else(|| StoreError::Internal(format!("{} is not UTF-8", partial.display())))?;
-        connection
-            .execute("VACUUM INTO ?1", params![target])
-            .map_err(classify)?;
-        // The copy is checked before it takes the name a restore would look for.
-        let copy =
-            Connection::open_with_flags(&partial, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(classify)?;
-        let verdict: String = copy
-            .query_row("PRAGMA quick_check", [], |row| row.get(0))
-            .map_err(classify)?;
-        drop(copy);
-        if verdict != "ok" {
-            let _ = std::fs::remove_file(&partial);
-            return Err(StoreError::Internal(format!("the copy fails its check: {verdict}")));
-        }
-        std::fs::rename(&partial, out)
-            .map_err(|e| StoreError::Internal(format!("cannot name the copy {}: {e}", out.display())))?;
+        copied?;
         std::fs::metadata(out)
             .map(|m| m.len())
             .map_err(|e| StoreError::Internal(format!("{}: {e}", out.display())))
@@ -153,6 +134,26 @@ impl EmbeddedStore {
 }
 
 /// Per-connection settings; none of them persists in the file except the journal mode.
+/// [`EmbeddedStore::backup`]'s copy of `path` into `partial`, and its check.
+fn copy_and_check(path: &Path, partial: &Path) -> Result<(), StoreError> {
+    let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(classify)?;
+    connection.busy_timeout(Duration::from_secs(30)).map_err(classify)?;
+    let target = partial
+        .to_str()
+        .ok_or_else(|| StoreError::Refused(format!("{} is not UTF-8", partial.display())))?;
+    connection
+        .execute("VACUUM INTO ?1", params![target])
+        .map_err(classify)?;
+    let copy = Connection::open_with_flags(partial, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(classify)?;
+    let verdict: String = copy
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(classify)?;
+    if verdict != "ok" {
+        return Err(StoreError::Internal(format!("the copy fails its check: {verdict}")));
+    }
+    Ok(())
+}
+
 fn configure(connection: &Connection, settings: &EmbeddedSettings) -> Result<(), StoreError> {
     // First, so that switching the journal mode below also waits for other processes.
     connection.busy_timeout(settings.busy_timeout).map_err(classify)?;
