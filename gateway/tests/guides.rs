@@ -8,13 +8,18 @@
 //! An HTML comment on the line before a block's fence changes how it is run:
 //! - `<!-- guide: background -->`: one command started and left running (the hub); the
 //!   next block runs once the hub takes connections on the port; stopped at the end.
-//! - `<!-- guide: fails -->`: the block must exit non-zero (a refusal shown on purpose).
+//! - `<!-- guide: fails "text" -->`: the block must exit with status 1 and print `text`
+//!   (a refusal shown on purpose, not any error).
 //! - `<!-- guide: postgres -->`: `TONGBAN_DATABASE_URL` names a fresh database, the same
 //!   for every such block of the guide, dropped at its end.
 //! - `<!-- guide: infrastructure -->`: needs a Docker engine, a Kubernetes cluster or
 //!   root with systemd, so it is not executed: every path it names under `deploy/` must
-//!   exist, and every kustomization it applies is rendered with `kubectl kustomize`
-//!   (where kubectl is installed).
+//!   exist, every `tongban` command in it must parse as the binary would parse it, and
+//!   every kustomization it applies is rendered with `kubectl kustomize` (where kubectl
+//!   is installed).
+//!
+//! Every block runs in a process group of its own, killed when the guide ends, so that
+//! what a block left in the background does not outlive the test.
 //!
 //! The operating guide's configuration reference is checked against
 //! `deploy/tongban.example.toml`, which `config.rs` proves equal to the code.
@@ -32,11 +37,12 @@ use common::{free_port, Database, Running, TONGBAN};
 /// The longest any one block may take (a push of a few records, a certificate).
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(180);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Mode {
     Run,
     Background,
-    Fails,
+    /// Exit status 1, and this text in what the block printed.
+    Fails(String),
     Postgres,
     Infrastructure,
 }
@@ -98,10 +104,16 @@ fn blocks(markdown: &str) -> Result<Vec<Block>, String> {
         let mode = match annotation {
             None => Mode::Run,
             Some("background") => Mode::Background,
-            Some("fails") => Mode::Fails,
             Some("postgres") => Mode::Postgres,
             Some("infrastructure") => Mode::Infrastructure,
-            Some(other) => return Err(format!("line {}: unknown annotation {other:?}", start + 1)),
+            Some(other) => match other
+                .strip_prefix("fails \"")
+                .and_then(|t| t.strip_suffix('"'))
+                .filter(|t| !t.is_empty())
+            {
+                Some(expected) => Mode::Fails(expected.to_owned()),
+                None => return Err(format!("line {}: unknown annotation {other:?}", start + 1)),
+            },
         };
         if info == "sh" {
             found.push(Block {
@@ -120,13 +132,27 @@ fn blocks(markdown: &str) -> Result<Vec<Block>, String> {
 }
 
 /// A guide being run: its folder, the environment of its blocks, what it left running.
+/// (Fields drop in order: the processes go before the database and the folder.)
 struct GuideRun {
-    name: &'static str,
-    dir: tempfile::TempDir,
-    port: u16,
-    path: String,
+    /// The process group of every block started, killed at the end.
+    groups: Vec<u32>,
     hub: Option<(Running, PathBuf)>,
     database: Option<Database>,
+    name: &'static str,
+    port: u16,
+    path: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for GuideRun {
+    fn drop(&mut self) {
+        for group in &self.groups {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl GuideRun {
@@ -138,20 +164,23 @@ impl GuideRun {
         let binaries = Path::new(TONGBAN).parent().expect("the binary's folder");
         let path = format!("{}:{}", binaries.display(), std::env::var("PATH").unwrap_or_default());
         GuideRun {
-            name,
-            dir,
-            port: free_port(),
-            path,
+            groups: Vec::new(),
             hub: None,
             database: None,
+            name,
+            port: free_port(),
+            path,
+            dir,
         }
     }
 
     /// bash with the guide's environment, in its folder; nothing of the test's own
     /// configuration leaks in.
     fn bash(&self, script: &str, database: Option<&str>) -> Command {
+        use std::os::unix::process::CommandExt;
         let mut command = Command::new("bash");
         command
+            .process_group(0)
             .args(["-euo", "pipefail", "-c", script])
             .current_dir(self.dir.path())
             .env("PATH", &self.path)
@@ -171,10 +200,19 @@ impl GuideRun {
 
     fn run(&mut self, block: &Block) {
         let context = format!("docs/{}.md, block at line {}", self.name, block.line);
-        match block.mode {
-            Mode::Run | Mode::Fails => {
-                let (ok, output) = self.execute(&block.script, None, &context);
-                self.expect(ok == (block.mode == Mode::Run), block, &output, &context);
+        match &block.mode {
+            Mode::Run => {
+                let (status, output) = self.execute(&block.script, None, &context);
+                self.expect(status == Some(0), block, &output, &context);
+            }
+            Mode::Fails(expected) => {
+                let (status, output) = self.execute(&block.script, None, &context);
+                self.expect(
+                    status == Some(1) && output.contains(expected.as_str()),
+                    block,
+                    &output,
+                    &context,
+                );
             }
             Mode::Postgres => {
                 let url = self
@@ -182,8 +220,8 @@ impl GuideRun {
                     .get_or_insert_with(|| Database::create(&format!("guide_{}", self.name)))
                     .url
                     .clone();
-                let (ok, output) = self.execute(&block.script, Some(&url), &context);
-                self.expect(ok, block, &output, &context);
+                let (status, output) = self.execute(&block.script, Some(&url), &context);
+                self.expect(status == Some(0), block, &output, &context);
             }
             Mode::Background => self.start_background(block, &context),
             Mode::Infrastructure => check_infrastructure(&block.script, self.dir.path(), &context),
@@ -191,7 +229,10 @@ impl GuideRun {
     }
 
     fn expect(&self, as_expected: bool, block: &Block, output: &str, context: &str) {
-        let wanted = if block.mode == Mode::Fails { "fail" } else { "succeed" };
+        let wanted = match &block.mode {
+            Mode::Fails(expected) => format!("exit with status 1 saying {expected:?}"),
+            _ => "succeed".to_owned(),
+        };
         let hub_log = self
             .hub
             .as_ref()
@@ -204,8 +245,8 @@ impl GuideRun {
         );
     }
 
-    /// Runs `script` to its end (or the timeout): whether it exited 0, and its output.
-    fn execute(&self, script: &str, database: Option<&str>, context: &str) -> (bool, String) {
+    /// Runs `script` to its end (or the timeout): its exit status, and its output.
+    fn execute(&mut self, script: &str, database: Option<&str>, context: &str) -> (Option<i32>, String) {
         let output_path = self.dir.path().join(".guide-output");
         let output = std::fs::File::create(&output_path).expect("an output file");
         let mut child = self
@@ -214,10 +255,11 @@ impl GuideRun {
             .stderr(output)
             .spawn()
             .expect("bash");
+        self.groups.push(child.id());
         let status = wait_with_deadline(&mut child, BLOCK_TIMEOUT, context);
         let mut text = String::new();
         let _ = std::fs::File::open(&output_path).and_then(|mut f| f.read_to_string(&mut text));
-        (status.success(), text)
+        (status.code(), text)
     }
 
     fn start_background(&mut self, block: &Block, context: &str) {
@@ -237,6 +279,7 @@ impl GuideRun {
                 .spawn()
                 .expect("bash"),
         );
+        self.groups.push(child.0.id());
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Ok(Some(status)) = child.0.try_wait() {
@@ -280,6 +323,14 @@ fn check_infrastructure(script: &str, dir: &Path, context: &str) {
             assert!(dir.join(word).exists(), "{context}: {word} does not exist");
         }
     }
+    for command in tongban_commands(script) {
+        if let Err(e) = <tongban_gateway::cli::Cli as clap::Parser>::try_parse_from(&command) {
+            panic!(
+                "{context}: `{}` is not a command tongban takes:\n{e}",
+                command.join(" ")
+            );
+        }
+    }
     let kubectl = Command::new("kubectl").arg("version").arg("--client").output();
     for pair in words.windows(2) {
         let applies = matches!(pair[0], "-k" | "--kustomize" | "kustomize");
@@ -304,6 +355,73 @@ fn check_infrastructure(script: &str, dir: &Path, context: &str) {
         }
     }
     eprintln!("{context}: not executed (infrastructure); {named} paths checked");
+}
+
+/// The words of one shell command line: quotes group and are removed, `\` at the end
+/// of a line and a comment after `#` are dropped (enough for the guides' commands).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut in_word = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, '#') if !in_word => break,
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, '\\') => {}
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// The `tongban` commands of a script, each as its words from `tongban` on: lines joined
+/// where they end in `\\`, split at `&&`, `||`, `;` and `|`, and a leading `sudo -u
+/// USER` or `NAME=value` set aside.
+fn tongban_commands(script: &str) -> Vec<Vec<String>> {
+    let joined = script.replace("\\\n", " ");
+    let mut commands = Vec::new();
+    for line in joined.lines() {
+        let words = shell_words(line);
+        for segment in words.split(|w| matches!(w.as_str(), "&&" | "||" | ";" | "|")) {
+            let mut rest = segment;
+            loop {
+                match rest {
+                    [sudo, flag, _user, tail @ ..] if sudo == "sudo" && flag == "-u" => rest = tail,
+                    [sudo, tail @ ..] if sudo == "sudo" => rest = tail,
+                    [assignment, tail @ ..] if assignment.contains('=') && !assignment.starts_with('-') => rest = tail,
+                    _ => break,
+                }
+            }
+            if let [program, arguments @ ..] = rest {
+                if program == "tongban" || program.ends_with("/bin/tongban") {
+                    commands.push(
+                        std::iter::once("tongban".to_owned())
+                            .chain(arguments.iter().cloned())
+                            .collect(),
+                    );
+                }
+            }
+        }
+    }
+    commands
 }
 
 /// Runs every `sh` block of `docs/<name>.md`, in order.
@@ -411,20 +529,54 @@ fn the_configuration_reference_names_every_setting_and_no_other() {
 
 #[test]
 fn blocks_are_read_with_their_annotations() {
-    let markdown = "text\n\n```sh\necho one\n```\n\n<!-- guide: fails -->\n```sh\nfalse\n```\n\n```text\nsample\n```\n\n1. a step\n\n   <!-- guide: background -->\n   ```sh\n   tongban dev\n   ```\n";
+    let markdown = "text\n\n```sh\necho one\n```\n\n<!-- guide: fails \"no\" -->\n```sh\nfalse\n```\n\n```text\nsample\n```\n\n1. a step\n\n   <!-- guide: background -->\n   ```sh\n   tongban dev\n   ```\n";
     let found = blocks(markdown).expect("blocks");
-    let seen: Vec<(Mode, &str)> = found.iter().map(|b| (b.mode, b.script.as_str())).collect();
+    let seen: Vec<(Mode, &str)> = found.iter().map(|b| (b.mode.clone(), b.script.as_str())).collect();
     assert_eq!(
         seen,
         vec![
             (Mode::Run, "echo one"),
-            (Mode::Fails, "false"),
+            (Mode::Fails("no".to_owned()), "false"),
             (Mode::Background, "tongban dev")
         ]
     );
     assert!(blocks("<!-- guide: sometimes -->\n```sh\ntrue\n```\n").is_err());
-    assert!(blocks("<!-- guide: fails -->\n```text\nx\n```\n").is_err());
+    assert!(blocks("<!-- guide: fails \"x\" -->\n```text\nx\n```\n").is_err());
+    assert!(
+        blocks("<!-- guide: fails -->\n```sh\nfalse\n```\n").is_err(),
+        "a failure says what it prints"
+    );
     assert!(blocks("```sh\nnever closed\n").is_err());
+}
+
+#[test]
+fn command_lines_are_split_as_a_shell_splits_them() {
+    assert_eq!(
+        shell_words(r#"sudo -u tongban tongban backup --config "/etc/tongban/tongban.toml" --out 'a b' \"#),
+        vec![
+            "sudo",
+            "-u",
+            "tongban",
+            "tongban",
+            "backup",
+            "--config",
+            "/etc/tongban/tongban.toml",
+            "--out",
+            "a b"
+        ]
+    );
+    assert_eq!(
+        shell_words("kubectl apply -k deploy/x # a comment"),
+        vec!["kubectl", "apply", "-k", "deploy/x"]
+    );
+    let script = "install -m 0755 target/release/tongban /usr/local/bin/tongban\nsudo -u tongban tongban backup \\\n  --out x && RUST_LOG=info /usr/local/bin/tongban health --live";
+    assert_eq!(
+        tongban_commands(script),
+        vec![
+            vec!["tongban", "backup", "--out", "x"],
+            vec!["tongban", "health", "--live"]
+        ]
+    );
 }
 
 #[test]

@@ -82,5 +82,6 @@ fn print_next_steps(pki: &PkiLayout, created: bool, addr: SocketAddr, db: &std::
         dir = tax.display()
     );
     println!("  client certificates for every identity: {}/<tax|hrss|market|realestate|housingfund|construction|civil|platform|steward|ops>/", pki.root.display());
+    println!("  step by step: docs/onboarding.md (a department), docs/platform.md (the platform)");
     println!("Press Ctrl-C to stop.");
 }
