@@ -547,6 +547,17 @@ mod tests {
         assert!(config.check().is_err(), "a sampling ratio above 1 is refused");
     }
 
+    /// Every value the example writes is the code's default: the example read whole is
+    /// the configuration of only what has no default (compared through `Debug`, which
+    /// every part of it has).
+    #[test]
+    fn the_example_writes_every_value_as_its_default() {
+        let required = "[tls]\nclient_ca = \"pki/ca.pem\"\ncert = \"pki/server/cert.pem\"\nkey = \"pki/server/key.pem\"\n[store]\nkind = \"postgres\"\nurl = \"\"\n";
+        let minimal = Config::parse(required).expect("the required settings parse");
+        let example = Config::parse(EXAMPLE).expect("the example parses");
+        assert_eq!(format!("{minimal:#?}"), format!("{example:#?}"));
+    }
+
     #[test]
     fn a_survivorship_table_written_leaves_the_other_kind_its_defaults() {
         let organisation =
