@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tongban_proto::v1 as pb;
 use tongban_proto::v1::exchange_client::ExchangeClient;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::client_connection::HubConnector;
 use tonic::{Code, Status};
 
 use crate::pki::ca_for_identity_dir;
@@ -87,15 +90,25 @@ pub async fn channel(endpoint: &str, identity: &ClientIdentity) -> Result<Channe
         endpoint: endpoint.to_owned(),
         message,
     };
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&identity.ca_pem))
-        .identity(TlsIdentity::from_pem(&identity.cert_pem, &identity.key_pem));
-    Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|e| fail(e.to_string()))?
-        .tls_config(tls)
+    let uri: tonic::transport::Uri = endpoint.parse().map_err(|e| fail(format!("not an address: {e}")))?;
+    let (Some(host), Some(authority)) = (uri.host(), uri.authority()) else {
+        return Err(fail("no host in the address".into()));
+    };
+    // An IPv6 literal is bracketed in a URI, not in a certificate.
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let server_name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| fail(e.to_string()))?;
+    let connector = HubConnector {
+        config: Arc::new(client_tls(identity).map_err(fail)?),
+        server_name,
+        port: uri.port_u16().unwrap_or(443),
+        host,
+    };
+    // tonic gets the address without a scheme of TLS: the connector makes the TLS
+    // connection itself, and confirms it (client_connection.rs).
+    Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|e| fail(e.to_string()))?
         .connect_timeout(Duration::from_secs(10))
-        .connect()
+        .connect_with_connector(connector)
         .await
         .map_err(|e| match certificate_refusal(&e) {
             Some(alert) => ClientError::Refused {
@@ -104,6 +117,30 @@ pub async fn channel(endpoint: &str, identity: &ClientIdentity) -> Result<Channe
             },
             None => fail(error_chain(&e)),
         })
+}
+
+/// The client's TLS: the hub's CA as the only root, this identity's certificate, HTTP/2.
+fn client_tls(identity: &ClientIdentity) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(identity.ca_pem.as_bytes()) {
+        let ca = ca.map_err(|e| format!("the CA certificate: {e}"))?;
+        roots.add(ca).map_err(|e| format!("the CA certificate: {e}"))?;
+    }
+    let chain = CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the client certificate: {e}"))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).map_err(|e| format!("the private key: {e}"))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("the client certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
 }
 
 /// The TLS alert with which the hub refused this client's certificate (unknown CA,

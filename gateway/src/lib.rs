@@ -41,6 +41,7 @@
 pub mod audit;
 pub mod cli;
 pub mod client;
+pub mod client_connection;
 pub mod config;
 pub mod grpc;
 pub mod identity;

@@ -414,3 +414,20 @@ async fn a_payload_claiming_another_department_gains_nothing(kind: StoreKind) {
         "market's columns in a tax payload are not read: {tax_facts}"
     );
 }
+
+/// A refused certificate is told as such every time, never as a broken connection: the
+/// client's connection waits for the hub's first bytes (the alert, or HTTP/2's settings)
+/// before it sends a request, which with TLS 1.3 used to race the refusal.
+#[tokio::test]
+async fn a_refusal_is_told_every_time_not_lost_behind_the_first_request() {
+    let hub = TestHub::start(StoreKind::Embedded).await;
+    let stranger_ca = CertificateAuthority::generate("some other CA").expect("ca");
+    let credentials = hub.credentials(&stranger_ca.issue_client(&department("tax")).expect("issue"));
+    for attempt in 0..20 {
+        match client::channel(&hub.endpoint, &credentials).await {
+            Err(client::ClientError::Refused { alert, .. }) => assert_eq!(alert, "UnknownCA"),
+            Err(other) => panic!("attempt {attempt}: not told a refusal: {other}"),
+            Ok(_) => panic!("attempt {attempt}: a stranger's certificate was let in"),
+        }
+    }
+}
