@@ -110,6 +110,31 @@ fn write_market_file(dir: &Path) {
     std::fs::write(dir.join("market.jsonl"), format!("{line}\n")).expect("file");
 }
 
+/// `tongban args` in `dir`, which must succeed: what it printed.
+fn tongban_succeeds(args: &[&str], dir: &Path) -> String {
+    let output = tongban(args, dir);
+    assert!(output.status.success(), "tongban {args:?}: {}", text(&output.stderr));
+    text(&output.stdout)
+}
+
+/// A CA in `dir/pki` and a server certificate for localhost and 127.0.0.1.
+fn make_ca_and_server_certificate(dir: &Path) {
+    tongban_succeeds(&["certs", "ca", "--pki", "pki"], dir);
+    tongban_succeeds(
+        &[
+            "certs",
+            "server",
+            "--pki",
+            "pki",
+            "--name",
+            "localhost",
+            "--name",
+            "127.0.0.1",
+        ],
+        dir,
+    );
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -446,22 +471,8 @@ fn dev_hub_and_the_stewards_verbs() {
 #[test]
 fn certs_and_serve_from_a_configuration_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = |args: &[&str]| {
-        let output = tongban(args, dir.path());
-        assert!(output.status.success(), "tongban {args:?}: {}", text(&output.stderr));
-        text(&output.stdout)
-    };
-    run(&["certs", "ca", "--pki", "pki"]);
-    run(&[
-        "certs",
-        "server",
-        "--pki",
-        "pki",
-        "--name",
-        "localhost",
-        "--name",
-        "127.0.0.1",
-    ]);
+    let run = |args: &[&str]| tongban_succeeds(args, dir.path());
+    make_ca_and_server_certificate(dir.path());
     let issued = run(&["certs", "client", "--pki", "pki", "--identity", "department:market"]);
     let serial = issued
         .split("serial ")
@@ -856,20 +867,9 @@ fn backup_of_a_running_hub_and_its_health() {
 fn a_renewed_server_certificate_is_served_without_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |args: &[&str]| {
-        let output = tongban(args, dir.path());
-        assert!(output.status.success(), "tongban {args:?}: {}", text(&output.stderr));
+        tongban_succeeds(args, dir.path());
     };
-    run(&["certs", "ca", "--pki", "pki"]);
-    run(&[
-        "certs",
-        "server",
-        "--pki",
-        "pki",
-        "--name",
-        "localhost",
-        "--name",
-        "127.0.0.1",
-    ]);
+    make_ca_and_server_certificate(dir.path());
     run(&["certs", "client", "--pki", "pki", "--identity", "ops"]);
     let port = free_port();
     let config = format!(
