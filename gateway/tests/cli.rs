@@ -903,3 +903,23 @@ fn a_renewed_server_certificate_is_served_without_a_restart() {
     let by_name = health("localhost");
     assert!(by_name.status.success(), "{}", text(&by_name.stderr));
 }
+
+/// A reader that goes away (`tongban ... | head -1`, `| grep -q`) stops the command
+/// quietly with a shell's status for it, not a panic.
+#[test]
+fn a_closed_stdout_stops_a_command_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(TONGBAN)
+        .args(["certs", "ca", "--pki", "pki"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tongban certs ca");
+    // The reader goes away before the command prints.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+}
