@@ -6,7 +6,8 @@
 //! Map of the crate, in the order a pushed record flows through it:
 //! - [`tls`]: the accept loop; only connections with a client certificate of the
 //!   configured CA (and not revoked) get through, each tagged with its [`tls::Peer`];
-//!   every refusal is queued for the audit log.
+//!   every refusal is queued for the audit log. The hub's own certificate is read again
+//!   when renewed ([`server_certificate`]).
 //! - [`identity`]: who the certificate says the caller is (`department:tax`, ...).
 //! - [`grpc`]: the gRPC services (`Exchange`, `Unified`, `Stewardship`, `Operations`,
 //!   `Quality`), each call in its span, wire ⇄ domain conversions, and the one place
@@ -34,8 +35,9 @@
 //!   (OTLP and Prometheus on the admin port), JSON logs with trace IDs; no personal data.
 //!
 //! Around the hub: [`config`] (the typed configuration of `tongban serve`), [`pki`]
-//! (development PKI, client certificates), [`client`] (the department connector
-//! behind `tongban push`), [`platform`] (the platform's client behind `tongban pull`
+//! (development PKI, client certificates and requests), [`client`] (the department
+//! connector behind `tongban push`, over a TLS connection confirmed before its first
+//! request, [`client_connection`]), [`platform`] (the platform's client behind `tongban pull`
 //! and `tongban get`), and [`cli`] (the subcommands of the `tongban` binary).
 
 pub mod audit;
