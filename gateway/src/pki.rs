@@ -211,17 +211,9 @@ impl CertificateAuthority {
         }
         let mut params = client_params(&uri)?;
         set_validity(&mut params, validity)?;
-        let serial = random_serial()?;
-        let serial_hex = hex(serial.as_ref());
-        params.serial_number = Some(serial);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&request.public_key, &self.issuer)?;
-        Ok(SignedRequest {
-            cert_pem: cert.pem(),
-            serial: canonical_hex(&serial_hex),
-        })
+        let (cert_pem, serial) = self.sign(params, vec![KeyUsagePurpose::DigitalSignature], &request.public_key)?;
+        Ok(SignedRequest { cert_pem, serial })
     }
 
     fn issue(&self, params: CertificateParams) -> Result<IssuedCertificate, PkiError> {
@@ -230,21 +222,33 @@ impl CertificateAuthority {
 
     fn issue_with_key_usages(
         &self,
-        mut params: CertificateParams,
+        params: CertificateParams,
         key_usages: Vec<KeyUsagePurpose>,
     ) -> Result<IssuedCertificate, PkiError> {
+        let key = KeyPair::generate()?;
+        let (cert_pem, serial) = self.sign(params, key_usages, &key)?;
+        Ok(IssuedCertificate {
+            cert_pem,
+            key_pem: key.serialize_pem(),
+            serial,
+        })
+    }
+
+    /// Signs `params` for `public_key` with a fresh serial: the certificate (PEM) and its
+    /// serial in the form of [`normalise_serial`].
+    fn sign(
+        &self,
+        mut params: CertificateParams,
+        key_usages: Vec<KeyUsagePurpose>,
+        public_key: &impl rcgen::PublicKeyData,
+    ) -> Result<(String, String), PkiError> {
         let serial = random_serial()?;
         let serial_hex = hex(serial.as_ref());
         params.serial_number = Some(serial);
         params.key_usages = key_usages;
         params.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(IssuedCertificate {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            serial: canonical_hex(&serial_hex),
-        })
+        let cert = params.signed_by(public_key, &self.issuer)?;
+        Ok((cert.pem(), canonical_hex(&serial_hex)))
     }
 }
 
