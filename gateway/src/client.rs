@@ -17,10 +17,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tongban_proto::v1 as pb;
 use tongban_proto::v1::exchange_client::ExchangeClient;
 use tonic::transport::{Channel, Endpoint};
-
-use crate::client_connection::HubConnector;
 use tonic::{Code, Status};
 
+use crate::client_connection::HubConnector;
 use crate::pki::ca_for_identity_dir;
 use crate::record::{ErrorScope, Outcome, RecordError};
 

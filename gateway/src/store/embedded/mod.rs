@@ -133,7 +133,6 @@ impl EmbeddedStore {
     }
 }
 
-/// Per-connection settings; none of them persists in the file except the journal mode.
 /// [`EmbeddedStore::backup`]'s copy of `path` into `partial`, and its check.
 fn copy_and_check(path: &Path, partial: &Path) -> Result<(), StoreError> {
     let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(classify)?;
@@ -154,6 +153,7 @@ fn copy_and_check(path: &Path, partial: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Per-connection settings; none of them persists in the file except the journal mode.
 fn configure(connection: &Connection, settings: &EmbeddedSettings) -> Result<(), StoreError> {
     // First, so that switching the journal mode below also waits for other processes.
     connection.busy_timeout(settings.busy_timeout).map_err(classify)?;

@@ -306,7 +306,8 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .query_one("SELECT max(version) FROM schema_migrations", &[])
         .await
         .map_err(classify)?
-        .get(0);
+        .try_get(0)
+        .map_err(classify)?;
     let known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
     if let Some(newest) = newest.filter(|v| *v > known) {
         // Replicas of the previous version go on during a rolling upgrade, so this is not
