@@ -22,7 +22,8 @@
 //! what a block left in the background does not outlive the test.
 //!
 //! The operating guide's configuration reference is checked against
-//! `deploy/tongban.example.toml`, which `config.rs` proves equal to the code.
+//! `deploy/tongban.example.toml`, whose values a `config.rs` test proves to be the code's
+//! defaults.
 
 use std::collections::BTreeSet;
 use std::io::Read;
