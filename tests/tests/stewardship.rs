@@ -24,6 +24,7 @@ tongban_tests::on_both_stores!(
     a_foreigner_typed_differently_is_matched,
     rematching_with_new_weights_links_more_and_keeps_decisions,
     pairs_between_the_thresholds_are_queued_and_page_oldest_first,
+    the_most_uncertain_pairs_come_first_and_a_merge_is_in_the_history,
     same_merges_the_pair,
     different_keeps_the_pair_apart_for_ever,
     a_split_mention_stays_split,
@@ -553,6 +554,69 @@ async fn pairs_between_the_thresholds_are_queued_and_page_oldest_first(kind: Sto
         reads.len() >= 5 && reads.iter().all(|e| e.outcome == "granted"),
         "{reads:#?}"
     );
+}
+
+/// The console's other order: nearest the middle of the review band (15 bits for
+/// persons by default) first, then oldest; `skip` pages through it. After a "same", the
+/// survivor's history (the console's entity view) holds the absorbed entity's merge and
+/// the survivor's version that the mention joined.
+async fn the_most_uncertain_pairs_come_first_and_a_merge_is_in_the_history(kind: StoreKind) {
+    let hub = TestHub::start(kind).await;
+    let placed = two_queued_parties(&hub).await;
+    let chen = id_of(&placed, CHEN_WEI_TAX, "taxpayer", 0);
+    let chen_party = id_of(&placed, MARRIAGE, "party", 0);
+
+    let oldest = hub.store.review_queue(0, 10).await.expect("queue");
+    assert_eq!(oldest.len(), 2);
+    let middle = 15.0;
+    let mut expected: Vec<(f64, i64)> = oldest
+        .iter()
+        .map(|p| ((p.evidence.total - middle).abs(), p.id))
+        .collect();
+    expected.sort_by(|a, b| a.partial_cmp(b).expect("distances are numbers"));
+    let uncertain = hub.store.review_queue_uncertain(0, 10).await.expect("uncertain order");
+    let ids: Vec<i64> = uncertain.iter().map(|p| p.id).collect();
+    assert_eq!(ids, expected.iter().map(|(_, id)| *id).collect::<Vec<_>>());
+    let second = hub.store.review_queue_uncertain(1, 10).await.expect("skipped one");
+    assert_eq!(second.iter().map(|p| p.id).collect::<Vec<_>>(), ids[1..].to_vec());
+    assert!(hub
+        .store
+        .review_queue_uncertain(2, 10)
+        .await
+        .expect("past the end")
+        .is_empty());
+
+    let pair = oldest
+        .iter()
+        .find(|p| p.entity == chen_party)
+        .expect("Chen Wei's party is queued");
+    let mut steward = stewardship(&hub, &steward_identity()).await;
+    let merged = decide(&mut steward, pair.id, pb::Verdict::Same).await.expect("same");
+    assert_eq!(merged.survivor, chen, "the older entity survives");
+    let history = hub.store.entity_history(&chen, 50).await.expect("history");
+    let positions: Vec<i64> = history.iter().map(|c| c.position).collect();
+    assert!(positions.windows(2).all(|w| w[0] > w[1]), "newest first: {positions:?}");
+    assert!(
+        history
+            .iter()
+            .any(|c| c.head.unified_id == chen_party && c.head.merged_into.as_deref() == Some(chen.as_str())),
+        "the absorbed entity's merge is in the survivor's history: {history:#?}"
+    );
+    let newest = history
+        .iter()
+        .find(|c| c.head.unified_id == chen)
+        .expect("the survivor's own changes");
+    assert!(
+        newest
+            .head
+            .sources
+            .iter()
+            .any(|s| s.source_id == MARRIAGE && s.index == 0),
+        "its newest version holds the party that joined: {newest:#?}"
+    );
+    assert!(history
+        .iter()
+        .all(|c| c.head.unified_id == chen || c.head.unified_id == chen_party));
 }
 
 async fn same_merges_the_pair(kind: StoreKind) {

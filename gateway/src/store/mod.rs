@@ -202,6 +202,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl std::future::Future<Output = Result<Vec<Change>, StoreError>> + Send;
 
+    /// The feed's changes of entity `id` and of the entities merged into it, newest
+    /// first, at most `limit`: its history (versions, sources joining and leaving,
+    /// merges), as the console's entity view shows it.
+    fn entity_history(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<Change>, StoreError>> + Send;
+
     /// An entity's current record and, if it was merged away, its survivor's ID.
     fn entity(
         &self,
@@ -238,6 +247,15 @@ pub trait Store: Send + Sync + 'static {
     fn review_queue(
         &self,
         after: i64,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<ReviewPair>, StoreError>> + Send;
+
+    /// Open review pairs, most uncertain first: by how far the pair's total lies from
+    /// the middle of its kind's review band (between `review` and `link`), then oldest
+    /// first; the first `skip` of that order left out, at most `limit`.
+    fn review_queue_uncertain(
+        &self,
+        skip: usize,
         limit: usize,
     ) -> impl std::future::Future<Output = Result<Vec<ReviewPair>, StoreError>> + Send;
 
@@ -372,6 +390,13 @@ impl Store for AnyStore {
         }
     }
 
+    async fn entity_history(&self, id: &str, limit: usize) -> Result<Vec<Change>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.entity_history(id, limit).await,
+            AnyStore::Embedded(store) => store.entity_history(id, limit).await,
+        }
+    }
+
     async fn entity(&self, id: &str) -> Result<Option<(Option<EntityId>, UnifiedRecord)>, StoreError> {
         match self {
             AnyStore::Postgres(store) => store.entity(id).await,
@@ -418,6 +443,13 @@ impl Store for AnyStore {
         match self {
             AnyStore::Postgres(store) => store.review_queue(after, limit).await,
             AnyStore::Embedded(store) => store.review_queue(after, limit).await,
+        }
+    }
+
+    async fn review_queue_uncertain(&self, skip: usize, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
+        match self {
+            AnyStore::Postgres(store) => store.review_queue_uncertain(skip, limit).await,
+            AnyStore::Embedded(store) => store.review_queue_uncertain(skip, limit).await,
         }
     }
 
@@ -667,6 +699,16 @@ fn flag_count(record_type: String, code: &str, records: i64) -> Result<FlagCount
 }
 
 /// A `LIMIT` value for SQL.
+/// The middle of each kind's review band (person, organisation): the most uncertain
+/// total a queued pair can have.
+fn review_middles(settings: &Settings) -> (f64, f64) {
+    let middle = |kind: &crate::resolve::matching::KindSettings| (kind.review + kind.link) / 2.0;
+    (
+        middle(&settings.matching.person),
+        middle(&settings.matching.organisation),
+    )
+}
+
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }

@@ -221,6 +221,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 9,
         sql: include_str!("../migrations/embedded/0009_entities_redirected.sql"),
     },
+    Migration {
+        version: 10,
+        sql: include_str!("../migrations/embedded/0010_changes_by_entity.sql"),
+    },
 ];
 
 /// The migration that keeps mentions' quality flags in columns of their own; the
@@ -394,6 +398,12 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn entity_history(&self, id: &str, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |connection| unified::select_entity_history(connection, &id, limit))
+            .await
+    }
+
     async fn entity(&self, id: &str) -> Result<Option<(Option<EntityId>, UnifiedRecord)>, StoreError> {
         let id = id.to_owned();
         self.run(move |connection| unified::select_entity(connection, &id))
@@ -436,6 +446,12 @@ impl Store for EmbeddedStore {
 
     async fn review_queue(&self, after: i64, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
         self.run(move |connection| unified::select_review_queue(connection, after, limit))
+            .await
+    }
+
+    async fn review_queue_uncertain(&self, skip: usize, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
+        let middles = super::review_middles(&self.resolution);
+        self.run(move |connection| unified::select_review_queue_uncertain(connection, skip, limit, middles))
             .await
     }
 

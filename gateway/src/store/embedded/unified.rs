@@ -687,37 +687,69 @@ fn mention_ref(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Mentio
 // ---------------------------------------------------------------------------------------
 // Reads
 
+/// Each side of a review pair as it is now: the mention's current entity, the
+/// candidate's survivor. The orders append their `WHERE` and `ORDER BY`.
+const REVIEW_PAIRS: &str = "SELECT r.id, r.record_type, r.source_id, r.role, r.idx,
+        COALESCE(m.entity_id, r.entity_id), COALESCE(c.redirect_to, c.id), r.evidence, r.queued_at
+ FROM review_pairs r
+ LEFT JOIN mentions m ON m.record_type = r.record_type AND m.source_id = r.source_id
+                     AND m.role = r.role AND m.idx = r.idx
+ JOIN entities c ON c.id = r.candidate
+ WHERE r.status = 'open'";
+
 pub(super) fn select_review_queue(
     connection: &rusqlite::Connection,
     after: i64,
     limit: usize,
 ) -> Result<Vec<ReviewPair>, StoreError> {
     let mut statement = connection
-        .prepare_cached(
-            "SELECT r.id, r.record_type, r.source_id, r.role, r.idx,
-                    COALESCE(m.entity_id, r.entity_id), COALESCE(c.redirect_to, c.id), r.evidence, r.queued_at
-             FROM review_pairs r
-             LEFT JOIN mentions m ON m.record_type = r.record_type AND m.source_id = r.source_id
-                                 AND m.role = r.role AND m.idx = r.idx
-             JOIN entities c ON c.id = r.candidate
-             WHERE r.status = 'open' AND r.id > ?1
-             ORDER BY r.id LIMIT ?2",
-        )
+        .prepare_cached(&format!("{REVIEW_PAIRS} AND r.id > ?1 ORDER BY r.id LIMIT ?2"))
         .map_err(classify)?;
     let rows = statement
-        .query_map(params![after, sql_limit(limit)], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                mention_ref(row, 1)?,
-                row.get::<_, String>(5)?,
-                row.get::<_, String>(6)?,
-                row.get::<_, String>(7)?,
-                row.get::<_, i64>(8)?,
-            ))
-        })
+        .query_map(params![after, sql_limit(limit)], review_pair_row)
         .map_err(classify)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(classify)?;
+    review_pairs(rows)
+}
+
+pub(super) fn select_review_queue_uncertain(
+    connection: &rusqlite::Connection,
+    skip: usize,
+    limit: usize,
+    (person, organisation): (f64, f64),
+) -> Result<Vec<ReviewPair>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "{REVIEW_PAIRS} ORDER BY abs(r.total - CASE WHEN r.entity_id LIKE 'P%' THEN ?3 ELSE ?4 END), r.id
+             LIMIT ?2 OFFSET ?1"
+        ))
+        .map_err(classify)?;
+    let rows = statement
+        .query_map(
+            params![sql_limit(skip), sql_limit(limit), person, organisation],
+            review_pair_row,
+        )
+        .map_err(classify)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(classify)?;
+    review_pairs(rows)
+}
+
+type ReviewPairRow = (i64, MentionRef, String, String, String, i64);
+
+fn review_pair_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReviewPairRow> {
+    Ok((
+        row.get::<_, i64>(0)?,
+        mention_ref(row, 1)?,
+        row.get::<_, String>(5)?,
+        row.get::<_, String>(6)?,
+        row.get::<_, String>(7)?,
+        row.get::<_, i64>(8)?,
+    ))
+}
+
+fn review_pairs(rows: Vec<ReviewPairRow>) -> Result<Vec<ReviewPair>, StoreError> {
     rows.into_iter()
         .map(|(id, mention, entity, candidate, evidence, queued_at)| {
             Ok(ReviewPair {
@@ -827,6 +859,28 @@ pub(super) fn select_changes(
         (false, false) => Ok(Vec::new()),
     };
     let rows: Vec<(i64, String)> = rows.map_err(classify)?;
+    rows.into_iter()
+        .map(|(position, text)| Change::from_text(position, text).map_err(|e| json_error("a change", e)))
+        .collect()
+}
+
+pub(super) fn select_entity_history(
+    connection: &rusqlite::Connection,
+    id: &str,
+    limit: usize,
+) -> Result<Vec<Change>, StoreError> {
+    let rows: Vec<(i64, String)> = connection
+        .prepare_cached(
+            "SELECT position, record FROM changes
+             WHERE entity_id = ?1 OR entity_id IN (SELECT id FROM entities WHERE redirect_to = ?1)
+             ORDER BY position DESC LIMIT ?2",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map(params![id, sql_limit(limit)], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .map_err(classify)?;
     rows.into_iter()
         .map(|(position, text)| Change::from_text(position, text).map_err(|e| json_error("a change", e)))
         .collect()

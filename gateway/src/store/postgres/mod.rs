@@ -242,6 +242,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 8,
         sql: include_str!("../migrations/postgres/0008_entities_redirected.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/postgres/0009_changes_by_entity.sql"),
+    },
 ];
 
 /// The migration that keeps mentions' quality flags in columns of their own; the
@@ -416,6 +420,12 @@ impl Store for PostgresStore {
         release(client, result)
     }
 
+    async fn entity_history(&self, id: &str, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let client = self.client().await?;
+        let result = self.answered(unified::select_entity_history(&client, id, limit)).await;
+        release(client, result)
+    }
+
     async fn entity(&self, id: &str) -> Result<Option<(Option<EntityId>, UnifiedRecord)>, StoreError> {
         let client = self.client().await?;
         let result = self.answered(unified::select_entity(&client, id)).await;
@@ -457,6 +467,15 @@ impl Store for PostgresStore {
     async fn review_queue(&self, after: i64, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
         let client = self.client().await?;
         let result = self.answered(unified::select_review_queue(&client, after, limit)).await;
+        release(client, result)
+    }
+
+    async fn review_queue_uncertain(&self, skip: usize, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
+        let middles = super::review_middles(&self.resolution);
+        let client = self.client().await?;
+        let result = self
+            .answered(unified::select_review_queue_uncertain(&client, skip, limit, middles))
+            .await;
         release(client, result)
     }
 

@@ -909,29 +909,54 @@ fn mention_ref(row: &tokio_postgres::Row, first: usize) -> Result<MentionRef, St
 // ---------------------------------------------------------------------------------------
 // Reads
 
+/// Each side of a review pair as it is now: the mention's current entity, the
+/// candidate's survivor. The orders append their `WHERE` and `ORDER BY`.
+const REVIEW_PAIRS: &str = "SELECT r.id, r.record_type, r.source_id, r.role, r.idx,
+        COALESCE(m.entity_id, r.entity_id), COALESCE(c.redirect_to, c.id), r.evidence, r.queued_at
+ FROM review_pairs r
+ LEFT JOIN mentions m ON m.record_type = r.record_type AND m.source_id = r.source_id
+                     AND m.role = r.role AND m.idx = r.idx
+ JOIN entities c ON c.id = r.candidate
+ WHERE r.status = 'open'";
+
 pub(super) async fn select_review_queue(
     client: &deadpool_postgres::Client,
     after: i64,
     limit: usize,
 ) -> Result<Vec<ReviewPair>, StoreError> {
-    // Each side as it is now: the mention's current entity, the candidate's survivor.
     let statement = client
-        .prepare_cached(
-            "SELECT r.id, r.record_type, r.source_id, r.role, r.idx,
-                    COALESCE(m.entity_id, r.entity_id), COALESCE(c.redirect_to, c.id), r.evidence, r.queued_at
-             FROM review_pairs r
-             LEFT JOIN mentions m ON m.record_type = r.record_type AND m.source_id = r.source_id
-                                 AND m.role = r.role AND m.idx = r.idx
-             JOIN entities c ON c.id = r.candidate
-             WHERE r.status = 'open' AND r.id > $1
-             ORDER BY r.id LIMIT $2",
-        )
+        .prepare_cached(&format!("{REVIEW_PAIRS} AND r.id > $1 ORDER BY r.id LIMIT $2"))
         .await
         .map_err(classify)?;
     let rows = client
         .query(&statement, &[&after, &crate::store::sql_limit(limit)])
         .await
         .map_err(classify)?;
+    review_pairs(rows)
+}
+
+pub(super) async fn select_review_queue_uncertain(
+    client: &deadpool_postgres::Client,
+    skip: usize,
+    limit: usize,
+    (person, organisation): (f64, f64),
+) -> Result<Vec<ReviewPair>, StoreError> {
+    let statement = client
+        .prepare_cached(&format!(
+            "{REVIEW_PAIRS} ORDER BY abs(r.total - CASE WHEN r.entity_id LIKE 'P%' THEN $3::float8 ELSE $4::float8 END), r.id
+             LIMIT $2 OFFSET $1"
+        ))
+        .await
+        .map_err(classify)?;
+    let (skip, limit) = (crate::store::sql_limit(skip), crate::store::sql_limit(limit));
+    let rows = client
+        .query(&statement, &[&skip, &limit, &person, &organisation])
+        .await
+        .map_err(classify)?;
+    review_pairs(rows)
+}
+
+fn review_pairs(rows: Vec<tokio_postgres::Row>) -> Result<Vec<ReviewPair>, StoreError> {
     let mut pairs = Vec::with_capacity(rows.len());
     for row in rows {
         let evidence: String = row.try_get(7).map_err(classify)?;
@@ -1002,6 +1027,30 @@ pub(super) async fn select_changes(
         .query(&statement, &[&after, &kinds, &limit])
         .await
         .map_err(classify)?;
+    rows.iter()
+        .map(|row| {
+            let position = row.try_get(0).map_err(classify)?;
+            let text: String = row.try_get(1).map_err(classify)?;
+            Change::from_text(position, text).map_err(|e| json_error("a change", e))
+        })
+        .collect()
+}
+
+pub(super) async fn select_entity_history(
+    client: &deadpool_postgres::Client,
+    id: &str,
+    limit: usize,
+) -> Result<Vec<Change>, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT position, record FROM changes
+             WHERE entity_id = $1 OR entity_id IN (SELECT id FROM entities WHERE redirect_to = $1)
+             ORDER BY position DESC LIMIT $2",
+        )
+        .await
+        .map_err(classify)?;
+    let limit = crate::store::sql_limit(limit);
+    let rows = client.query(&statement, &[&id, &limit]).await.map_err(classify)?;
     rows.iter()
         .map(|row| {
             let position = row.try_get(0).map_err(classify)?;
