@@ -266,6 +266,8 @@ fn parse_cursor(text: &str) -> Option<(String, String)> {
 pub enum QualityError {
     #[error("{identity} is not a department: quality reports are for the departments' own records")]
     NotADepartment { identity: Identity },
+    #[error("{identity} may not see other departments' quality reports: they are for stewards and operators")]
+    NotStewardOrOps { identity: Identity },
     #[error("{identity} may not see the quality of {record_type} records: they belong to {owner}")]
     NotOwner {
         identity: Identity,
@@ -295,13 +297,38 @@ impl<S: Store> QualityDesk<S> {
                 identity: identity.clone(),
             });
         };
+        self.department_report(identity, *department, request).await
+    }
+
+    /// A department's report as the console shows it to stewards and operators: codes,
+    /// pointers and source IDs, no personal value (as the department itself sees it).
+    pub async fn report_on(
+        &self,
+        identity: &Identity,
+        department: Department,
+        request: ReportRequest,
+    ) -> Result<Report, QualityError> {
+        if !matches!(identity, Identity::Steward(_) | Identity::Ops) {
+            return Err(QualityError::NotStewardOrOps {
+                identity: identity.clone(),
+            });
+        }
+        self.department_report(identity, department, request).await
+    }
+
+    async fn department_report(
+        &self,
+        identity: &Identity,
+        department: Department,
+        request: ReportRequest,
+    ) -> Result<Report, QualityError> {
         let record_types: Vec<String> = match request.record_type.as_deref().map(str::trim) {
             None | Some("") => department.record_types().map(|t| t.as_str().to_owned()).collect(),
             Some(name) => {
                 let record_type = name
                     .parse::<RecordType>()
                     .map_err(|_| QualityError::InvalidArgument(format!("unknown record type {name:?}")))?;
-                if record_type.department() != *department {
+                if record_type.department() != department {
                     return Err(QualityError::NotOwner {
                         identity: identity.clone(),
                         record_type: record_type.as_str().to_owned(),

@@ -128,6 +128,37 @@ pub enum Counter {
     Latency(usize),
     Lookups,
     CollectionsAvoided,
+    /// A rejected record, by the code of each distinct error it got (`schema.required`).
+    Rejected(&'static str),
+}
+
+/// The error codes rejections are counted by, each kept once for the process (the
+/// codes are the hub's own, a few dozen; what a store holds beyond [`MAX_CODES`] is
+/// not read, so a database written by another version cannot grow this without end).
+fn rejection_code(code: &str) -> Option<&'static str> {
+    const MAX_CODES: usize = 256;
+    static CODES: std::sync::OnceLock<Mutex<std::collections::HashSet<&'static str>>> = std::sync::OnceLock::new();
+    let plausible = !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+    if !plausible {
+        return None;
+    }
+    let mut codes = CODES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = codes.get(code) {
+        return Some(known);
+    }
+    if codes.len() >= MAX_CODES {
+        return None;
+    }
+    let kept: &'static str = Box::leak(code.to_owned().into_boxed_str());
+    codes.insert(kept);
+    Some(kept)
 }
 
 impl Counter {
@@ -141,6 +172,7 @@ impl Counter {
             Counter::Latency(i) => format!("latency.{i:02}"),
             Counter::Lookups => "lookups".to_owned(),
             Counter::CollectionsAvoided => "collections_avoided".to_owned(),
+            Counter::Rejected(code) => format!("rejected.{code}"),
         }
     }
 
@@ -153,6 +185,9 @@ impl Counter {
                 return Some(Counter::Existing);
             }
             return RESOLVED_BY.iter().position(|b| *b == by).map(Counter::Resolved);
+        }
+        if let Some(code) = name.strip_prefix("rejected.") {
+            return rejection_code(code).map(Counter::Rejected);
         }
         if let Some(bucket) = name.strip_prefix("latency.") {
             return bucket.parse().ok().filter(|&i| i < BUCKETS).map(Counter::Latency);
@@ -274,6 +309,18 @@ impl PushWatch<'_> {
             *per_type
                 .entry((record_type, Counter::Record(result.outcome)))
                 .or_default() += 1;
+            let rejected = result.outcome == Outcome::Rejected;
+            let mut codes: Vec<&str> = result
+                .errors
+                .iter()
+                .filter(|_| rejected)
+                .map(|e| e.code.as_str())
+                .collect();
+            codes.sort_unstable();
+            codes.dedup();
+            for code in codes.into_iter().filter_map(rejection_code) {
+                *per_type.entry((record_type, Counter::Rejected(code))).or_default() += 1;
+            }
             for resolution in &result.resolutions {
                 if let Some(i) = RESOLVED_BY.iter().position(|b| *b == resolution.resolved_by) {
                     *per_type.entry((record_type, Counter::Resolved(i))).or_default() += 1;
@@ -402,6 +449,8 @@ pub struct WindowStats {
     pub latency: Histogram,
     pub lookups: u64,
     pub collections_avoided: u64,
+    /// Rejected records per error code (a record with several codes counts in each).
+    pub rejections: BTreeMap<&'static str, u64>,
 }
 
 impl WindowStats {
@@ -419,6 +468,7 @@ impl WindowStats {
             Counter::Latency(i) => self.latency.counts[i] += n,
             Counter::Lookups => self.lookups += n,
             Counter::CollectionsAvoided => self.collections_avoided += n,
+            Counter::Rejected(code) => *self.rejections.entry(code).or_default() += n,
         }
     }
 
@@ -432,6 +482,9 @@ impl WindowStats {
         self.latency.add(&other.latency);
         self.lookups += other.lookups;
         self.collections_avoided += other.collections_avoided;
+        for (code, n) in &other.rejections {
+            *self.rejections.entry(code).or_default() += n;
+        }
     }
 }
 
@@ -602,6 +655,16 @@ impl<S: Store> Statistics<S> {
         }
     }
 
+    /// The feed's newest position, for `ops` (a count: no personal data).
+    pub async fn feed_head(&self, identity: &Identity) -> Result<i64, StatisticsError> {
+        if *identity != Identity::Ops {
+            return Err(StatisticsError::Refused {
+                identity: identity.clone(),
+            });
+        }
+        Ok(self.store.feed_head().await?)
+    }
+
     /// A report, for `ops` only. This process's latest counts are flushed first.
     pub async fn report(&self, identity: &Identity, query: &StatisticsQuery) -> Result<Report, StatisticsError> {
         if *identity != Identity::Ops {
@@ -684,6 +747,7 @@ mod tests {
             Counter::BatchesRefused,
             Counter::Lookups,
             Counter::CollectionsAvoided,
+            Counter::Rejected("schema.required"),
         ]);
         for counter in counters {
             assert_eq!(Counter::from_name(&counter.name()), Some(counter), "{}", counter.name());

@@ -18,7 +18,7 @@ use crate::identity::Identity;
 use crate::resolve::matching::Evidence;
 use crate::resolve::Placement;
 use crate::store::{AuditEntry, Store, StoreError};
-use crate::unified::{kind_of_id, EntityId, MentionRef, UnifiedRecord};
+use crate::unified::{kind_of_id, Change, EntityId, MentionRef, UnifiedRecord};
 
 /// A pair in the review queue.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +137,15 @@ pub enum StewardError {
     Store(#[from] StoreError),
 }
 
+/// Which open review pairs come first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewOrder {
+    /// In queue order, after queue position `after`.
+    Oldest { after: i64 },
+    /// Nearest the middle of the review band first, the first `skip` of them left out.
+    MostUncertain { skip: usize },
+}
+
 /// A review pair with both sides' current unified records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewView {
@@ -212,19 +221,37 @@ impl<S: Store> StewardDesk<S> {
         after: i64,
         page_size: usize,
     ) -> Result<Vec<ReviewView>, StewardError> {
-        let subject = format!("review pairs after {after}");
+        self.review_page(identity, ReviewOrder::Oldest { after }, page_size)
+            .await
+    }
+
+    /// A page of open review pairs in `order`, with both sides' current records;
+    /// `page_size` 0 means [`DEFAULT_REVIEW_PAGE`].
+    pub async fn review_page(
+        &self,
+        identity: &Identity,
+        order: ReviewOrder,
+        page_size: usize,
+    ) -> Result<Vec<ReviewView>, StewardError> {
+        let subject = match order {
+            ReviewOrder::Oldest { after } => format!("review pairs after {after}"),
+            ReviewOrder::MostUncertain { skip } => format!("review pairs, most uncertain first, after {skip}"),
+        };
         self.authorise(identity, "steward.reviews", &subject, "read the review queue", false)
             .await?;
-        if after < 0 {
-            return Err(StewardError::InvalidArgument(format!(
-                "after must be 0 or a queue position, not {after}"
-            )));
-        }
         let limit = match page_size {
             0 => DEFAULT_REVIEW_PAGE,
             n => n.min(MAX_REVIEW_PAGE),
         };
-        let pairs = self.store.review_queue(after, limit).await?;
+        let pairs = match order {
+            ReviewOrder::Oldest { after } if after < 0 => {
+                return Err(StewardError::InvalidArgument(format!(
+                    "after must be 0 or a queue position, not {after}"
+                )))
+            }
+            ReviewOrder::Oldest { after } => self.store.review_queue(after, limit).await?,
+            ReviewOrder::MostUncertain { skip } => self.store.review_queue_uncertain(skip, limit).await?,
+        };
         let mut views = Vec::with_capacity(pairs.len());
         for pair in pairs {
             let entity = self.current_record(&pair.entity).await?;
@@ -295,6 +322,51 @@ impl<S: Store> StewardDesk<S> {
         self.audit(identity, "steward.explain", &explanation.unified_id, "granted")
             .await?;
         Ok(explanation)
+    }
+}
+
+/// Everything the console shows of one entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityView {
+    /// The current record (of the survivor, when the ID asked for was merged).
+    pub record: UnifiedRecord,
+    /// Why each source is in it, and the ID asked for if it redirected.
+    pub explanation: Explanation,
+    /// Its changes and those of the entities merged into it, newest first.
+    pub history: Vec<Change>,
+}
+
+/// Changes of an entity's history the console shows at most.
+pub const HISTORY_LIMIT: usize = 50;
+
+impl<S: Store> StewardDesk<S> {
+    /// An entity as a steward examines it: record, placements and history (one read,
+    /// audited once, like an explanation).
+    pub async fn entity(&self, identity: &Identity, id: &str) -> Result<EntityView, StewardError> {
+        self.authorise(identity, "steward.entity", id, "examine unified records", false)
+            .await?;
+        if kind_of_id(id).is_none() {
+            return Err(not_an_id(id));
+        }
+        let Some(explanation) = self.store.explain(id).await? else {
+            self.audit(identity, "steward.entity", id, "not found").await?;
+            return Err(StewardError::NotFound(id.to_owned()));
+        };
+        let Some(record) = self.current_record(&explanation.unified_id).await? else {
+            self.audit(identity, "steward.entity", id, "not found").await?;
+            return Err(StewardError::NotFound(id.to_owned()));
+        };
+        let history = self
+            .store
+            .entity_history(&explanation.unified_id, HISTORY_LIMIT)
+            .await?;
+        self.audit(identity, "steward.entity", &explanation.unified_id, "granted")
+            .await?;
+        Ok(EntityView {
+            record,
+            explanation,
+            history,
+        })
     }
 }
 

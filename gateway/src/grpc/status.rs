@@ -172,6 +172,8 @@ impl From<QualityError> for Status {
                 record_type,
                 owner,
             } => record_type_not_owned(message, &identity, &record_type, owner),
+            // Only the console asks on a department's behalf; the service never does.
+            QualityError::NotStewardOrOps { .. } => Status::permission_denied(message),
             QualityError::InvalidArgument(_) => Status::invalid_argument(message),
             QualityError::Store(e) => e.into(),
         }

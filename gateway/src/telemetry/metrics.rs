@@ -205,6 +205,12 @@ impl Metrics {
         }
     }
 
+    /// The lag of this process's furthest-behind open feed, and how many feeds are open.
+    pub fn feed_lag_now(&self) -> (i64, usize) {
+        let lags = self.feed_lags.lock().unwrap_or_else(PoisonError::into_inner);
+        (lags.values().copied().max().unwrap_or(0), lags.len())
+    }
+
     fn set_feed_lag(&self, id: u64, lag: Option<i64>) {
         let mut lags = self.feed_lags.lock().unwrap_or_else(PoisonError::into_inner);
         match lag {
