@@ -31,6 +31,9 @@
 //!   lookups, repeated collections avoided; no personal data), counted in process and
 //!   added up in the store.
 //! - [`server`]: assembles all of the above on a socket, with health and reflection.
+//! - [`admin_port`] and [`console`]: the admin port, `/metrics` in plain HTTP and the
+//!   web console over HTTPS (review queue, entity view, operations, data quality) for
+//!   stewards and operators, calling the same desks as the gRPC services.
 //! - [`telemetry`]: what operators see: OpenTelemetry spans per RPC and stage, metrics
 //!   (OTLP and Prometheus on the admin port), JSON logs with trace IDs; no personal data.
 //!
@@ -40,11 +43,13 @@
 //! request, [`client_connection`]), [`platform`] (the platform's client behind `tongban pull`
 //! and `tongban get`), and [`cli`] (the subcommands of the `tongban` binary).
 
+pub mod admin_port;
 pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod client_connection;
 pub mod config;
+pub mod console;
 pub mod grpc;
 pub mod identity;
 pub mod pipeline;

@@ -18,7 +18,9 @@ use tongban_proto::v1::unified_server::UnifiedServer;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
+use crate::admin_port::{AdminConnection, AdminListener};
 use crate::config::Limits;
+use crate::console::Console;
 use crate::grpc::caller_limits::{CallerLimits, CallerLimitsLayer};
 use crate::grpc::exchange::ExchangeService;
 use crate::grpc::message_limit::MessageLimitLayer;
@@ -70,6 +72,11 @@ pub struct ServerSettings {
     /// Keyed pseudonyms of the identifiers lookups ask for, in the audit log; without a
     /// key the log says only "identifier".
     pub pseudonyms: Option<crate::pseudonym::Pseudonymiser>,
+    /// The console's sign-in links and sessions; held here so that whoever starts the
+    /// hub (the demo) can mint a link for the console it serves.
+    pub console_sessions: Arc<crate::console::Sessions>,
+    /// What `/metrics` on the admin port renders; `None`: no `/metrics`.
+    pub metrics: Option<prometheus::Registry>,
 }
 
 impl ServerSettings {
@@ -97,6 +104,8 @@ impl ServerSettings {
                 crate::pseudonym::Pseudonymiser::from_file_or_new(&pki.root.join("audit-key"))
                     .map_err(|e| crate::tls::TlsError::Verifier(e.to_string()))?,
             ),
+            console_sessions: Arc::default(),
+            metrics: None,
         })
     }
 }
@@ -117,6 +126,8 @@ pub enum ServerError {
 /// A hub serving on a socket, stopped by [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The admin port (console and `/metrics`), when one was given.
+    pub admin_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -149,16 +160,35 @@ pub fn start<S: Store + Clone>(
     settings: ServerSettings,
     store: S,
 ) -> Result<RunningServer, ServerError> {
+    start_with_admin(listener, None, settings, store)
+}
+
+/// Starts the hub on `listener`, and the admin port (console, `/metrics`) on `admin`.
+pub fn start_with_admin<S: Store + Clone>(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    settings: ServerSettings,
+    store: S,
+) -> Result<RunningServer, ServerError> {
+    let admin_addr = admin
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .map_err(|source| ServerError::Bind {
+            addr: "admin listener".into(),
+            source,
+        })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: "listener".into(),
         source,
     })?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, settings, store, async {
+    let task = tokio::spawn(serve_with_admin(listener, admin, settings, store, async {
         let _ = stop_rx.await;
     }));
     Ok(RunningServer {
         addr,
+        admin_addr,
         stop: Some(stop_tx),
         task,
     })
@@ -167,6 +197,18 @@ pub fn start<S: Store + Clone>(
 /// Serves until `shutdown` resolves.
 pub async fn serve<S: Store + Clone>(
     listener: TcpListener,
+    settings: ServerSettings,
+    store: S,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    serve_with_admin(listener, None, settings, store, shutdown).await
+}
+
+/// Serves the hub on `listener` and, when given, the admin port on `admin`, until
+/// `shutdown` resolves.
+pub async fn serve_with_admin<S: Store + Clone>(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
     settings: ServerSettings,
     store: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -247,7 +289,7 @@ pub async fn serve<S: Store + Clone>(
     let unified = UnifiedServer::new(UnifiedService::new(registry, limits.stream_window.max(16), stopping_rx))
         .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
-    let stewardship = StewardshipServer::new(StewardshipService::new(desk))
+    let stewardship = StewardshipServer::new(StewardshipService::new(Arc::clone(&desk)))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
@@ -255,10 +297,34 @@ pub async fn serve<S: Store + Clone>(
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
-    let quality = QualityServer::new(QualityService::new(quality_desk))
+    let quality = QualityServer::new(QualityService::new(Arc::clone(&quality_desk)))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
+    // The admin port answers while the hub does, and stops with it.
+    let admin_task = match admin {
+        Some(admin) => {
+            let console = Arc::new(Console::new(
+                Arc::clone(&desk),
+                Arc::clone(&quality_desk),
+                Arc::clone(&statistics),
+                Arc::clone(&settings.console_sessions),
+            ));
+            let router = crate::console::admin_router(console, settings.metrics.clone());
+            let admin = AdminListener::new(admin, Arc::clone(&settings.tls.console), settings.handshake_timeout)
+                .map_err(|source| ServerError::Bind {
+                    addr: "admin listener".into(),
+                    source,
+                })?;
+            Some(tokio::spawn(async move {
+                let app = router.into_make_service_with_connect_info::<AdminConnection>();
+                if let Err(e) = axum::serve(admin, app).await {
+                    tracing::warn!(error = %e, "admin port stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     let refusals_audit = tokio::spawn(audit_refusals(Arc::clone(&settings.tls.refusals), refusals_store));
     let incoming = accept_loop(listener, settings.tls.clone(), settings.handshake_timeout);
     // tonic's graceful shutdown waits for every client to hang up; a department that
@@ -302,6 +368,9 @@ pub async fn serve<S: Store + Clone>(
     };
     probe.abort();
     refusals_audit.abort();
+    if let Some(admin) = admin_task {
+        admin.abort();
+    }
     // Refusals still queued are written before the hub stops, within a bound.
     let (refused, dropped) = settings.tls.refusals.take();
     let _ = tokio::time::timeout(

@@ -90,29 +90,44 @@ pub fn server_config(
     for ca in read_certificates(client_ca)? {
         roots.add(ca).map_err(|e| file_error(client_ca, e))?;
     }
-    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let roots = Arc::new(roots);
+    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), provider.clone())
         .build()
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let revoked = revoked_serials
+    // The console's browsers may come without a certificate (a sign-in link stands in
+    // for one); a certificate they do present is verified exactly as on the gRPC port.
+    let webpki_optional = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let revoked: HashSet<String> = revoked_serials
         .iter()
         .map(|s| crate::pki::normalise_serial(s))
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::Revocation(e.to_string()))?;
     let refusals = Arc::new(Refusals::default());
-    let verifier = Arc::new(RevocationAwareVerifier {
-        inner: webpki,
-        revoked,
-        refusals: Arc::clone(&refusals),
-    });
+    let verifier = |inner| {
+        Arc::new(RevocationAwareVerifier {
+            inner,
+            revoked: revoked.clone(),
+            refusals: Arc::clone(&refusals),
+        })
+    };
     // Read again when renewed: server_certificate.rs.
-    let certificate = RenewableCertificate::load(cert, key, Arc::clone(&provider))?;
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let certificate = Arc::new(RenewableCertificate::load(cert, key, Arc::clone(&provider))?);
+    let mut config = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(certificate));
+        .with_client_cert_verifier(verifier(webpki))
+        .with_cert_resolver(certificate.clone());
     config.alpn_protocols = vec![b"h2".to_vec()];
+    let mut console = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier(webpki_optional))
+        .with_cert_resolver(certificate);
+    console.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(ServerTls {
         config: Arc::new(config),
+        console: Arc::new(console),
         refusals,
     })
 }
@@ -120,7 +135,10 @@ pub fn server_config(
 /// The server's TLS configuration, and the certificates it refuses, for the audit log.
 #[derive(Clone)]
 pub struct ServerTls {
+    /// The gRPC port's: a client certificate is required, HTTP/2 only.
     pub config: Arc<ServerConfig>,
+    /// The admin port's console: a client certificate is optional, HTTP/1.1.
+    pub console: Arc<ServerConfig>,
     pub refusals: Arc<Refusals>,
 }
 
@@ -253,6 +271,10 @@ impl RevocationAwareVerifier {
 impl ClientCertVerifier for RevocationAwareVerifier {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         self.inner.root_hint_subjects()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
     }
 
     fn verify_client_cert(

@@ -40,6 +40,13 @@ pub struct DemoArgs {
     /// Deterministic keys only: probabilistic matching off (to measure what it adds).
     #[arg(long)]
     no_matching: bool,
+    /// After the report, keep the hub running with the web console open on the demo's
+    /// review queue (printing a sign-in link for the demo's steward) until Ctrl-C.
+    #[arg(long)]
+    console: bool,
+    /// Where the console listens (HTTPS; `/metrics` in plain HTTP on the same port).
+    #[arg(long, default_value = "127.0.0.1:9464", requires = "console")]
+    console_listen: std::net::SocketAddr,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -64,7 +71,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     resolution.matching.enabled &= !args.no_matching;
     let store = EmbeddedStore::open(&dir.join("tongban.db"))?.with_resolution(resolution);
     let settings = ServerSettings::development(&pki, Default::default())?;
-    let hub = server::start(server::bind(([127, 0, 0, 1], 0).into()).await?, settings, store)?;
+    let sessions = std::sync::Arc::clone(&settings.console_sessions);
+    let admin = match args.console {
+        true => Some(
+            server::bind(args.console_listen)
+                .await
+                .with_context(|| format!("the console's address {}", args.console_listen))?,
+        ),
+        false => None,
+    };
+    let hub = server::start_with_admin(server::bind(([127, 0, 0, 1], 0).into()).await?, admin, settings, store)?;
     let endpoint = format!("https://{}", hub.addr);
     println!("Tongban demo: hub on {endpoint} (embedded store in {})", dir.display());
 
@@ -99,7 +115,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let pull_options = PullOptions::new(endpoint.clone(), dir.join("unified.jsonl"));
     let pulled = pull(&platform, &pull_options, std::future::pending()).await?;
     let again = pull(&platform, &pull_options, std::future::pending()).await?;
-    hub.shutdown().await?;
+    // With the console the hub keeps running after the report.
+    let hub = match args.console {
+        true => Some(hub),
+        false => {
+            hub.shutdown().await?;
+            None
+        }
+    };
 
     print_summary(&reports);
     let lines: u64 = reports.iter().map(|(_, r)| r.lines).sum();
@@ -128,6 +151,41 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     println!("Done in {:.2} s.", started.elapsed().as_secs_f64());
+    if let Some(hub) = hub {
+        serve_console(hub, &sessions, &pki).await?;
+    }
+    Ok(())
+}
+
+/// Keeps the demo's hub running for the web console until Ctrl-C or SIGTERM, and says
+/// how to reach it: a sign-in link for the demo's steward, or its certificates.
+async fn serve_console(
+    hub: server::RunningServer,
+    sessions: &crate::console::Sessions,
+    pki: &PkiLayout,
+) -> anyhow::Result<()> {
+    let Some(admin) = hub.admin_addr else {
+        anyhow::bail!("the console did not start");
+    };
+    let steward = Identity::Steward("steward".to_owned());
+    let token = sessions.sign_in_link(steward.clone())?;
+    println!("\nConsole: https://{admin}/review");
+    println!(
+        "  Sign in as {steward} (once, within {} minutes): https://{admin}/login?token={token}",
+        crate::console::session::LINK_LIFETIME.as_secs() / 60
+    );
+    println!(
+        "  Or present a client certificate: {} or {} (cert.pem, key.pem; CA {})",
+        pki.identity_dir(&steward).display(),
+        pki.identity_dir(&Identity::Ops).display(),
+        pki.ca_cert().display()
+    );
+    println!("  The browser will not know the demo's CA: accept its warning, or import the CA.");
+    println!("Hub and console are running; Ctrl-C stops them.");
+    // Whoever reads these lines (a person, a test) sees them now, not at exit.
+    std::io::stdout().flush()?;
+    super::shutdown_signal().await;
+    hub.shutdown().await?;
     Ok(())
 }
 

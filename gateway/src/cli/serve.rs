@@ -11,7 +11,6 @@ use crate::server::{self, ServerSettings};
 use crate::store::embedded::{EmbeddedSettings, EmbeddedStore};
 use crate::store::postgres::{PostgresSettings, PostgresStore};
 use crate::store::AnyStore;
-use crate::telemetry::admin::AdminServer;
 use crate::telemetry::{Telemetry, SERVER_LOG_FILTER};
 
 #[derive(Debug, Args)]
@@ -24,25 +23,12 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let telemetry = Telemetry::install(&config.telemetry, SERVER_LOG_FILTER)?;
-    let admin = match config.telemetry.admin_listen {
-        Some(addr) => {
-            let admin = AdminServer::start(addr, telemetry.registry.clone())
-                .await
-                .with_context(|| format!("admin port {addr}"))?;
-            tracing::info!(admin = %admin.addr, "metrics on the admin port");
-            Some(admin)
-        }
-        None => None,
-    };
-    let served = serve_hub(&config).await;
-    if let Some(admin) = admin {
-        admin.stop();
-    }
+    let served = serve_hub(&config, telemetry.registry.clone()).await;
     telemetry.shutdown();
     served
 }
 
-async fn serve_hub(config: &Config) -> anyhow::Result<()> {
+async fn serve_hub(config: &Config, metrics: prometheus::Registry) -> anyhow::Result<()> {
     let store = open_store(&config.store).await?.with_resolution(config.resolution());
     let _pool_gauge = crate::telemetry::metrics::observe_pool(store.clone());
     let tls = crate::tls::server_config(
@@ -60,6 +46,8 @@ async fn serve_hub(config: &Config) -> anyhow::Result<()> {
         sharing: config.sharing.clone(),
         feed: config.feed.settings(),
         pseudonyms: config.audit.pseudonyms(|name| std::env::var(name).ok())?,
+        console_sessions: Default::default(),
+        metrics: Some(metrics),
     };
     if settings.pseudonyms.is_none() {
         tracing::warn!(
@@ -67,8 +55,16 @@ async fn serve_hub(config: &Config) -> anyhow::Result<()> {
         );
     }
     let listener = server::bind(config.listen).await?;
+    let admin = match config.telemetry.admin_listen {
+        Some(addr) => {
+            let admin = server::bind(addr).await.with_context(|| format!("admin port {addr}"))?;
+            tracing::info!(admin = %admin.local_addr()?, "metrics (plain HTTP) and the console (HTTPS) on the admin port");
+            Some(admin)
+        }
+        None => None,
+    };
     tracing::info!(listen = %listener.local_addr()?, "tongban serving");
-    server::serve(listener, settings, store, super::shutdown_signal()).await?;
+    server::serve_with_admin(listener, admin, settings, store, super::shutdown_signal()).await?;
     Ok(())
 }
 
