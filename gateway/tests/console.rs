@@ -187,11 +187,15 @@ fn start_demo(dir: &Path, keep: &Path) -> (Demo, Served) {
         let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
         Some(url[..end].to_owned())
     });
-    let sign_in = printed.iter().find_map(|l| {
-        l.split_whitespace()
-            .find(|word| word.contains("/login?token="))
-            .map(str::to_owned)
-    });
+    // The steward's link (the ops link follows it).
+    let sign_in = printed
+        .iter()
+        .filter(|l| l.contains("Sign in as steward:"))
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|word| word.contains("/login?token="))
+                .map(str::to_owned)
+        });
     match (endpoint, console, sign_in) {
         (Some(endpoint), Some(console), Some(sign_in)) => (
             demo,

@@ -167,20 +167,8 @@ async fn serve_console(
     let Some(admin) = hub.admin_addr else {
         anyhow::bail!("the console did not start");
     };
-    let steward = Identity::Steward("steward".to_owned());
-    let token = sessions.sign_in_link(steward.clone())?;
-    println!("\nConsole: https://{admin}/review");
-    println!(
-        "  Sign in as {steward} (once, within {} minutes): https://{admin}/login?token={token}",
-        crate::console::session::LINK_LIFETIME.as_secs() / 60
-    );
-    println!(
-        "  Or present a client certificate: {} or {} (cert.pem, key.pem; CA {})",
-        pki.identity_dir(&steward).display(),
-        pki.identity_dir(&Identity::Ops).display(),
-        pki.ca_cert().display()
-    );
-    println!("  The browser will not know the demo's CA: accept its warning, or import the CA.");
+    println!();
+    super::announce_console(admin, sessions, pki)?;
     println!("Hub and console are running; Ctrl-C stops them.");
     // Whoever reads these lines (a person, a test) sees them now, not at exit.
     std::io::stdout().flush()?;

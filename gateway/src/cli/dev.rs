@@ -23,6 +23,10 @@ pub struct DevArgs {
     /// the default weights and thresholds.
     #[arg(long)]
     matching: Option<PathBuf>,
+    /// Also serve the web console (HTTPS) at this address, e.g. 127.0.0.1:9464, and
+    /// print sign-in links for the development steward and ops.
+    #[arg(long, value_name = "ADDR")]
+    console: Option<SocketAddr>,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -39,8 +43,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let settings = ServerSettings::development(&pki, Default::default())?;
     let listener = server::bind(args.listen).await?;
     let addr = listener.local_addr()?;
+    let admin = match args.console {
+        Some(console) => Some(
+            server::bind(console)
+                .await
+                .with_context(|| format!("the console's address {console}"))?,
+        ),
+        None => None,
+    };
     print_next_steps(&pki, created, addr, &db_path);
-    server::serve(listener, settings, store, super::shutdown_signal()).await?;
+    if let Some(admin) = &admin {
+        println!();
+        super::announce_console(admin.local_addr()?, &settings.console_sessions, &pki)?;
+    }
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    server::serve_with_admin(listener, admin, settings, store, super::shutdown_signal()).await?;
     Ok(())
 }
 

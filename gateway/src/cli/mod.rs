@@ -169,3 +169,28 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+/// Says where the web console of a development hub is and how to get in: a one-time
+/// sign-in link for the development steward (and one for ops), or their certificates.
+pub fn announce_console(
+    admin: std::net::SocketAddr,
+    sessions: &crate::console::Sessions,
+    pki: &crate::pki::PkiLayout,
+) -> anyhow::Result<()> {
+    use crate::identity::Identity;
+    let steward = Identity::Steward("steward".to_owned());
+    let minutes = crate::console::session::LINK_LIFETIME.as_secs() / 60;
+    println!("Console: https://{admin}/review");
+    let link = sessions.sign_in_link(steward.clone())?;
+    println!("  Sign in as {steward} (once, within {minutes} minutes): https://{admin}/login?token={link}");
+    let link = sessions.sign_in_link(Identity::Ops)?;
+    println!("  Sign in as ops (once, within {minutes} minutes): https://{admin}/login?token={link}");
+    println!(
+        "  Or present a client certificate: {} or {} (cert.pem, key.pem; CA {})",
+        pki.identity_dir(&steward).display(),
+        pki.identity_dir(&Identity::Ops).display(),
+        pki.ca_cert().display()
+    );
+    println!("  The browser does not know this hub's development CA: accept its warning, or import the CA.");
+    Ok(())
+}

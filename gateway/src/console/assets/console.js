@@ -388,12 +388,10 @@
 
   function drawFeed(svg, data) {
     const feed = data.feed || {};
-    const review = data.review || {};
     bigNumber(svg, W / 4, feed.head, 'feed head position');
-    bigNumber(svg, (3 * W) / 4, feed.lag, 'lag of the slowest open feed', feed.lag > 0 ? 'warn' : '');
-    const line = (x, text) => tip(node(svg, 'text', { x, y: 180, 'text-anchor': 'middle', class: 'label' }, text), text);
-    line(W / 4, `open feeds: ${fmt(feed.open_feeds)}`);
-    line((3 * W) / 4, `review queue: ${fmt(review.open)} open`);
+    bigNumber(svg, (3 * W) / 4, feed.lag, 'changes the slowest open feed is behind', feed.lag > 0 ? 'warn' : '');
+    const text = `feeds open on this replica: ${fmt(feed.open_feeds)}`;
+    tip(node(svg, 'text', { x: W / 2, y: 180, 'text-anchor': 'middle', class: 'label' }, text), text);
   }
 
   function drawCharts(data) {
