@@ -54,6 +54,9 @@ const HEALTH_NAMES: [&str; 6] = [
     QUALITY_SERVICE_NAME,
 ];
 
+/// How long a stopping hub waits for the admin port's requests in flight.
+const ADMIN_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a stopping server waits to store its last statistics.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -286,6 +289,7 @@ pub async fn serve_with_admin<S: Store + Clone>(
     .max_decoding_message_size(limits.max_message_bytes)
     .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
+    let admin_stopping = stopping_rx.clone();
     let unified = UnifiedServer::new(UnifiedService::new(registry, limits.stream_window.max(16), stopping_rx))
         .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
@@ -301,7 +305,9 @@ pub async fn serve_with_admin<S: Store + Clone>(
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes.saturating_mul(4));
 
-    // The admin port answers while the hub does, and stops with it.
+    // The admin port answers while the hub does: when shutdown begins it stops accepting
+    // and closes its connections once their requests are answered (a browser's
+    // keep-alive connection is not answered again), within a bound (below).
     let admin_task = match admin {
         Some(admin) => {
             let console = Arc::new(Console::new(
@@ -316,9 +322,13 @@ pub async fn serve_with_admin<S: Store + Clone>(
                     addr: "admin listener".into(),
                     source,
                 })?;
+            let mut stopping = admin_stopping;
             Some(tokio::spawn(async move {
                 let app = router.into_make_service_with_connect_info::<AdminConnection>();
-                if let Err(e) = axum::serve(admin, app).await {
+                let stop = async move {
+                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                };
+                if let Err(e) = axum::serve(admin, app).with_graceful_shutdown(stop).await {
                     tracing::warn!(error = %e, "admin port stopped");
                 }
             }))
@@ -368,8 +378,11 @@ pub async fn serve_with_admin<S: Store + Clone>(
     };
     probe.abort();
     refusals_audit.abort();
-    if let Some(admin) = admin_task {
-        admin.abort();
+    if let Some(mut admin) = admin_task {
+        if tokio::time::timeout(ADMIN_CLOSE_TIMEOUT, &mut admin).await.is_err() {
+            tracing::warn!("console connections still open {ADMIN_CLOSE_TIMEOUT:?} after shutdown began; closing them");
+            admin.abort();
+        }
     }
     // Refusals still queued are written before the hub stops, within a bound.
     let (refused, dropped) = settings.tls.refusals.take();

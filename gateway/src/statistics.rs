@@ -140,9 +140,10 @@ fn rejection_code(code: &str) -> Option<&'static str> {
     static CODES: std::sync::OnceLock<Mutex<std::collections::HashSet<&'static str>>> = std::sync::OnceLock::new();
     let plausible = !code.is_empty()
         && code.len() <= 64
+        // JSON Schema keywords are camelCase: `schema.maxLength`.
         && code
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
     if !plausible {
         return None;
     }
@@ -748,6 +749,7 @@ mod tests {
             Counter::Lookups,
             Counter::CollectionsAvoided,
             Counter::Rejected("schema.required"),
+            Counter::Rejected("schema.maxLength"),
         ]);
         for counter in counters {
             assert_eq!(Counter::from_name(&counter.name()), Some(counter), "{}", counter.name());

@@ -142,8 +142,9 @@ pub enum StewardError {
 pub enum ReviewOrder {
     /// In queue order, after queue position `after`.
     Oldest { after: i64 },
-    /// Nearest the middle of the review band first, the first `skip` of them left out.
-    MostUncertain { skip: usize },
+    /// Nearest the middle of the review band first, after pair `after` of that order
+    /// (0: from the start).
+    MostUncertain { after: i64 },
 }
 
 /// A review pair with both sides' current unified records.
@@ -235,7 +236,7 @@ impl<S: Store> StewardDesk<S> {
     ) -> Result<Vec<ReviewView>, StewardError> {
         let subject = match order {
             ReviewOrder::Oldest { after } => format!("review pairs after {after}"),
-            ReviewOrder::MostUncertain { skip } => format!("review pairs, most uncertain first, after {skip}"),
+            ReviewOrder::MostUncertain { after } => format!("review pairs, most uncertain first, after {after}"),
         };
         self.authorise(identity, "steward.reviews", &subject, "read the review queue", false)
             .await?;
@@ -244,13 +245,13 @@ impl<S: Store> StewardDesk<S> {
             n => n.min(MAX_REVIEW_PAGE),
         };
         let pairs = match order {
-            ReviewOrder::Oldest { after } if after < 0 => {
+            ReviewOrder::Oldest { after } | ReviewOrder::MostUncertain { after } if after < 0 => {
                 return Err(StewardError::InvalidArgument(format!(
                     "after must be 0 or a queue position, not {after}"
                 )))
             }
             ReviewOrder::Oldest { after } => self.store.review_queue(after, limit).await?,
-            ReviewOrder::MostUncertain { skip } => self.store.review_queue_uncertain(skip, limit).await?,
+            ReviewOrder::MostUncertain { after } => self.store.review_queue_uncertain(after, limit).await?,
         };
         let mut views = Vec::with_capacity(pairs.len());
         for pair in pairs {

@@ -25,7 +25,7 @@ use tongban_gateway::identity::Identity;
 use tongban_gateway::pki::{CertificateAuthority, IssuedCertificate, PkiLayout};
 use tongban_gateway::server::{self, RunningServer, ServerSettings};
 use tongban_gateway::store::embedded::EmbeddedStore;
-use tongban_gateway::store::AnyStore;
+use tongban_gateway::store::{AnyStore, Store};
 
 /// How a request reaches the admin port: `None` is plain TCP, else TLS with this
 /// configuration (which holds the client certificate, if any).
@@ -46,6 +46,8 @@ struct Console {
     sessions: Arc<Sessions>,
     /// A steward's certificate of the hub's own CA whose serial the hub revoked.
     revoked: IssuedCertificate,
+    /// The hub's store, for its audit log.
+    store: AnyStore,
     server: RunningServer,
     /// Holds the PKI and the store's file.
     _dir: TempDir,
@@ -72,13 +74,14 @@ impl Console {
             .into();
         let listener = server::bind(([127, 0, 0, 1], 0).into()).await.expect("bind");
         let admin = server::bind(([127, 0, 0, 1], 0).into()).await.expect("bind admin");
-        let server = server::start_with_admin(listener, Some(admin), settings, store).expect("start hub");
+        let server = server::start_with_admin(listener, Some(admin), settings, store.clone()).expect("start hub");
         let admin = server.admin_addr.expect("an admin address");
         Console {
             pki,
             admin,
             sessions,
             revoked,
+            store,
             server,
             _dir: dir,
         }
@@ -343,6 +346,16 @@ async fn certificates_decide_who_sees_what() {
         assert!(review.body.contains(part), "{part} in {}", review.body);
     }
     assert_protected(&review, "steward on /review");
+
+    // The refusals came from the steward desk, which audits them as over gRPC.
+    let log = console.store.audit_log(100).await.expect("audit log");
+    for who in ["ops", "department:tax"] {
+        assert!(
+            log.iter()
+                .any(|e| e.identity == who && e.action == "steward.reviews" && e.outcome.starts_with("refused")),
+            "{who}'s refusal is audited: {log:#?}"
+        );
+    }
     // The operations figures are the operators'.
     let figures = console.get(&steward, "/operations/data.json", &[]).await;
     assert_eq!(figures.status, 403, "{}", figures.body);

@@ -536,11 +536,11 @@ async fn a_store_of_schema_version_4_upgrades_with_its_flags_and_audit_chain(kin
         }
     }
     // Later migrations (the embedded store's 8: quarantined payloads as bytes; the index
-    // of redirecting entities, 8 on PostgreSQL and 9 embedded) are independent of 5 to 7
-    // and stay applied.
+    // of redirecting entities, 8 on PostgreSQL and 9 embedded; the index of changes by
+    // entity, 9 and 10) are independent of 5 to 7 and stay applied.
     let later: &[i64] = match kind {
-        StoreKind::Embedded => &[8, 9],
-        StoreKind::Postgres => &[8],
+        StoreKind::Embedded => &[8, 9, 10],
+        StoreKind::Postgres => &[8, 9],
     };
     assert_eq!(
         applied_migrations(&hub).await.iter().map(|m| m.0).collect::<Vec<_>>(),

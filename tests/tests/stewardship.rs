@@ -568,20 +568,48 @@ async fn the_most_uncertain_pairs_come_first_and_a_merge_is_in_the_history(kind:
 
     let oldest = hub.store.review_queue(0, 10).await.expect("queue");
     assert_eq!(oldest.len(), 2);
-    let middle = 15.0;
-    let mut expected: Vec<(f64, i64)> = oldest
-        .iter()
-        .map(|p| ((p.evidence.total - middle).abs(), p.id))
-        .collect();
-    expected.sort_by(|a, b| a.partial_cmp(b).expect("distances are numbers"));
+    // Both parties score alike; the older pair is made the less uncertain of the two
+    // (near the review threshold), so the order can only come out reversed.
+    let settings = tongban_gateway::resolve::Settings::default();
+    let person = &settings.matching.person;
+    let middle = (person.review + person.link) / 2.0;
+    let near_review = format!(
+        "UPDATE review_pairs SET total = {} WHERE id = {}",
+        person.review + 0.1,
+        oldest[0].id
+    );
+    match kind {
+        StoreKind::Embedded => {
+            let connection = rusqlite::Connection::open(hub.dir.path().join("tongban.db")).expect("open the file");
+            connection
+                .execute_batch(&near_review)
+                .expect("moved away from the middle");
+        }
+        StoreKind::Postgres => {
+            let client = hub.database.as_ref().expect("a database").connect().await;
+            client
+                .batch_execute(&near_review)
+                .await
+                .expect("moved away from the middle");
+        }
+    }
+    assert!((oldest[1].evidence.total - middle).abs() < (person.review + 0.1 - middle).abs());
     let uncertain = hub.store.review_queue_uncertain(0, 10).await.expect("uncertain order");
     let ids: Vec<i64> = uncertain.iter().map(|p| p.id).collect();
-    assert_eq!(ids, expected.iter().map(|(_, id)| *id).collect::<Vec<_>>());
-    let second = hub.store.review_queue_uncertain(1, 10).await.expect("skipped one");
+    assert_eq!(
+        ids,
+        vec![oldest[1].id, oldest[0].id],
+        "the pair nearer the middle first"
+    );
+    let second = hub
+        .store
+        .review_queue_uncertain(ids[0], 10)
+        .await
+        .expect("after the first");
     assert_eq!(second.iter().map(|p| p.id).collect::<Vec<_>>(), ids[1..].to_vec());
     assert!(hub
         .store
-        .review_queue_uncertain(2, 10)
+        .review_queue_uncertain(ids[1], 10)
         .await
         .expect("past the end")
         .is_empty());

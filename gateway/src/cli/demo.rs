@@ -169,6 +169,7 @@ async fn serve_console(
     };
     println!();
     super::announce_console(admin, sessions, pki)?;
+    open_in_browser(admin, sessions);
     println!("Hub and console are running; Ctrl-C stops them.");
     // Whoever reads these lines (a person, a test) sees them now, not at exit.
     std::io::stdout().flush()?;
@@ -260,6 +261,30 @@ fn print_unified(reports: &[(Department, PushReport)], feed: &FeedState, pulled:
             flags.join(", ")
         };
         println!("  {:<13} {flags}", department.as_str());
+    }
+}
+
+/// On a desktop, opens the review queue in the default browser, signed in as the
+/// demo's steward with a link of its own (the printed one stays unused). Without a
+/// display, or without `xdg-open`, the printed link is the way in.
+fn open_in_browser(admin: std::net::SocketAddr, sessions: &crate::console::Sessions) {
+    let desktop = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+    if !desktop {
+        return;
+    }
+    let Ok(token) = sessions.sign_in_link(Identity::Steward("steward".to_owned())) else {
+        return;
+    };
+    let opened = std::process::Command::new("xdg-open")
+        .arg(format!("https://{admin}/login?token={token}"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if opened.is_ok() {
+        println!("  Opened the review queue in your browser.");
     }
 }
 

@@ -230,16 +230,16 @@ fn history(id: &str, changes: &[Change]) -> Vec<String> {
         match (&head.merged_into, previous.get(head.unified_id.as_str())) {
             (Some(survivor), _) => parts.push(format!("merged into {survivor}")),
             (None, None) if head.version <= 1 => parts.push(format!("founded with {} source(s)", now.len())),
-            (None, before) => {
-                let empty = BTreeSet::new();
-                let before = before.unwrap_or(&empty);
+            // Older than the history shown: nothing to compare it with.
+            (None, None) => parts.push(format!("{} source(s); earlier versions are not shown", now.len())),
+            (None, Some(before)) => {
                 let joined: Vec<String> = now.difference(before).map(|m| mention(m)).collect();
                 let left: Vec<String> = before.difference(&now).map(|m| mention(m)).collect();
                 if !joined.is_empty() {
                     parts.push(format!("joined: {}", joined.join(", ")));
                 }
                 if !left.is_empty() {
-                    parts.push(format!("left (split or moved): {}", left.join(", ")));
+                    parts.push(format!("left (split, moved or withdrawn): {}", left.join(", ")));
                 }
                 if parts.is_empty() {
                     parts.push("values updated".to_owned());
@@ -268,15 +268,24 @@ pub async fn split<S: Store + Clone>(
     headers: HeaderMap,
     Form(form): Form<SplitForm>,
 ) -> Result<Response, ConsoleError> {
-    let mention = MentionRef {
+    let source = MentionRef {
         record_type: form.record_type,
         source_id: form.source_id,
         role: form.role,
         index: form.index,
     };
+    // The page may be stale: split only a mention that is still in the entity shown
+    // (a split is a steward's sticky decision, not to be made about another entity).
+    let explanation = console.desk.explain(&viewer.identity, &id).await?;
+    if !explanation.sources.iter().any(|(kept, _)| *kept == source) {
+        return Err(ConsoleError::BadRequest(format!(
+            "{} is no longer a source of {id}; reload the page",
+            mention(&source)
+        )));
+    }
     let outcome = console
         .desk
-        .act(&viewer.identity, Ok(StewardAction::Split { mention }))
+        .act(&viewer.identity, Ok(StewardAction::Split { mention: source }))
         .await?;
     if !super::wants_json(&headers) {
         let to = outcome.created.as_deref().unwrap_or(&id);

@@ -49,6 +49,9 @@ impl ConsoleError {
     }
 }
 
+/// The most of a plain refusal's text kept (axum's are a line).
+const REFUSAL_BYTES: usize = 4096;
+
 /// What a response carries of its error, for [`answer_in_kind`].
 #[derive(Clone)]
 struct ErrorMessage(String);
@@ -82,14 +85,34 @@ impl IntoResponse for ConsoleError {
     }
 }
 
-/// Turns an error page into `{"error": …}` when the request asked for JSON.
+/// Turns an error page into `{"error": …}` when the request asked for JSON; and axum's
+/// own refusals of a request it could not read (a form, a query, a path or a method it
+/// did not expect, answered in plain text) into the console's error, keeping the status.
 pub async fn answer_in_kind(request: Request, next: Next) -> Response {
     let wants_json = request
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("application/json"));
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    let plain_refusal = response.status().is_client_error()
+        && response.extensions().get::<ErrorMessage>().is_none()
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if plain_refusal {
+        let status = response.status();
+        let body = axum::body::to_bytes(std::mem::take(response.body_mut()), REFUSAL_BYTES)
+            .await
+            .unwrap_or_default();
+        let message = match String::from_utf8_lossy(&body).trim() {
+            "" => status.canonical_reason().unwrap_or("bad request").to_owned(),
+            text => text.to_owned(),
+        };
+        response = ConsoleError::BadRequest(message).into_response();
+        *response.status_mut() = status;
+    }
     match response.extensions().get::<ErrorMessage>() {
         Some(ErrorMessage(message)) if wants_json => {
             let status = response.status();

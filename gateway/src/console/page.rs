@@ -29,6 +29,8 @@ pub fn layout(viewer: &Viewer, title: &str, view: &str, main: Markup) -> Markup 
                     }
                 }
                 span #whoami { (viewer.identity.to_string()) }
+                // Ends a sign-in link's session; with a certificate there is none to end.
+                form.signout method="post" action="/logout" { button type="submit" { "Sign out" } }
             }
             p #status role="status" aria-live="polite" {}
             (main)

@@ -27,15 +27,12 @@ const PAGE: usize = 20;
 
 #[derive(Deserialize)]
 pub struct ReviewQuery {
-    /// Oldest first: the queue position the page starts after.
+    /// The pair the page starts after (0: from the start), in either order.
     #[serde(default)]
     after: i64,
     /// `uncertain`: most uncertain first (nearest the middle of the review band).
     #[serde(default)]
     order: String,
-    /// Most uncertain first: pairs of that order already shown.
-    #[serde(default)]
-    skip: usize,
 }
 
 pub async fn page<S: Store + Clone>(
@@ -45,15 +42,14 @@ pub async fn page<S: Store + Clone>(
 ) -> Result<Markup, ConsoleError> {
     let uncertain = query.order == "uncertain";
     let order = match uncertain {
-        true => ReviewOrder::MostUncertain { skip: query.skip },
+        true => ReviewOrder::MostUncertain { after: query.after },
         false => ReviewOrder::Oldest { after: query.after },
     };
     let views = console.desk.review_page(&viewer.identity, order, PAGE).await?;
-    // Decided pairs leave the queue, so after deciding a page of the uncertain order
-    // the steward reloads it rather than skipping on (the link skips what is shown).
+    // Either order goes on after the page's last pair, decided or not.
     let next = match views.last() {
         Some(_) if views.len() < PAGE => None,
-        Some(_) if uncertain => Some(format!("/review?order=uncertain&skip={}", query.skip + PAGE)),
+        Some(last) if uncertain => Some(format!("/review?order=uncertain&after={}", last.pair.id)),
         Some(last) => Some(format!("/review?after={}", last.pair.id)),
         None => None,
     };
@@ -86,7 +82,7 @@ pub async fn page<S: Store + Clone>(
                     }
                 }
                 @if views.is_empty() {
-                    p #queue-empty { "No open pairs" @if query.after > 0 || query.skip > 0 { " after this point" } ". Nothing waits for a steward." }
+                    p #queue-empty { "No open pairs" @if query.after > 0 { " after this point" } ". Nothing waits for a steward." }
                 }
                 @for view in &views { (pair(view)) }
                 @if let Some(next) = next {
@@ -205,7 +201,10 @@ fn rows(left: Option<&UnifiedRecord>, right: Option<&UnifiedRecord>) -> Vec<(Str
 
 #[derive(Deserialize)]
 pub struct Decision {
-    verdict: String,
+    /// Optional here so that a request without one reaches the desk, which audits it as
+    /// malformed (as `Stewardship.Decide` does).
+    #[serde(default)]
+    verdict: Option<String>,
 }
 
 pub async fn decide<S: Store + Clone>(
@@ -215,11 +214,12 @@ pub async fn decide<S: Store + Clone>(
     headers: HeaderMap,
     Form(decision): Form<Decision>,
 ) -> Result<Response, ConsoleError> {
-    let verdict = match decision.verdict.as_str() {
-        "same" => Ok(Verdict::Same),
-        "different" => Ok(Verdict::Different),
+    let verdict = match decision.verdict.as_deref() {
+        Some("same") => Ok(Verdict::Same),
+        Some("different") => Ok(Verdict::Different),
         other => Err(crate::stewardship::StewardError::InvalidArgument(format!(
-            "verdict must be same or different, not {other:?}"
+            "verdict must be same or different, not {}",
+            other.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"))
         ))),
     };
     let action = verdict.map(|verdict| StewardAction::Decide { pair, verdict });

@@ -252,10 +252,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Open review pairs, most uncertain first: by how far the pair's total lies from
     /// the middle of its kind's review band (between `review` and `link`), then oldest
-    /// first; the first `skip` of that order left out, at most `limit`.
+    /// first; those after pair `after` in that order (0: from the start; a pair decided
+    /// since keeps its place as a cursor), at most `limit`.
     fn review_queue_uncertain(
         &self,
-        skip: usize,
+        after: i64,
         limit: usize,
     ) -> impl std::future::Future<Output = Result<Vec<ReviewPair>, StoreError>> + Send;
 
@@ -446,10 +447,10 @@ impl Store for AnyStore {
         }
     }
 
-    async fn review_queue_uncertain(&self, skip: usize, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
+    async fn review_queue_uncertain(&self, after: i64, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
         match self {
-            AnyStore::Postgres(store) => store.review_queue_uncertain(skip, limit).await,
-            AnyStore::Embedded(store) => store.review_queue_uncertain(skip, limit).await,
+            AnyStore::Postgres(store) => store.review_queue_uncertain(after, limit).await,
+            AnyStore::Embedded(store) => store.review_queue_uncertain(after, limit).await,
         }
     }
 

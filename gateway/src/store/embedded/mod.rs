@@ -449,9 +449,9 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn review_queue_uncertain(&self, skip: usize, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
+    async fn review_queue_uncertain(&self, after: i64, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
         let middles = super::review_middles(&self.resolution);
-        self.run(move |connection| unified::select_review_queue_uncertain(connection, skip, limit, middles))
+        self.run(move |connection| unified::select_review_queue_uncertain(connection, after, limit, middles))
             .await
     }
 

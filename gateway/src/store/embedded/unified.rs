@@ -715,21 +715,23 @@ pub(super) fn select_review_queue(
 
 pub(super) fn select_review_queue_uncertain(
     connection: &rusqlite::Connection,
-    skip: usize,
+    after: i64,
     limit: usize,
     (person, organisation): (f64, f64),
 ) -> Result<Vec<ReviewPair>, StoreError> {
+    // The cursor is a pair: its distance is worked out again, by the same expression.
     let mut statement = connection
         .prepare_cached(&format!(
-            "{REVIEW_PAIRS} ORDER BY abs(r.total - CASE WHEN r.entity_id LIKE 'P%' THEN ?3 ELSE ?4 END), r.id
-             LIMIT ?2 OFFSET ?1"
+            "{REVIEW_PAIRS} AND (?1 = 0 OR
+                 (abs(r.total - CASE WHEN r.entity_id LIKE 'P%' THEN ?3 ELSE ?4 END), r.id) >
+                 (SELECT abs(p.total - CASE WHEN p.entity_id LIKE 'P%' THEN ?3 ELSE ?4 END), p.id
+                  FROM review_pairs p WHERE p.id = ?1))
+             ORDER BY abs(r.total - CASE WHEN r.entity_id LIKE 'P%' THEN ?3 ELSE ?4 END), r.id
+             LIMIT ?2"
         ))
         .map_err(classify)?;
     let rows = statement
-        .query_map(
-            params![sql_limit(skip), sql_limit(limit), person, organisation],
-            review_pair_row,
-        )
+        .query_map(params![after, sql_limit(limit), person, organisation], review_pair_row)
         .map_err(classify)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(classify)?;

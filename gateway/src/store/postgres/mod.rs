@@ -470,11 +470,11 @@ impl Store for PostgresStore {
         release(client, result)
     }
 
-    async fn review_queue_uncertain(&self, skip: usize, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
+    async fn review_queue_uncertain(&self, after: i64, limit: usize) -> Result<Vec<ReviewPair>, StoreError> {
         let middles = super::review_middles(&self.resolution);
         let client = self.client().await?;
         let result = self
-            .answered(unified::select_review_queue_uncertain(&client, skip, limit, middles))
+            .answered(unified::select_review_queue_uncertain(&client, after, limit, middles))
             .await;
         release(client, result)
     }

@@ -937,20 +937,25 @@ pub(super) async fn select_review_queue(
 
 pub(super) async fn select_review_queue_uncertain(
     client: &deadpool_postgres::Client,
-    skip: usize,
+    after: i64,
     limit: usize,
     (person, organisation): (f64, f64),
 ) -> Result<Vec<ReviewPair>, StoreError> {
+    // The cursor is a pair: its distance is worked out again, by the same expression.
     let statement = client
         .prepare_cached(&format!(
-            "{REVIEW_PAIRS} ORDER BY abs(r.total - CASE WHEN r.entity_id LIKE 'P%' THEN $3::float8 ELSE $4::float8 END), r.id
-             LIMIT $2 OFFSET $1"
+            "{REVIEW_PAIRS} AND ($1::int8 = 0 OR
+                 (abs(r.total - CASE WHEN r.entity_id LIKE 'P%' THEN $3::float8 ELSE $4::float8 END), r.id) >
+                 (SELECT abs(p.total - CASE WHEN p.entity_id LIKE 'P%' THEN $3::float8 ELSE $4::float8 END), p.id
+                  FROM review_pairs p WHERE p.id = $1))
+             ORDER BY abs(r.total - CASE WHEN r.entity_id LIKE 'P%' THEN $3::float8 ELSE $4::float8 END), r.id
+             LIMIT $2"
         ))
         .await
         .map_err(classify)?;
-    let (skip, limit) = (crate::store::sql_limit(skip), crate::store::sql_limit(limit));
+    let limit = crate::store::sql_limit(limit);
     let rows = client
-        .query(&statement, &[&skip, &limit, &person, &organisation])
+        .query(&statement, &[&after, &limit, &person, &organisation])
         .await
         .map_err(classify)?;
     review_pairs(rows)
