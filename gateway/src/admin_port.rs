@@ -68,14 +68,7 @@ impl AdminListener {
         tokio::spawn(async move {
             loop {
                 let (tcp, remote_addr) = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok(pair) => pair,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "admin port: accept failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    },
+                    accepted = crate::tls::next_connection(&listener) => accepted,
                     _ = tx.closed() => return,
                 };
                 let acceptor = acceptor.clone();

@@ -393,15 +393,7 @@ pub fn accept_loop(
     tokio::spawn(async move {
         loop {
             let (tcp, remote_addr) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, do not spin.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+                accepted = next_connection(&listener) => accepted,
                 _ = tx.closed() => return,
             };
             let _ = tcp.set_nodelay(true);
@@ -436,6 +428,20 @@ pub fn accept_loop(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// The next TCP connection of `listener`. An accept that fails (out of file descriptors
+/// and the like) is logged and tried again after a pause: never a spin.
+pub(crate) async fn next_connection(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(pair) => return pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 fn authenticate(

@@ -32,15 +32,6 @@ const SCREENSHOTS: [&str; 6] = [
     "ops-refused.png",
     "quality.png",
 ];
-const DEPARTMENTS: [&str; 7] = [
-    "tax",
-    "hrss",
-    "market",
-    "realestate",
-    "housingfund",
-    "construction",
-    "civil",
-];
 /// Payload fields that hold a person's name (or a taxpayer's, an owner's: sometimes an
 /// organisation's), in every department's export (adapters/src/*/synth.rs), at any depth.
 const NAME_FIELDS: [&str; 7] = ["xm", "hzxm", "xingming", "fddbr", "fddbrxm", "nsrmc", "qlrmc"];
@@ -237,8 +228,8 @@ fn personal_values(keep: &Path) -> Vec<String> {
         }
     }
     let (mut names, mut numbers) = (BTreeSet::new(), BTreeSet::new());
-    for department in DEPARTMENTS {
-        let path = keep.join(format!("{department}.jsonl"));
+    for department in tongban_adapters::Department::ALL {
+        let path = keep.join(format!("{}.jsonl", department.as_str()));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for line in text.lines() {
             // The demo's export also holds deliberately broken lines: skip what is not JSON.

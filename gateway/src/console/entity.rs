@@ -253,27 +253,14 @@ fn history(id: &str, changes: &[Change]) -> Vec<String> {
     events
 }
 
-#[derive(Deserialize)]
-pub struct SplitForm {
-    record_type: String,
-    source_id: String,
-    role: String,
-    index: u32,
-}
-
 pub async fn split<S: Store + Clone>(
     State(console): State<Arc<Console<S>>>,
     viewer: Viewer,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<SplitForm>,
+    // The form's hidden fields are the mention's address.
+    Form(source): Form<MentionRef>,
 ) -> Result<Response, ConsoleError> {
-    let source = MentionRef {
-        record_type: form.record_type,
-        source_id: form.source_id,
-        role: form.role,
-        index: form.index,
-    };
     // The page may be stale: split only a mention that is still in the entity shown
     // (a split is a steward's sticky decision, not to be made about another entity).
     let explanation = console.desk.explain(&viewer.identity, &id).await?;

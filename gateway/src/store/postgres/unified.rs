@@ -1032,6 +1032,11 @@ pub(super) async fn select_changes(
         .query(&statement, &[&after, &kinds, &limit])
         .await
         .map_err(classify)?;
+    changes_of(&rows)
+}
+
+/// Rows of `position, record` as changes.
+fn changes_of(rows: &[tokio_postgres::Row]) -> Result<Vec<Change>, StoreError> {
     rows.iter()
         .map(|row| {
             let position = row.try_get(0).map_err(classify)?;
@@ -1056,13 +1061,7 @@ pub(super) async fn select_entity_history(
         .map_err(classify)?;
     let limit = crate::store::sql_limit(limit);
     let rows = client.query(&statement, &[&id, &limit]).await.map_err(classify)?;
-    rows.iter()
-        .map(|row| {
-            let position = row.try_get(0).map_err(classify)?;
-            let text: String = row.try_get(1).map_err(classify)?;
-            Change::from_text(position, text).map_err(|e| json_error("a change", e))
-        })
-        .collect()
+    changes_of(&rows)
 }
 
 pub(super) async fn select_entity(
