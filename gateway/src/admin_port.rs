@@ -19,15 +19,20 @@ use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::identity::Identity;
 use crate::pki::PresentedCertificate;
+use crate::tls::{CertificateRefusal, Refusals, ServerTls};
 
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Connections the admin port holds at once, handshakes included; one more is closed
+/// at once (a flood of idle sockets cannot exhaust the process's file descriptors).
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// How one admin connection came in, for the handlers (`ConnectInfo<AdminConnection>`).
 #[derive(Debug, Clone)]
@@ -47,10 +52,10 @@ pub enum Channel {
     },
 }
 
-/// A connection of either kind.
+/// A connection of either kind, holding its place among [`MAX_CONNECTIONS`].
 pub enum AdminStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(TcpStream, OwnedSemaphorePermit),
+    Tls(Box<TlsStream<TcpStream>>, OwnedSemaphorePermit),
 }
 
 /// The admin port's connections, sniffed and (for HTTPS) handshaken on tasks of their
@@ -61,20 +66,30 @@ pub struct AdminListener {
 }
 
 impl AdminListener {
-    pub fn new(listener: TcpListener, tls: Arc<rustls::ServerConfig>, handshake_timeout: Duration) -> io::Result<Self> {
+    /// Serves `listener` with the console's TLS configuration (`tls.console`); a
+    /// certificate it cannot take is queued for the audit log like the gRPC port's.
+    pub fn new(listener: TcpListener, tls: &ServerTls, handshake_timeout: Duration) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (tx, accepted) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(tls);
+        let acceptor = TlsAcceptor::from(Arc::clone(&tls.console));
+        let refusals = Arc::clone(&tls.refusals);
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         tokio::spawn(async move {
             loop {
                 let (tcp, remote_addr) = tokio::select! {
                     accepted = crate::tls::next_connection(&listener) => accepted,
                     _ = tx.closed() => return,
                 };
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    tracing::warn!(%remote_addr, "admin port: {MAX_CONNECTIONS} connections open; closing one more");
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
+                let refusals = Arc::clone(&refusals);
                 tokio::spawn(async move {
-                    let opened = tokio::time::timeout(handshake_timeout, open(tcp, remote_addr, acceptor)).await;
+                    let opening = open(tcp, remote_addr, acceptor, slot, &refusals);
+                    let opened = tokio::time::timeout(handshake_timeout, opening).await;
                     match opened {
                         Ok(Ok(connection)) => {
                             let _ = tx.send(connection).await;
@@ -94,6 +109,8 @@ async fn open(
     tcp: TcpStream,
     remote_addr: SocketAddr,
     acceptor: TlsAcceptor,
+    slot: OwnedSemaphorePermit,
+    refusals: &Refusals,
 ) -> io::Result<(AdminStream, AdminConnection)> {
     let _ = tcp.set_nodelay(true);
     let mut first = [0u8; 1];
@@ -105,7 +122,7 @@ async fn open(
             remote_addr,
             channel: Channel::Plain,
         };
-        return Ok((AdminStream::Plain(tcp), connection));
+        return Ok((AdminStream::Plain(tcp, slot), connection));
     }
     let stream = acceptor.accept(tcp).await?;
     let certificate = stream
@@ -114,14 +131,27 @@ async fn open(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .map(|end_entity| match PresentedCertificate::parse(end_entity) {
-            Ok(presented) => presented.identity(),
+            Ok(presented) => {
+                let identity = presented.identity();
+                if let Err(reason) = &identity {
+                    // Audited as on the gRPC port (`tls.rs`); the browser is asked to
+                    // sign in.
+                    crate::telemetry::metrics::metrics().refused_certificate("no_identity");
+                    refusals.push(CertificateRefusal::of(
+                        "no Tongban identity",
+                        &presented.serial,
+                        reason.clone(),
+                    ));
+                }
+                identity
+            }
             Err(e) => Err(e.to_string()),
         });
     let connection = AdminConnection {
         remote_addr,
         channel: Channel::Tls { certificate },
     };
-    Ok((AdminStream::Tls(Box::new(stream)), connection))
+    Ok((AdminStream::Tls(Box::new(stream), slot), connection))
 }
 
 impl axum::serve::Listener for AdminListener {
@@ -153,8 +183,8 @@ impl Connected<IncomingStream<'_, AdminListener>> for AdminConnection {
 impl AsyncRead for AdminStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AdminStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            AdminStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            AdminStream::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
+            AdminStream::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -162,22 +192,22 @@ impl AsyncRead for AdminStream {
 impl AsyncWrite for AdminStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            AdminStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            AdminStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            AdminStream::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
+            AdminStream::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AdminStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            AdminStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            AdminStream::Plain(s, _) => Pin::new(s).poll_flush(cx),
+            AdminStream::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AdminStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            AdminStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            AdminStream::Plain(s, _) => Pin::new(s).poll_shutdown(cx),
+            AdminStream::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

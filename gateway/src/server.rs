@@ -317,11 +317,12 @@ pub async fn serve_with_admin<S: Store + Clone>(
                 Arc::clone(&settings.console_sessions),
             ));
             let router = crate::console::admin_router(console, settings.metrics.clone());
-            let admin = AdminListener::new(admin, Arc::clone(&settings.tls.console), settings.handshake_timeout)
-                .map_err(|source| ServerError::Bind {
+            let admin = AdminListener::new(admin, &settings.tls, settings.handshake_timeout).map_err(|source| {
+                ServerError::Bind {
                     addr: "admin listener".into(),
                     source,
-                })?;
+                }
+            })?;
             let mut stopping = admin_stopping;
             Some(tokio::spawn(async move {
                 let app = router.into_make_service_with_connect_info::<AdminConnection>();

@@ -154,7 +154,7 @@ pub struct CertificateRefusal {
 }
 
 impl CertificateRefusal {
-    fn of(claimed: &str, serial: &str, reason: String) -> CertificateRefusal {
+    pub(crate) fn of(claimed: &str, serial: &str, reason: String) -> CertificateRefusal {
         CertificateRefusal {
             certificate: format!("certificate {serial} claiming {claimed}"),
             reason,
@@ -177,7 +177,7 @@ pub struct Refusals {
 const REFUSALS_QUEUED: usize = 1024;
 
 impl Refusals {
-    fn push(&self, refusal: CertificateRefusal) {
+    pub(crate) fn push(&self, refusal: CertificateRefusal) {
         let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if queue.len() < REFUSALS_QUEUED {
             queue.push_back(refusal);

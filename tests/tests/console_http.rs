@@ -22,7 +22,7 @@ use tempfile::TempDir;
 use tongban_adapters::Department;
 use tongban_gateway::console::Sessions;
 use tongban_gateway::identity::Identity;
-use tongban_gateway::pki::{CertificateAuthority, IssuedCertificate, PkiLayout};
+use tongban_gateway::pki::{CertificateAuthority, ClientCertificateSpec, IssuedCertificate, PkiLayout};
 use tongban_gateway::server::{self, RunningServer, ServerSettings};
 use tongban_gateway::store::embedded::EmbeddedStore;
 use tongban_gateway::store::{AnyStore, Store};
@@ -402,10 +402,18 @@ async fn a_sign_in_link_opens_one_session() {
         .sessions
         .sign_in_link(Identity::Steward("wang".to_owned()))
         .expect("a link");
-    let link = format!("/login?token={token}");
-    // Over plain HTTP the link is refused before it is spent.
-    let plain = console.get(&None, &link, &[]).await;
+    // A link sent over plain HTTP is refused and spent: anyone on the way may have read it.
+    let exposed = console
+        .sessions
+        .sign_in_link(Identity::Steward("wang".to_owned()))
+        .expect("a link");
+    let exposed = format!("/login?token={exposed}");
+    let plain = console.get(&None, &exposed, &[]).await;
     assert_eq!(plain.status, 400, "{}", plain.body);
+    let after = console.get(&browser, &exposed, &[]).await;
+    assert_eq!(after.status, 401, "a link seen in clear is spent: {}", after.body);
+
+    let link = format!("/login?token={token}");
     let signed_in = console.get(&browser, &link, &[]).await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
     assert_eq!(signed_in.header("location"), Some("/review"));
@@ -457,5 +465,70 @@ async fn a_revoked_certificate_gets_no_answer() {
     let steward = console.presenting(&steward());
     let review = console.get(&steward, "/review", &[]).await;
     assert_eq!(review.status, 200, "{}", review.body);
+
+    // A certificate of the CA without a Tongban identity is asked to sign in, and is
+    // audited as on the gRPC port.
+    let ca = CertificateAuthority::load(&console.pki.ca_cert(), &console.pki.ca_key()).expect("CA");
+    let nameless = ca
+        .issue_client_with(&ClientCertificateSpec::new("urn:example:nobody"))
+        .expect("issue");
+    let tls = Some(client_config(
+        &console.pki,
+        Some((nameless.cert_pem.as_str(), nameless.key_pem.as_str())),
+    ));
+    let asked = console.get(&tls, "/review", &[]).await;
+    assert_eq!(asked.status, 401, "{}", asked.body);
+    // Refusals reach the audit log off the handshake's path: wait for them.
+    let mut log = Vec::new();
+    for _ in 0..50 {
+        log = console.store.audit_log(100).await.expect("audit log");
+        let audited = |serial: &str, reason: &str| {
+            log.iter()
+                .any(|e| e.action == "connect" && e.subject.contains(serial) && e.outcome.contains(reason))
+        };
+        if audited(&nameless.serial, "urn:tongban") && audited(&revoked.serial, "revoked") {
+            console.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("both refusals are audited: {log:#?}");
+}
+
+/// The admin port holds at most `MAX_CONNECTIONS` connections: one more is closed at
+/// once, and once they go the port answers again.
+#[tokio::test]
+async fn the_admin_port_holds_a_bounded_number_of_connections() {
+    let console = Console::start().await;
+    let mut idle = Vec::new();
+    for _ in 0..tongban_gateway::admin_port::MAX_CONNECTIONS {
+        // Connected and silent: each holds its place until the handshake timeout.
+        idle.push(tokio::net::TcpStream::connect(console.admin).await.expect("connect"));
+    }
+    // Accepted in order: the last idle one is in before the extra one is looked at.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut extra = tokio::net::TcpStream::connect(console.admin).await.expect("connect");
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::io::AsyncReadExt::read(&mut extra, &mut byte),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the connection beyond the bound was closed at once: {closed:?}"
+    );
+    drop(idle);
+    let steward = console.presenting(&steward());
+    let mut answered = None;
+    for _ in 0..50 {
+        // The dropped sockets' places come back as the hub sees them close.
+        if let Ok(review) = console.send(&steward, "GET", "/review", &[], "").await {
+            answered = Some(review.status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered, Some(200));
     console.stop().await;
 }

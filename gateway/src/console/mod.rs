@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::{from_fn, Next};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -105,7 +105,7 @@ pub fn admin_router<S: Store + Clone>(console: Arc<Console<S>>, metrics: Option<
         .layer(from_fn(session::same_origin_only))
         .layer(from_fn(error::answer_in_kind))
         .layer(from_fn(session::protective_headers))
-        .layer(from_fn(https_only))
+        .layer(from_fn_with_state(Arc::clone(&console), https_only::<S>))
         .with_state(console);
     match metrics {
         Some(registry) => pages.merge(crate::telemetry::admin::metrics_router(registry)),
@@ -114,13 +114,25 @@ pub fn admin_router<S: Store + Clone>(console: Arc<Console<S>>, metrics: Option<
 }
 
 /// Plain HTTP on the admin port is for the scraper: the console answers only over TLS,
-/// so a sign-in link or a cookie never crosses the network in clear.
-async fn https_only(request: Request, next: Next) -> Response {
+/// so a session cookie never crosses the network in clear, and a sign-in link that did
+/// (someone typed `http://`) is spent, since anyone on the way may have read it.
+async fn https_only<S: Send + Sync + 'static>(
+    State(console): State<Arc<Console<S>>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let plain = request
         .extensions()
         .get::<ConnectInfo<AdminConnection>>()
         .is_none_or(|info| matches!(info.0.channel, Channel::Plain));
     if plain {
+        let link = (request.uri().path() == "/login")
+            .then(|| request.uri().query())
+            .flatten()
+            .and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("token=")));
+        if let Some(token) = link {
+            console.sessions.discard_link(token);
+        }
         return (
             StatusCode::BAD_REQUEST,
             "The Tongban console is served over HTTPS on this port; plain HTTP answers /metrics only.\n",

@@ -116,6 +116,11 @@ impl Sessions {
         Ok((session, identity))
     }
 
+    /// Spends a link without a session (it crossed the network in clear).
+    pub fn discard_link(&self, link: &str) {
+        self.table().links.remove(&digest(link));
+    }
+
     fn session(&self, token: &str) -> Option<Identity> {
         let table = self.table();
         match table.sessions.get(&digest(token)) {
