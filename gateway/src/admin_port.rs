@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::identity::Identity;
 use crate::pki::PresentedCertificate;
-use crate::tls::{CertificateRefusal, Refusals, ServerTls};
+use crate::tls::{Refusals, ServerTls};
 
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -134,14 +134,8 @@ async fn open(
             Ok(presented) => {
                 let identity = presented.identity();
                 if let Err(reason) = &identity {
-                    // Audited as on the gRPC port (`tls.rs`); the browser is asked to
-                    // sign in.
-                    crate::telemetry::metrics::metrics().refused_certificate("no_identity");
-                    refusals.push(CertificateRefusal::of(
-                        "no Tongban identity",
-                        &presented.serial,
-                        reason.clone(),
-                    ));
+                    // Audited as on the gRPC port; the browser is asked to sign in.
+                    refusals.no_identity(&presented.serial, reason);
                 }
                 identity
             }

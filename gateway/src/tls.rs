@@ -154,7 +154,7 @@ pub struct CertificateRefusal {
 }
 
 impl CertificateRefusal {
-    pub(crate) fn of(claimed: &str, serial: &str, reason: String) -> CertificateRefusal {
+    fn of(claimed: &str, serial: &str, reason: String) -> CertificateRefusal {
         CertificateRefusal {
             certificate: format!("certificate {serial} claiming {claimed}"),
             reason,
@@ -177,7 +177,14 @@ pub struct Refusals {
 const REFUSALS_QUEUED: usize = 1024;
 
 impl Refusals {
-    pub(crate) fn push(&self, refusal: CertificateRefusal) {
+    /// A certificate of the CA that names no Tongban identity (or several): counted,
+    /// and queued for the audit log, on whichever port it was presented.
+    pub(crate) fn no_identity(&self, serial: &str, reason: &str) {
+        crate::telemetry::metrics::metrics().refused_certificate("no_identity");
+        self.push(CertificateRefusal::of("no Tongban identity", serial, reason.to_owned()));
+    }
+
+    fn push(&self, refusal: CertificateRefusal) {
         let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if queue.len() < REFUSALS_QUEUED {
             queue.push_back(refusal);
@@ -458,12 +465,7 @@ fn authenticate(
         // The connection stands (health checks need no identity); every call on it is
         // refused UNAUTHENTICATED, and the certificate is audited once here.
         tracing::info!(%remote_addr, serial = %presented.serial, %reason, "client certificate without a Tongban identity");
-        crate::telemetry::metrics::metrics().refused_certificate("no_identity");
-        refusals.push(CertificateRefusal::of(
-            "no Tongban identity",
-            &presented.serial,
-            reason.clone(),
-        ));
+        refusals.no_identity(&presented.serial, reason);
     }
     Some(AuthenticatedConnection {
         stream,
