@@ -46,13 +46,18 @@ pub async fn page<S: Store + Clone>(
         after: Some(query.after.clone()).filter(|a| !a.trim().is_empty()),
     };
     let report = console.quality.report_on(&viewer.identity, department, request).await?;
-    let next = report.next_after.as_ref().map(|after| {
-        let mut url = format!("/quality?department={department}&after={}", encode(after));
-        if !query.code.is_empty() {
-            url.push_str(&format!("&code={}", encode(&query.code)));
-        }
-        url
-    });
+    // The cursor holds `:` and whatever a source ID holds: encoded as a form's values.
+    let next = report
+        .next_after
+        .as_ref()
+        .map(|after| {
+            let code = Some(("code", query.code.as_str())).filter(|(_, c)| !c.is_empty());
+            let pairs = [("department", department.as_str()), ("after", after.as_str())];
+            serde_urlencoded::to_string(pairs.into_iter().chain(code).collect::<Vec<_>>())
+        })
+        .transpose()
+        .map_err(|_| ConsoleError::Internal)?
+        .map(|query| format!("/quality?{query}"));
     Ok(layout(
         &viewer,
         "Data quality",
@@ -102,15 +107,4 @@ pub async fn page<S: Store + Clone>(
             }
         },
     ))
-}
-
-/// Percent-encodes a query value (cursors hold `:` and whatever a source ID holds).
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
