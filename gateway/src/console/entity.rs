@@ -15,7 +15,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::error::ConsoleError;
-use super::page::layout;
+use super::page::{layout, mention};
 use super::session::Viewer;
 use super::Console;
 use crate::stewardship::{placement_summary, EntityView, StewardAction};
@@ -49,10 +49,6 @@ pub async fn page<S: Store + Clone>(
         return Ok(Redirect::to(&format!("/entities/{}", view.record.unified_id)).into_response());
     }
     Ok(layout(&viewer, &id, "entity", render(&view)).into_response())
-}
-
-fn mention(m: &MentionRef) -> String {
-    format!("{} {} {}#{}", m.record_type, m.source_id, m.role, m.index)
 }
 
 fn render(view: &EntityView) -> Markup {

@@ -89,11 +89,7 @@ impl IntoResponse for ConsoleError {
 /// own refusals of a request it could not read (a form, a query, a path or a method it
 /// did not expect, answered in plain text) into the console's error, keeping the status.
 pub async fn answer_in_kind(request: Request, next: Next) -> Response {
-    let wants_json = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/json"));
+    let wants_json = super::wants_json(request.headers());
     let mut response = next.run(request).await;
     let plain_refusal = response.status().is_client_error()
         && response.extensions().get::<ErrorMessage>().is_none()

@@ -36,7 +36,7 @@ use serde::Deserialize;
 
 pub use error::ConsoleError;
 pub use session::Sessions;
-use session::{HasSessions, Viewer};
+use session::Viewer;
 
 use crate::admin_port::{AdminConnection, Channel};
 use crate::identity::Identity;
@@ -54,12 +54,6 @@ pub struct Console<S> {
     quality: Arc<QualityDesk<S>>,
     statistics: Arc<Statistics<S>>,
     sessions: Arc<Sessions>,
-}
-
-impl<S> HasSessions for Console<S> {
-    fn sessions(&self) -> &Sessions {
-        &self.sessions
-    }
 }
 
 impl<S: Store + Clone> Console<S> {
@@ -191,10 +185,9 @@ async fn logout<S: Send + Sync + 'static>(State(console): State<Arc<Console<S>>>
         console.sessions.end(&token);
     }
     let mut response = Redirect::to("/").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        header::HeaderValue::from_static("tongban_console=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session::ended_session_cookie());
     response
 }
 

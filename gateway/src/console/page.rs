@@ -4,6 +4,7 @@
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::Viewer;
+use crate::unified::MentionRef;
 
 /// A page of the console for a signed-in viewer.
 pub fn layout(viewer: &Viewer, title: &str, view: &str, main: Markup) -> Markup {
@@ -36,6 +37,12 @@ pub fn layout(viewer: &Viewer, title: &str, view: &str, main: Markup) -> Markup 
             (main)
         },
     )
+}
+
+/// A mention by its record's address (`civil.marriage J370000-1978-000005 party#0`):
+/// what the console shows of a source, never a personal value.
+pub fn mention(m: &MentionRef) -> String {
+    format!("{} {} {}#{}", m.record_type, m.source_id, m.role, m.index)
 }
 
 /// A page without navigation: sign-in problems and refusals before anyone is known.

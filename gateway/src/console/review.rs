@@ -15,12 +15,12 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::error::ConsoleError;
-use super::page::layout;
+use super::page::{layout, mention};
 use super::session::Viewer;
 use super::Console;
 use crate::stewardship::{ReviewOrder, ReviewView, StewardAction, Verdict};
 use crate::store::Store;
-use crate::unified::{MentionRef, UnifiedRecord};
+use crate::unified::UnifiedRecord;
 
 /// Pairs per page: a steward's sitting, not the whole queue.
 const PAGE: usize = 20;
@@ -145,10 +145,6 @@ fn pair(view: &ReviewView) -> Markup {
             }
         }
     }
-}
-
-fn mention(m: &MentionRef) -> String {
-    format!("{} {} ({} #{})", m.record_type, m.source_id, m.role, m.index)
 }
 
 /// The records that make up one side.

@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::error::ConsoleError;
+use super::Console;
 use crate::admin_port::{AdminConnection, Channel};
 use crate::identity::Identity;
 
@@ -142,7 +143,12 @@ pub fn session_cookie(token: &str) -> HeaderValue {
         "{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_LIFETIME.as_secs()
     );
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("tongban_console=; Max-Age=0"))
+    HeaderValue::from_str(&value).unwrap_or_else(|_| ended_session_cookie())
+}
+
+/// The `Set-Cookie` that makes a browser forget its session.
+pub fn ended_session_cookie() -> HeaderValue {
+    HeaderValue::from_static("tongban_console=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
 /// The session token the request's cookies carry, if any.
@@ -170,15 +176,13 @@ impl Viewer {
     }
 }
 
-/// What a handler needs to know who is asking.
-pub trait HasSessions {
-    fn sessions(&self) -> &Sessions;
-}
-
-impl<T: HasSessions + Send + Sync> FromRequestParts<std::sync::Arc<T>> for Viewer {
+impl<S: Send + Sync> FromRequestParts<std::sync::Arc<Console<S>>> for Viewer {
     type Rejection = ConsoleError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &std::sync::Arc<T>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &std::sync::Arc<Console<S>>,
+    ) -> Result<Self, Self::Rejection> {
         let channel = parts
             .extensions
             .get::<ConnectInfo<AdminConnection>>()
@@ -195,7 +199,7 @@ impl<T: HasSessions + Send + Sync> FromRequestParts<std::sync::Arc<T>> for Viewe
                 )))
             }
             Some(Channel::Tls { certificate: None }) => session_token(parts)
-                .and_then(|token| state.sessions().session(&token))
+                .and_then(|token| state.sessions.session(&token))
                 .ok_or_else(|| ConsoleError::SignIn("you are not signed in".to_owned()))?,
             Some(Channel::Plain) | None => {
                 return Err(ConsoleError::BadRequest(
