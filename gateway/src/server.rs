@@ -186,7 +186,7 @@ pub fn start_with_admin<S: Store + Clone>(
         source,
     })?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_with_admin(listener, admin, settings, store, async {
+    let task = tokio::spawn(serve(listener, admin, settings, store, async {
         let _ = stop_rx.await;
     }));
     Ok(RunningServer {
@@ -197,19 +197,9 @@ pub fn start_with_admin<S: Store + Clone>(
     })
 }
 
-/// Serves until `shutdown` resolves.
-pub async fn serve<S: Store + Clone>(
-    listener: TcpListener,
-    settings: ServerSettings,
-    store: S,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
-    serve_with_admin(listener, None, settings, store, shutdown).await
-}
-
 /// Serves the hub on `listener` and, when given, the admin port on `admin`, until
 /// `shutdown` resolves.
-pub async fn serve_with_admin<S: Store + Clone>(
+pub async fn serve<S: Store + Clone>(
     listener: TcpListener,
     admin: Option<TcpListener>,
     settings: ServerSettings,

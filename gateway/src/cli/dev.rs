@@ -58,7 +58,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     use std::io::Write as _;
     std::io::stdout().flush()?;
-    server::serve_with_admin(listener, admin, settings, store, super::shutdown_signal()).await?;
+    server::serve(listener, admin, settings, store, super::shutdown_signal()).await?;
     Ok(())
 }
 

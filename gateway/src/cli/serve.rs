@@ -64,7 +64,7 @@ async fn serve_hub(config: &Config, metrics: prometheus::Registry) -> anyhow::Re
         None => None,
     };
     tracing::info!(listen = %listener.local_addr()?, "tongban serving");
-    server::serve_with_admin(listener, admin, settings, store, super::shutdown_signal()).await?;
+    server::serve(listener, admin, settings, store, super::shutdown_signal()).await?;
     Ok(())
 }
 
