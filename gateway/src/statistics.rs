@@ -310,17 +310,13 @@ impl PushWatch<'_> {
             *per_type
                 .entry((record_type, Counter::Record(result.outcome)))
                 .or_default() += 1;
-            let rejected = result.outcome == Outcome::Rejected;
-            let mut codes: Vec<&str> = result
-                .errors
-                .iter()
-                .filter(|_| rejected)
-                .map(|e| e.code.as_str())
-                .collect();
-            codes.sort_unstable();
-            codes.dedup();
-            for code in codes.into_iter().filter_map(rejection_code) {
-                *per_type.entry((record_type, Counter::Rejected(code))).or_default() += 1;
+            if result.outcome == Outcome::Rejected {
+                let mut codes: Vec<&str> = result.errors.iter().map(|e| e.code.as_str()).collect();
+                codes.sort_unstable();
+                codes.dedup();
+                for code in codes.into_iter().filter_map(rejection_code) {
+                    *per_type.entry((record_type, Counter::Rejected(code))).or_default() += 1;
+                }
             }
             for resolution in &result.resolutions {
                 if let Some(i) = RESOLVED_BY.iter().position(|b| *b == resolution.resolved_by) {
@@ -658,21 +654,13 @@ impl<S: Store> Statistics<S> {
 
     /// The feed's newest position, for `ops` (a count: no personal data).
     pub async fn feed_head(&self, identity: &Identity) -> Result<i64, StatisticsError> {
-        if *identity != Identity::Ops {
-            return Err(StatisticsError::Refused {
-                identity: identity.clone(),
-            });
-        }
+        ops_only(identity)?;
         Ok(self.store.feed_head().await?)
     }
 
     /// A report, for `ops` only. This process's latest counts are flushed first.
     pub async fn report(&self, identity: &Identity, query: &StatisticsQuery) -> Result<Report, StatisticsError> {
-        if *identity != Identity::Ops {
-            return Err(StatisticsError::Refused {
-                identity: identity.clone(),
-            });
-        }
+        ops_only(identity)?;
         let (since, until, window) = range(query, SystemTime::now())?;
         if let Err(e) = self.flush().await {
             tracing::warn!(error = %e, "statistics not stored before a report; kept for the next try");
@@ -680,6 +668,16 @@ impl<S: Store> Statistics<S> {
         let department = query.department.as_deref().map(str::trim).filter(|d| !d.is_empty());
         let rows = self.store.traffic(since, until, window, department).await?;
         Ok(report(rows, since, until, window))
+    }
+}
+
+/// Operational statistics are for `ops`.
+fn ops_only(identity: &Identity) -> Result<(), StatisticsError> {
+    match identity {
+        Identity::Ops => Ok(()),
+        other => Err(StatisticsError::Refused {
+            identity: other.clone(),
+        }),
     }
 }
 
