@@ -95,14 +95,14 @@ struct OperationsData {
 }
 
 async fn report<S: Store + Clone>(console: &Console<S>, viewer: &Viewer, minutes: u32) -> Result<Report, ConsoleError> {
-    let until = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-        + 1;
+        .map_or(0, |d| d.as_secs() as i64);
     let minutes = minutes.clamp(1, MAX_MINUTES);
+    // Until now, as `Statistics` takes an open end.
     let query = StatisticsQuery {
-        since: Some(until - i64::from(minutes) * 60),
-        until: Some(until),
+        since: Some(now - i64::from(minutes) * 60),
+        until: None,
         window_minutes: Some(1),
         department: None,
     };
