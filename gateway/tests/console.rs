@@ -32,11 +32,6 @@ const SCREENSHOTS: [&str; 6] = [
     "ops-refused.png",
     "quality.png",
 ];
-/// Payload fields that hold a person's name (or a taxpayer's, an owner's: sometimes an
-/// organisation's), in every department's export (adapters/src/*/synth.rs), at any depth.
-const NAME_FIELDS: [&str; 7] = ["xm", "hzxm", "xingming", "fddbr", "fddbrxm", "nsrmc", "qlrmc"];
-/// Payload fields that hold an identity document number.
-const NUMBER_FIELDS: [&str; 7] = ["sfzhm", "sfzh", "hzsfzh", "zjhm", "zjh", "nsrsbh", "fddbr_zjhm"];
 /// Of each kind, enough to catch a view that shows people without a slow check.
 const PERSONAL_SAMPLE: usize = 300;
 
@@ -204,44 +199,39 @@ fn start_demo(dir: &Path, keep: &Path) -> (Demo, Served) {
     }
 }
 
-/// Names and identity numbers from the department exports the demo pushed: what the
-/// operations view must never show.
+/// The people of the demo's city as its feed holds them (`unified.jsonl`, pulled by the
+/// demo): every name as typed and every identifier of every person. What the operations
+/// view must never show. Read from the unified records, so that this test needs no
+/// department's field names.
 fn personal_values(keep: &Path) -> Vec<String> {
-    fn walk(value: &Value, field: Option<&str>, names: &mut BTreeSet<String>, numbers: &mut BTreeSet<String>) {
-        match value {
-            Value::Object(map) => map.iter().for_each(|(k, v)| walk(v, Some(k.as_str()), names, numbers)),
-            Value::Array(items) => items.iter().for_each(|v| walk(v, field, names, numbers)),
-            Value::String(text) => {
-                let text = text.trim();
-                let han = text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
-                let resident_number = text.is_ascii()
-                    && text.len() == 18
-                    && text[..17].bytes().all(|b| b.is_ascii_digit())
-                    && text[17..].bytes().all(|b| b.is_ascii_digit() || b == b'X' || b == b'x');
-                if field.is_some_and(|f| NAME_FIELDS.contains(&f)) && han && text.chars().count() >= 2 {
-                    names.insert(text.to_owned());
-                } else if field.is_some_and(|f| NUMBER_FIELDS.contains(&f)) && resident_number {
-                    numbers.insert(text.to_owned());
-                }
-            }
-            _ => {}
-        }
-    }
+    let path = keep.join("unified.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (mut names, mut numbers) = (BTreeSet::new(), BTreeSet::new());
-    for department in tongban_adapters::Department::ALL {
-        let path = keep.join(format!("{}.jsonl", department.as_str()));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        for line in text.lines() {
-            // The demo's export also holds deliberately broken lines: skip what is not JSON.
-            if let Ok(envelope) = serde_json::from_str::<Value>(line) {
-                walk(&envelope["payload"], None, &mut names, &mut numbers);
+    for line in text.lines() {
+        let record: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if record["kind"] != "person" {
+            continue;
+        }
+        let strings = |value: &Value| {
+            value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        names.extend(strings(&record["variants"]["name"]));
+        for identifier in record["identifiers"].as_array().into_iter().flatten() {
+            if let Some(value) = identifier["value"].as_str() {
+                numbers.insert(value.to_owned());
             }
         }
     }
     assert!(
         !names.is_empty() && !numbers.is_empty(),
-        "names and identity numbers in the demo's exports in {}",
-        keep.display()
+        "names and identifiers of persons in {}",
+        path.display()
     );
     // Spread over the alphabet rather than the first few hundred in order.
     let sample = |set: BTreeSet<String>| {
