@@ -42,13 +42,11 @@ pub async fn page<S: Store + Clone>(
     State(console): State<Arc<Console<S>>>,
     viewer: Viewer,
     Path(id): Path<String>,
-) -> Result<Response, ConsoleError> {
+) -> Result<Markup, ConsoleError> {
+    // An absorbed ID shows its survivor, read once (the page says it was merged); a
+    // redirect would read and audit the entity a second time.
     let view = console.desk.entity(&viewer.identity, &id).await?;
-    // An absorbed ID shows its survivor, under the survivor's address.
-    if view.record.unified_id != id {
-        return Ok(Redirect::to(&format!("/entities/{}", view.record.unified_id)).into_response());
-    }
-    Ok(layout(&viewer, &id, "entity", render(&view)).into_response())
+    Ok(layout(&viewer, &view.record.unified_id, "entity", render(&view)))
 }
 
 fn render(view: &EntityView) -> Markup {
